@@ -1,0 +1,188 @@
+//! The `chats` service: CreateChat, SendMessage, ListMessages (seeds 000-001).
+//! The same chats as the `chat` service, seen with `author_id` for `user_id`.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+
+use super::body::{self, given};
+use super::chat::{bounded, members, page_limit};
+use super::AppState;
+use crate::chat::{self as chat_actor, Page, Read};
+use crate::error::{ApiError, Error, Field};
+use crate::model::{ChatId, ChatMeta, Message, MessageId, UserId};
+use crate::registry::Create;
+
+/// The `chats` service's default page size.
+const DEFAULT_LIMIT: u64 = 25;
+
+#[derive(Serialize)]
+struct ChatView<'a> {
+    id: &'a str,
+    user_ids: &'a [UserId],
+    created_at: i64,
+}
+
+impl<'a> ChatView<'a> {
+    fn new(meta: &'a ChatMeta) -> Self {
+        ChatView {
+            id: meta.id.as_str(),
+            user_ids: meta.user_ids.as_slice(),
+            created_at: meta.created_at,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct MessageView<'a> {
+    id: &'a str,
+    author_id: &'a str,
+    chat_id: &'a str,
+    text: &'a str,
+    sent_at: i64,
+    seq: u64,
+}
+
+impl<'a> MessageView<'a> {
+    fn new(chat_id: &'a ChatId, m: &'a Message) -> Self {
+        MessageView {
+            id: m.id.as_str(),
+            author_id: m.user_id.as_str(),
+            chat_id: chat_id.as_str(),
+            text: &m.text,
+            sent_at: m.sent_at,
+            seq: m.seq,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct CreateChatRequest {
+    id: Option<String>,
+    user_ids: Option<Vec<String>>,
+}
+
+pub async fn create_chat(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    create(&state, &req, payload)
+        .await
+        .map_err(|e| e.at("chats.CreateChat"))
+}
+
+async fn create(
+    state: &AppState,
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, Error> {
+    let ns = state.namespace(req)?;
+    let body: CreateChatRequest =
+        body::parse(req, payload, state.settings.server.max_body_bytes).await?;
+    let members = members(state, body.user_ids.unwrap_or_default(), 2)?;
+    let id = given(&body.id)
+        .map(|id| ChatId::parse(id, state.settings.limits.max_id_bytes))
+        .transpose()?;
+    let meta = state
+        .registry
+        .send(Create { ns, id, members })
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))??;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "chat": ChatView::new(&meta) })))
+}
+
+#[derive(Deserialize)]
+struct SendMessageRequest {
+    chat_id: Option<String>,
+    author_id: Option<String>,
+    text: Option<String>,
+    id: Option<String>,
+}
+
+pub async fn send_message(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    send(&state, &req, payload)
+        .await
+        .map_err(|e| e.at("chats.SendMessage"))
+}
+
+async fn send(
+    state: &AppState,
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, Error> {
+    let ns = state.namespace(req)?;
+    let body: SendMessageRequest =
+        body::parse(req, payload, state.settings.server.max_body_bytes).await?;
+    let author_id = given(&body.author_id).ok_or(Error::Missing(Field::AuthorId))?;
+    let chat_id = given(&body.chat_id).ok_or(Error::Missing(Field::ChatId))?;
+    let text = given(&body.text).ok_or(Error::Missing(Field::Text))?;
+    let max_id = state.settings.limits.max_id_bytes;
+    let chat_id = ChatId::parse(chat_id, max_id)?;
+    let send = chat_actor::Post {
+        user_id: UserId::parse(author_id, max_id)?,
+        text: bounded(text, state.settings.limits.max_text_bytes, "text")?,
+        subject: String::new(),
+        client_id: None,
+        id: given(&body.id)
+            .map(|id| MessageId::parse(id, max_id))
+            .transpose()?,
+    };
+    let msg = state.ask(&ns, &chat_id, send).await??;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "message": MessageView::new(&chat_id, &msg) })))
+}
+
+#[derive(Deserialize)]
+struct ListMessagesRequest {
+    chat_id: Option<String>,
+    #[serde(default, deserialize_with = "body::count")]
+    limit: Option<u64>,
+    #[serde(default, deserialize_with = "body::count")]
+    offset: Option<u64>,
+    order: Option<String>,
+}
+
+pub async fn list_messages(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    list(&state, &req, payload)
+        .await
+        .map_err(|e| e.at("chats.ListMessages"))
+}
+
+async fn list(
+    state: &AppState,
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, Error> {
+    let ns = state.namespace(req)?;
+    let body: ListMessagesRequest =
+        body::parse(req, payload, state.settings.server.max_body_bytes).await?;
+    let chat_id = given(&body.chat_id).ok_or(Error::Missing(Field::ChatId))?;
+    let chat_id = ChatId::parse(chat_id, state.settings.limits.max_id_bytes)?;
+    let newest_first = match body.order.as_deref() {
+        None | Some("") | Some("desc") => true,
+        Some("asc") => false,
+        Some(other) => {
+            return Err(Error::BadRequest(format!(
+                "order must be \"asc\" or \"desc\", not {other:?}"
+            )))
+        }
+    };
+    let page = Page::List {
+        limit: page_limit(state, body.limit, DEFAULT_LIMIT),
+        offset: body.offset.unwrap_or(0),
+        newest_first,
+    };
+    let messages = state.ask(&ns, &chat_id, Read(page)).await??;
+    let views: Vec<_> = messages
+        .iter()
+        .map(|m| MessageView::new(&chat_id, m))
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "messages": views })))
+}

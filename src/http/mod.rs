@@ -1,0 +1,112 @@
+//! The HTTP layer: routes, request parsing and validation, and the calls into the actors.
+//!
+//! Handlers parse a request once into domain types (a failure is a micro error naming the
+//! endpoint), then ask the registry or a chat actor. Chat actor addresses are cached here so a
+//! send goes straight to its chat; the registry is asked only on a miss or when a cached chat
+//! has stopped (idle chats stop themselves).
+
+mod body;
+mod chat;
+mod chats;
+mod cors;
+mod routes;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use actix::prelude::*;
+use actix_web::HttpRequest;
+
+use crate::chat::ChatActor;
+use crate::config::Settings;
+use crate::error::Error;
+use crate::model::{ChatId, Namespace};
+use crate::registry::{Lookup, Registry};
+
+pub use cors::Cors;
+pub use routes::{not_found, routes};
+
+/// What every handler shares, across all workers.
+pub struct AppState {
+    pub registry: Addr<Registry>,
+    pub settings: Arc<Settings>,
+    chats: RwLock<HashMap<(Namespace, ChatId), Addr<ChatActor>>>,
+}
+
+/// Stale entries (of chats that stopped) are swept once the cache grows past this.
+const CACHE_SWEEP_AT: usize = 4096;
+
+impl AppState {
+    pub fn new(registry: Addr<Registry>, settings: Arc<Settings>) -> AppState {
+        AppState {
+            registry,
+            settings,
+            chats: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The request's namespace: the `micro-namespace` header, `micro` when absent or empty.
+    pub fn namespace(&self, req: &HttpRequest) -> Result<Namespace, Error> {
+        match req.headers().get("micro-namespace").map(|v| v.as_bytes()) {
+            None | Some(b"") => Ok(Namespace::default_ns()),
+            Some(bytes) => {
+                let s = std::str::from_utf8(bytes)
+                    .map_err(|_| Error::BadId("namespace must be UTF-8".into()))?;
+                Namespace::parse(s, self.settings.limits.max_id_bytes)
+            }
+        }
+    }
+
+    /// Sends `msg` to a chat's actor, starting the actor if needed. Unknown chat: 404.
+    pub async fn ask<M>(&self, ns: &Namespace, id: &ChatId, msg: M) -> Result<M::Result, Error>
+    where
+        M: actix::Message + std::marker::Send + Clone + 'static,
+        M::Result: std::marker::Send,
+        ChatActor: Handler<M>,
+    {
+        let key = (ns.clone(), id.clone());
+        // A chat that stops between lookup and delivery drops the message unprocessed, so
+        // asking again is safe; three tries cover any real race.
+        for _ in 0..3 {
+            let actor = match self.cached(&key) {
+                Some(actor) => actor,
+                None => self.lookup(&key).await?,
+            };
+            match actor.send(msg.clone()).await {
+                Ok(result) => return Ok(result),
+                Err(_) => self.forget(&key),
+            }
+        }
+        Err(Error::Internal("the chat kept stopping; try again".into()))
+    }
+
+    fn cached(&self, key: &(Namespace, ChatId)) -> Option<Addr<ChatActor>> {
+        let chats = self.chats.read().unwrap_or_else(|p| p.into_inner());
+        chats.get(key).filter(|a| a.connected()).cloned()
+    }
+
+    async fn lookup(&self, key: &(Namespace, ChatId)) -> Result<Addr<ChatActor>, Error> {
+        let lookup = Lookup {
+            ns: key.0.clone(),
+            id: key.1.clone(),
+        };
+        let actor = self
+            .registry
+            .send(lookup)
+            .await
+            .map_err(|e| Error::Internal(format!("registry: {e}")))??;
+        let mut chats = self.chats.write().unwrap_or_else(|p| p.into_inner());
+        if chats.len() >= CACHE_SWEEP_AT {
+            chats.retain(|_, a| a.connected());
+        }
+        chats.insert(key.clone(), actor.clone());
+        Ok(actor)
+    }
+
+    fn forget(&self, key: &(Namespace, ChatId)) {
+        self.chats
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
+    }
+}

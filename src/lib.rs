@@ -1,0 +1,19 @@
+//! chatd: a self-hosted chat server speaking the m3o `chat` and `chats` APIs.
+//!
+//! How a message travels, top to bottom (each module opens with its own story):
+//! - [`http`]: parse, validate, answer with a micro error body on any failure;
+//! - [`registry`]: finds (or starts) the actor of a chat;
+//! - [`chat`]: one actor per chat assigns seq, de-duplicates by client id, answers once durable;
+//! - [`store`]: the shared write-ahead log with group commit, snapshots, recovery.
+//!
+//! [`model`] and [`error`] sit below them all; [`startup`] wires them together.
+
+pub mod chat;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod model;
+pub mod registry;
+pub mod startup;
+pub mod store;

@@ -1,0 +1,162 @@
+//! The domain types every layer shares: ids that are valid by construction, chats and messages.
+//!
+//! Ids arrive as client strings. They are parsed once, at the edge, into these types; after that
+//! nobody checks them again. They are data only: no id ever becomes part of a file path.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+use crate::error::Error;
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Accepts 1 to `max_bytes` bytes of UTF-8 without control characters.
+            pub fn parse(s: &str, max_bytes: usize) -> Result<Self, Error> {
+                check_id(s, max_bytes, $what).map(|()| Self(s.to_owned()))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A tenant: chats in different namespaces never see each other.
+    Namespace,
+    "namespace"
+);
+id_type!(ChatId, "chat id");
+id_type!(UserId, "user id");
+id_type!(
+    /// The sender's own id for a message; a chat stores each client id once (retry safety).
+    ClientId,
+    "client id"
+);
+id_type!(MessageId, "message id");
+
+impl Namespace {
+    /// The namespace of requests that name none.
+    pub fn default_ns() -> Self {
+        Namespace("micro".to_owned())
+    }
+}
+
+impl ChatId {
+    pub fn random() -> Self {
+        ChatId(uuid::Uuid::new_v4().to_string())
+    }
+}
+
+impl ClientId {
+    pub fn random() -> Self {
+        ClientId(uuid::Uuid::new_v4().to_string())
+    }
+}
+
+impl MessageId {
+    pub fn random() -> Self {
+        MessageId(uuid::Uuid::new_v4().to_string())
+    }
+}
+
+impl From<ClientId> for MessageId {
+    fn from(c: ClientId) -> Self {
+        MessageId(c.0)
+    }
+}
+
+impl From<MessageId> for ClientId {
+    fn from(m: MessageId) -> Self {
+        ClientId(m.0)
+    }
+}
+
+fn check_id(s: &str, max_bytes: usize, what: &str) -> Result<(), Error> {
+    if s.is_empty() || s.len() > max_bytes {
+        return Err(Error::BadId(format!(
+            "{what} must be 1 to {max_bytes} bytes"
+        )));
+    }
+    if s.chars().any(char::is_control) {
+        return Err(Error::BadId(format!(
+            "{what} must not contain control characters"
+        )));
+    }
+    Ok(())
+}
+
+/// A sorted, de-duplicated, non-empty set of members: the key that makes `New` idempotent.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Members(Vec<UserId>);
+
+impl Members {
+    pub fn new(mut ids: Vec<UserId>) -> Option<Self> {
+        ids.sort();
+        ids.dedup();
+        (!ids.is_empty()).then_some(Members(ids))
+    }
+
+    pub fn contains(&self, user: &UserId) -> bool {
+        self.0.binary_search(user).is_ok()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn as_slice(&self) -> &[UserId] {
+        &self.0
+    }
+}
+
+/// What a chat is, apart from its messages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMeta {
+    pub id: ChatId,
+    pub user_ids: Members,
+    /// Unix seconds.
+    pub created_at: i64,
+    pub name: String,
+    pub description: String,
+    pub private: bool,
+}
+
+/// One stored message. `seq` is its 1-based place in its chat's log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub seq: u64,
+    pub id: MessageId,
+    pub client_id: ClientId,
+    pub user_id: UserId,
+    pub subject: String,
+    pub text: String,
+    /// Unix seconds.
+    pub sent_at: i64,
+}
+
+/// Unix seconds now.
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

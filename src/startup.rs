@@ -1,0 +1,124 @@
+//! Builds the running server: recover the store, start the registry, bind, serve.
+//! Tests start it the same way on port 0 with a temporary data dir.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{web, App, HttpServer};
+
+use crate::config::Settings;
+use crate::http::{routes, AppState, Cors};
+use crate::registry::{Registry, Shutdown};
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Config(String),
+    #[error("could not open the data dir: {0}")]
+    Store(#[from] StoreError),
+    #[error("could not listen: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("final checkpoint failed: {0}")]
+    Shutdown(String),
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    registry: Addr<Registry>,
+}
+
+impl Application {
+    /// Recovers the data dir and binds the listener; serving starts with [`run_until_stopped`].
+    ///
+    /// [`run_until_stopped`]: Application::run_until_stopped
+    pub async fn build(settings: Settings) -> Result<Application, StartError> {
+        settings.check_anonymous().map_err(StartError::Config)?;
+        if settings.anonymous() {
+            tracing::warn!(host = %settings.server.host, "no API keys or user token secrets are configured: serving anonymous requests");
+        }
+        let settings = Arc::new(settings);
+        let (store, recovered) = Store::open(&settings.storage)?;
+        tracing::info!(chats = recovered.catalog.chats.len(), data_dir = %settings.storage.data_dir.display(), "store recovered");
+        let registry = Registry::new(store, recovered, settings.clone()).start();
+
+        let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))?;
+        let port = listener.local_addr()?.port();
+        let state = web::Data::new(AppState::new(registry.clone(), settings.clone()));
+        let origins = settings.server.cors_origins.clone();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .wrap(Cors::new(origins.clone()))
+                .app_data(state.clone())
+                .configure(routes)
+                .default_service(web::to(crate::http::not_found))
+        })
+        .listen(listener)?
+        // Our own signal handling (below): actix-server's would stop the whole actor system,
+        // chat actors included, before the final checkpoint could snapshot them.
+        .disable_signals()
+        .shutdown_timeout(5);
+        if settings.server.workers > 0 {
+            server = server.workers(settings.server.workers);
+        }
+        tracing::info!(host = %settings.server.host, port, "chatd listening");
+        Ok(Application {
+            port,
+            server: server.run(),
+            registry,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn registry(&self) -> Addr<Registry> {
+        self.registry.clone()
+    }
+
+    /// Stops the server as SIGTERM would.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until SIGINT/SIGTERM (or [`handle`](Application::handle)`.stop`): stop accepting,
+    /// give in-flight requests up to 5 s, then snapshot every chat and flush the log.
+    pub async fn run_until_stopped(self) -> Result<(), StartError> {
+        let handle = self.server.handle();
+        actix_web::rt::spawn(async move {
+            if let Some(signal) = shutdown_signal().await {
+                tracing::info!(signal, "shutting down gracefully");
+                handle.stop(true).await;
+            }
+        });
+        self.server.await?;
+        tracing::info!("stopped serving; writing a final checkpoint");
+        match self.registry.send(Shutdown).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(err)) => Err(StartError::Shutdown(err.to_string())),
+            Err(err) => Err(StartError::Shutdown(err.to_string())),
+        }
+    }
+}
+
+/// Resolves with the name of the first SIGTERM or SIGINT.
+async fn shutdown_signal() -> Option<&'static str> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!(
+            "could not listen for SIGTERM/SIGINT; stop chatd with SIGKILL only after a checkpoint"
+        );
+        return None;
+    };
+    tokio::select! {
+        _ = term.recv() => Some("SIGTERM"),
+        _ = int.recv() => Some("SIGINT"),
+    }
+}

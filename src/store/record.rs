@@ -1,0 +1,67 @@
+//! What the write-ahead log and the snapshots hold. Plain structs and enums only:
+//! serde attributes such as `flatten`, `skip` or `tag` would lose data under bincode.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{ChatMeta, ClientId, Message, Namespace};
+
+/// Chats are known on disk by a number the server allocates, never by a client's string.
+pub type ChatNo = u64;
+
+/// One entry of the shared write-ahead log.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Record {
+    ChatCreated {
+        chat: ChatNo,
+        ns: Namespace,
+        meta: ChatMeta,
+    },
+    Message {
+        chat: ChatNo,
+        msg: Message,
+    },
+}
+
+/// A position in the log: a segment number and a byte offset in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Pos {
+    pub segment: u64,
+    pub offset: u64,
+}
+
+/// Where one record lies: its position and its framed length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Loc {
+    pub pos: Pos,
+    pub len: u32,
+}
+
+/// A chat's index: where each of its messages lies in the log (seq = index + 1) and its
+/// client id, from which the chat rebuilds its de-duplication map.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ChatIndex {
+    pub chat: ChatNo,
+    pub entries: Vec<IndexEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IndexEntry {
+    pub loc: Loc,
+    pub client_id: ClientId,
+}
+
+/// Every chat's metadata and the log position up to which every chat's snapshot is complete.
+/// Restart replays the log from `pos` only.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Catalog {
+    pub pos: Option<Pos>,
+    pub next_chat: ChatNo,
+    pub chats: Vec<CatalogEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CatalogEntry {
+    pub chat: ChatNo,
+    pub ns: Namespace,
+    pub meta: ChatMeta,
+}

@@ -1,0 +1,60 @@
+//! Snapshot files: one checksummed frame each, replaced atomically.
+//!
+//! A snapshot is written to a temporary file, fsynced, renamed over the old one, and the directory
+//! is fsynced, so a crash leaves either the old snapshot or the new one, never a mix. Snapshots
+//! hold indexes, not messages: the log stays the one copy of every message, and a damaged
+//! snapshot is rebuilt from it.
+
+use std::fs::{self, File};
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::codec::{self, Frame};
+use super::record::ChatNo;
+use super::{io_error, sync_dir, StoreError};
+
+pub fn chat_path(dir: &Path, chat: ChatNo) -> PathBuf {
+    dir.join(format!("chat-{chat:016x}.snap"))
+}
+
+pub fn catalog_path(dir: &Path) -> PathBuf {
+    dir.join("catalog.snap")
+}
+
+/// Writes `value` to `path` so that a crash at any moment leaves a whole snapshot there.
+pub fn write<T: Serialize>(path: &Path, value: &T) -> Result<(), StoreError> {
+    let bytes = codec::frame(value)?;
+    let tmp = path.with_extension("snap.tmp");
+    let mut file = File::create(&tmp).map_err(io_error)?;
+    file.write_all(&bytes).map_err(io_error)?;
+    file.sync_all().map_err(io_error)?;
+    drop(file);
+    fs::rename(&tmp, path).map_err(io_error)?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
+}
+
+/// Reads a snapshot: `Ok(None)` if there is none, an error if it fails its checksum.
+pub fn read<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, StoreError> {
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_error(e)),
+    };
+    match codec::read_frame(&bytes) {
+        Frame::Valid { payload, len } if len == bytes.len() => codec::decode(payload).map(Some),
+        _ => Err(StoreError::Corrupt(format!(
+            "snapshot {} fails its checksum",
+            path.display()
+        ))),
+    }
+}
+
+pub fn remove(path: &Path) -> Result<(), StoreError> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != ErrorKind::NotFound => Err(io_error(e)),
+        _ => Ok(()),
+    }
+}
