@@ -6,19 +6,26 @@
 //! answered and visible. A retry of a `client_id` that is still waiting for its fsync joins that
 //! wait; it never writes a second record.
 //!
-//! A chat with no traffic for `chat.idle_timeout_secs` snapshots its index and stops; the
-//! registry starts it again from the snapshot when it is next needed.
+//! Subscribers (streams) get each durable message in seq order through a bounded queue. The JSON
+//! is encoded once per message and shared; a subscriber whose queue is full is dropped and told
+//! why, so a slow reader can neither slow the chat down nor grow memory without bound.
+//!
+//! A chat with no traffic and no subscribers for `chat.idle_timeout_secs` snapshots its index and
+//! stops; the registry starts it again from the snapshot when it is next needed.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use tokio::sync::oneshot;
+use bytestring::ByteString;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::config::{Membership, Settings};
 use crate::error::Error;
-use crate::model::{now_secs, ChatMeta, ClientId, Message, MessageId, Namespace, UserId};
+use crate::model::{
+    now_secs, ChatMeta, ClientId, Message, MessageId, MessageView, Namespace, UserId,
+};
 use crate::registry::{ChatStopped, Registry};
 use crate::store::record::{ChatIndex, ChatNo, IndexEntry, Loc, Record};
 use crate::store::{Store, StoreError};
@@ -57,6 +64,26 @@ pub struct ChatActor {
     /// Set when the chat's stored data failed a check or the log failed: it refuses service.
     broken: Option<Error>,
     last_used: Instant,
+    subscribers: Vec<Subscriber>,
+}
+
+/// One message of a chat's stream: its seq and its JSON, encoded once and shared.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub seq: u64,
+    pub json: ByteString,
+}
+
+/// Why the chat ended a subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Close {
+    /// Its queue was full: the reader is too slow. It may resume with `since`.
+    SlowReader,
+}
+
+struct Subscriber {
+    events: mpsc::Sender<Event>,
+    close: mpsc::Sender<Close>,
 }
 
 impl ChatActor {
@@ -71,6 +98,7 @@ impl ChatActor {
             snapshotted: 0,
             broken: None,
             last_used: Instant::now(),
+            subscribers: Vec::new(),
         }
     }
 
@@ -155,9 +183,35 @@ impl ChatActor {
         });
     }
 
+    /// Hands a durable message to every subscriber; drops those that cannot keep up.
+    fn broadcast(&mut self, msg: &Message) {
+        if self.subscribers.is_empty() {
+            return;
+        }
+        let json =
+            serde_json::to_string(&MessageView::new(&self.init.meta.id, msg)).unwrap_or_default();
+        let event = Event {
+            seq: msg.seq,
+            json: ByteString::from(json),
+        };
+        self.subscribers
+            .retain(|sub| match sub.events.try_send(event.clone()) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    let _ = sub.close.try_send(Close::SlowReader);
+                    false
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            });
+    }
+
     fn check_idle(&mut self, ctx: &mut Context<Self>) {
         let idle = Duration::from_secs(self.init.settings.chat.idle_timeout_secs);
-        if self.pending.is_empty() && self.last_used.elapsed() >= idle {
+        self.subscribers.retain(|sub| !sub.events.is_closed());
+        if self.pending.is_empty()
+            && self.subscribers.is_empty()
+            && self.last_used.elapsed() >= idle
+        {
             tracing::debug!(chat = self.init.no, "idle; snapshotting and stopping");
             // A chat whose snapshot failed stays up: its index is the only one that is current.
             self.snapshot(ctx, |res, _, ctx| {
@@ -344,6 +398,7 @@ impl Handler<Durable> for ChatActor {
                 self.index.push(loc);
                 self.by_client
                     .insert(pending.msg.client_id.clone(), pending.msg.seq);
+                self.broadcast(&pending.msg);
                 Ok(pending.msg)
             }
             Err(err) => {
@@ -424,6 +479,31 @@ impl Handler<Read> for ChatActor {
             return ready(Err(err.clone()));
         }
         self.read(page.seqs(self.index.len() as u64))
+    }
+}
+
+/// Subscribe to the chat's messages. Answers the last durable seq at this moment: every later
+/// message arrives on `events`; earlier ones are for the subscriber to read (its replay).
+#[derive(Message, Clone)]
+#[rtype(result = "Result<u64, Error>")]
+pub struct Subscribe {
+    pub events: mpsc::Sender<Event>,
+    pub close: mpsc::Sender<Close>,
+}
+
+impl Handler<Subscribe> for ChatActor {
+    type Result = Result<u64, Error>;
+
+    fn handle(&mut self, sub: Subscribe, _: &mut Self::Context) -> Self::Result {
+        self.last_used = Instant::now();
+        if let Some(err) = &self.broken {
+            return Err(err.clone());
+        }
+        self.subscribers.push(Subscriber {
+            events: sub.events,
+            close: sub.close,
+        });
+        Ok(self.index.len() as u64)
     }
 }
 

@@ -160,3 +160,31 @@ pub fn now_secs() -> i64 {
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
 }
+
+/// A message as the `chat` service shows it (and as streams deliver it).
+#[derive(Debug, Serialize)]
+pub struct MessageView<'a> {
+    pub id: &'a str,
+    pub client_id: &'a str,
+    pub chat_id: &'a str,
+    pub user_id: &'a str,
+    pub subject: &'a str,
+    pub text: &'a str,
+    pub sent_at: i64,
+    pub seq: u64,
+}
+
+impl<'a> MessageView<'a> {
+    pub fn new(chat_id: &'a ChatId, m: &'a Message) -> Self {
+        MessageView {
+            id: m.id.as_str(),
+            client_id: m.client_id.as_str(),
+            chat_id: chat_id.as_str(),
+            user_id: m.user_id.as_str(),
+            subject: &m.subject,
+            text: &m.text,
+            sent_at: m.sent_at,
+            seq: m.seq,
+        }
+    }
+}

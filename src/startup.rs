@@ -7,6 +7,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App, HttpServer};
+use tokio::sync::watch;
 
 use crate::config::Settings;
 use crate::http::{routes, AppState, Cors};
@@ -29,6 +30,22 @@ pub struct Application {
     port: u16,
     server: Server,
     registry: Addr<Registry>,
+    shutdown: Arc<watch::Sender<bool>>,
+}
+
+/// Stops a running [`Application`] as SIGTERM does: streams close with 1001, then the server
+/// stops accepting and gives in-flight requests up to 5 s.
+#[derive(Clone)]
+pub struct Stopper {
+    server: ServerHandle,
+    shutdown: Arc<watch::Sender<bool>>,
+}
+
+impl Stopper {
+    pub async fn stop(&self, graceful: bool) {
+        let _ = self.shutdown.send(true);
+        self.server.stop(graceful).await;
+    }
 }
 
 impl Application {
@@ -47,7 +64,12 @@ impl Application {
 
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))?;
         let port = listener.local_addr()?.port();
-        let state = web::Data::new(AppState::new(registry.clone(), settings.clone()));
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let state = web::Data::new(AppState::new(
+            registry.clone(),
+            settings.clone(),
+            shutdown_rx,
+        ));
         let origins = settings.server.cors_origins.clone();
         let mut server = HttpServer::new(move || {
             App::new()
@@ -69,6 +91,7 @@ impl Application {
             port,
             server: server.run(),
             registry,
+            shutdown: Arc::new(shutdown),
         })
     }
 
@@ -81,14 +104,17 @@ impl Application {
     }
 
     /// Stops the server as SIGTERM would.
-    pub fn handle(&self) -> ServerHandle {
-        self.server.handle()
+    pub fn handle(&self) -> Stopper {
+        Stopper {
+            server: self.server.handle(),
+            shutdown: self.shutdown.clone(),
+        }
     }
 
     /// Serves until SIGINT/SIGTERM (or [`handle`](Application::handle)`.stop`): stop accepting,
     /// give in-flight requests up to 5 s, then snapshot every chat and flush the log.
     pub async fn run_until_stopped(self) -> Result<(), StartError> {
-        let handle = self.server.handle();
+        let handle = self.handle();
         actix_web::rt::spawn(async move {
             if let Some(signal) = shutdown_signal().await {
                 tracing::info!(signal, "shutting down gracefully");

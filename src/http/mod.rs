@@ -10,6 +10,7 @@ mod chat;
 mod chats;
 mod cors;
 mod routes;
+mod stream;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -30,6 +31,8 @@ pub use routes::{not_found, routes};
 pub struct AppState {
     pub registry: Addr<Registry>,
     pub settings: Arc<Settings>,
+    /// Turns true when the server begins to shut down: streams close with 1001.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
     chats: RwLock<HashMap<(Namespace, ChatId), Addr<ChatActor>>>,
 }
 
@@ -37,10 +40,15 @@ pub struct AppState {
 const CACHE_SWEEP_AT: usize = 4096;
 
 impl AppState {
-    pub fn new(registry: Addr<Registry>, settings: Arc<Settings>) -> AppState {
+    pub fn new(
+        registry: Addr<Registry>,
+        settings: Arc<Settings>,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> AppState {
         AppState {
             registry,
             settings,
+            shutdown,
             chats: RwLock::new(HashMap::new()),
         }
     }

@@ -3,7 +3,7 @@
 
 use actix_web::{web, HttpResponse};
 
-use super::{chat, chats};
+use super::{chat, chats, stream};
 use crate::error::{ApiError, Error};
 
 /// The three paths of one endpoint.
@@ -62,6 +62,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         "ListMessages",
         "chats.ListMessages",
         chats::list_messages,
+    );
+    // Streams: GET (a WebSocket upgrade or Server-Sent Events) on Connect's three paths.
+    cfg.service(
+        web::resource(paths("chat", "Connect"))
+            .route(web::get().to(stream::connect))
+            .default_service(web::to(|| async {
+                Err::<HttpResponse, _>(Error::MethodNotAllowed("GET").at("chat.Connect"))
+            })),
     );
     cfg.route(
         "/health",
