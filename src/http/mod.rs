@@ -11,6 +11,7 @@ mod chats;
 mod cors;
 mod routes;
 mod stream;
+mod web;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};

@@ -71,6 +71,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 Err::<HttpResponse, _>(Error::MethodNotAllowed("GET").at("chat.Connect"))
             })),
     );
+    // The chat page and the browser client.
+    super::web::routes(cfg);
     cfg.route(
         "/health",
         web::get().to(|| async { HttpResponse::Ok().json(serde_json::json!({ "status": "ok" })) }),

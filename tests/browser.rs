@@ -1,0 +1,153 @@
+//! The chat page in a real browser: `node e2e/chat.spec.mjs` drives headless Chromium
+//! (Debian's `chromium`, through playwright-core) against a server started here. Two pages talk
+//! to each other, then one loses its connection and must show every message once after it
+//! reconnects.
+//!
+//! Needs `/usr/bin/chromium` (`apt-get install chromium`) and `e2e/node_modules` (`npm ci` in
+//! `e2e/`). Without them the test fails, unless `CHATD_SKIP_BROWSER=1` says to skip it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use actix_web::http::StatusCode;
+use chatd::config::Settings;
+use chatd::startup::Application;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// The real server on port 0 with a temporary data dir; returns its address.
+async fn start() -> (String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut settings = Settings::default();
+    settings.server.port = 0;
+    settings.server.workers = 2;
+    settings.storage.data_dir = dir.path().to_path_buf();
+    let app = Application::build(settings)
+        .await
+        .expect("the server starts");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    actix_web::rt::spawn(app.run_until_stopped());
+    (address, dir)
+}
+
+fn e2e_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e")
+}
+
+/// What is missing for the browser test, if anything.
+fn missing() -> Vec<String> {
+    let mut missing = Vec::new();
+    if !Path::new(CHROMIUM).exists() {
+        missing.push(format!("{CHROMIUM} (apt-get install -y chromium)"));
+    }
+    if !e2e_dir().join("node_modules/playwright-core").exists() {
+        missing.push("e2e/node_modules (cd e2e && npm ci)".into());
+    }
+    if Command::new("node").arg("--version").output().is_err() {
+        missing.push("node (apt-get install -y nodejs)".into());
+    }
+    missing
+}
+
+#[actix_web::test]
+async fn two_pages_talk_and_a_dropped_connection_loses_and_repeats_nothing() {
+    let missing = missing();
+    if !missing.is_empty() {
+        if std::env::var("CHATD_SKIP_BROWSER").as_deref() == Ok("1") {
+            println!(
+                "skipped the browser test (CHATD_SKIP_BROWSER=1); missing: {}",
+                missing.join(", ")
+            );
+            return;
+        }
+        panic!(
+            "the browser test needs {}; install them, or set CHATD_SKIP_BROWSER=1 to skip it",
+            missing.join(" and ")
+        );
+    }
+    let (address, _dir) = start().await;
+    // The chat actors run on this thread: wait for node without blocking it.
+    let url = address.clone();
+    let output = actix_web::rt::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg("chat.spec.mjs")
+            .current_dir(e2e_dir())
+            .env("CHATD_URL", url)
+            .env("CHROMIUM_PATH", CHROMIUM)
+            .output()
+    })
+    .await
+    .expect("the node task")
+    .expect("node runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("{stdout}");
+    eprintln!("{stderr}");
+    assert!(
+        output.status.success(),
+        "e2e/chat.spec.mjs failed against {address} ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
+}
+
+/// The page and the client are served from the binary, whatever is installed.
+#[actix_web::test]
+async fn the_page_and_the_client_are_served() {
+    let (address, _dir) = start().await;
+    let client = awc::Client::default();
+    for (path, content_type, needle) in [
+        ("/", "text/html", "<script src=\"/chatd.js\""),
+        ("/chatd.js", "application/javascript", "class ChatdStream"),
+        ("/app.js", "application/javascript", "chat.connect"),
+        ("/style.css", "text/css", "#messages"),
+    ] {
+        let mut res = client
+            .get(format!("{address}{path}"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        assert_eq!(res.status(), StatusCode::OK, "GET {path}");
+        let header = |name: &str| {
+            res.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned()
+        };
+        assert!(
+            header("content-type").starts_with(content_type),
+            "GET {path}: content-type {:?}",
+            header("content-type")
+        );
+        assert_eq!(header("cache-control"), "no-cache", "GET {path}");
+        let etag = header("etag");
+        assert!(!etag.is_empty(), "GET {path}: no ETag");
+        let body = res.body().await.expect("body");
+        let body = String::from_utf8_lossy(&body);
+        assert!(
+            body.contains(needle),
+            "GET {path}: no {needle:?} in the body"
+        );
+
+        let res = client
+            .get(format!("{address}{path}"))
+            .insert_header(("if-none-match", etag.as_str()))
+            .send()
+            .await
+            .expect("conditional GET");
+        assert_eq!(
+            res.status(),
+            StatusCode::NOT_MODIFIED,
+            "GET {path} with its ETag"
+        );
+    }
+
+    let mut res = client
+        .post(format!("{address}/chatd.js"))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let body: serde_json::Value = res.json().await.expect("a micro error");
+    assert_eq!(body["id"], "chatd.Web.MethodNotAllowed");
+}
