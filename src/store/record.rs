@@ -20,6 +20,16 @@ pub enum Record {
         chat: ChatNo,
         msg: Message,
     },
+    /// New metadata (members, invites) for a chat; replaces the old.
+    ChatUpdated {
+        chat: ChatNo,
+        meta: ChatMeta,
+    },
+    ChatDeleted {
+        chat: ChatNo,
+    },
+    /// What a deleted chat's message record is overwritten with, in place and of the same length.
+    Erased(Vec<u8>),
 }
 
 /// A position in the log: a segment number and a byte offset in it.

@@ -43,6 +43,7 @@ pub fn recover(layout: &Layout) -> Result<Recovered, StoreError> {
     let mut known: HashSet<ChatNo> = catalog.chats.iter().map(|c| c.chat).collect();
     let mut tails: BTreeMap<ChatNo, Vec<(u64, IndexEntry)>> = BTreeMap::new();
     let mut unavailable = HashSet::new();
+    let mut deleted = Vec::new();
     let end = scan(
         layout,
         &segments,
@@ -64,8 +65,28 @@ pub fn recover(layout: &Layout) -> Result<Recovered, StoreError> {
                     },
                 ));
             }
+            Record::ChatUpdated { chat, meta } => {
+                if let Some(entry) = catalog.chats.iter_mut().find(|c| c.chat == chat) {
+                    entry.meta = meta;
+                }
+            }
+            Record::ChatDeleted { chat } => {
+                catalog.chats.retain(|c| c.chat != chat);
+                known.remove(&chat);
+                let tail = tails.remove(&chat).unwrap_or_default();
+                deleted.push((
+                    chat,
+                    tail.into_iter().map(|(_, e)| e.loc).collect::<Vec<Loc>>(),
+                ));
+            }
+            Record::Erased(_) => {}
         },
     )?;
+
+    // A crash may have come between a deletion and its erasure: finish it.
+    for (chat, tail) in deleted {
+        erase_deleted(layout, &segments, chat, tail)?;
+    }
 
     for (chat, tail) in tails {
         if !known.contains(&chat) {
@@ -90,6 +111,32 @@ pub fn recover(layout: &Layout) -> Result<Recovered, StoreError> {
         end,
         unavailable,
     })
+}
+
+/// Overwrites every message record of a deleted chat: those its snapshot knows and those in
+/// the replayed tail (or, if the snapshot is damaged, every one in the log).
+fn erase_deleted(
+    layout: &Layout,
+    segments: &[u64],
+    chat: ChatNo,
+    tail: Vec<Loc>,
+) -> Result<(), StoreError> {
+    let known = match snapshot::read::<ChatIndex>(&layout.chat(chat)) {
+        Ok(found) => found.map(|index| index.entries),
+        Err(_) => Some(
+            rebuild_index(layout, segments, chat)
+                .map(|index| index.entries)
+                .unwrap_or_default(),
+        ),
+    };
+    let mut locs: Vec<Loc> = known
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| e.loc)
+        .collect();
+    locs.extend(tail);
+    super::erase_in_place(layout, &locs)?;
+    snapshot::remove(&layout.chat(chat))
 }
 
 /// Adds the log's newer entries to a chat's snapshot; a gap means the snapshot is missing
