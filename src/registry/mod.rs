@@ -165,10 +165,17 @@ impl Registry {
                 meta: e.meta.clone(),
             })
             .collect();
+        let unavailable = self
+            .chats
+            .values()
+            .filter(|e| e.unavailable)
+            .map(|e| e.no)
+            .collect();
         Catalog {
             pos: Some(pos),
             next_chat: self.next_chat,
             chats,
+            unavailable,
         }
     }
 }

@@ -98,7 +98,7 @@ fn erased_frame(len: usize) -> Result<Vec<u8>, StoreError> {
         let Some(fill) = len.checked_sub(codec::HEADER_LEN + 1 + prefix) else {
             continue;
         };
-        let frame = codec::frame(&Record::Erased(vec![0; fill]))?;
+        let frame = codec::frame(&Record::Erased(vec![0; fill]), record::NO_CHAT)?;
         if frame.len() == len {
             return Ok(frame);
         }
@@ -178,7 +178,7 @@ impl Store {
 
     /// Appends a record; `done` runs on the writer thread once it is durable.
     pub fn append(&self, record: &Record, done: AppendDone) {
-        match codec::frame(record) {
+        match codec::frame(record, record.tag()) {
             Ok(frame) => self.wal.append(frame, done),
             Err(err) => done(Err(err)),
         }

@@ -54,7 +54,9 @@ struct Params {
     group_id: Option<String>,
     user_id: Option<String>,
     namespace: Option<String>,
-    since: Option<String>,
+    /// A seq: a number, or a numeric string (query parameters are strings).
+    #[serde(default, deserialize_with = "crate::http::body::count")]
+    since: Option<u64>,
     /// A user token (browsers cannot set headers on a WebSocket or an EventSource).
     token: Option<String>,
 }
@@ -79,7 +81,10 @@ impl Params {
         });
         // EventSource reconnects with its original URL plus Last-Event-ID: that one is newer.
         if let Some(last) = header("last-event-id") {
-            params.since = Some(last);
+            let seq = last.trim().parse().map_err(|_| {
+                Error::BadRequest(format!("Last-Event-ID must be a seq, not {last:?}"))
+            })?;
+            params.since = Some(seq);
         }
         Ok(params)
     }
@@ -95,7 +100,7 @@ impl Params {
             group_id: self.group_id.or(base.group_id.clone()),
             user_id: self.user_id.or(base.user_id.clone()),
             namespace: self.namespace.or(base.namespace.clone()),
-            since: self.since.or(base.since.clone()),
+            since: self.since.or(base.since),
             token: self.token.or(base.token.clone()),
         }
     }
@@ -127,14 +132,6 @@ async fn subscribe(state: &AppState, params: &Params, kind: Kind) -> Result<Subs
     let user_id = given(&params.user_id)
         .map(|u| UserId::parse(u, max_id))
         .transpose()?;
-    let since = match given(&params.since) {
-        None => None,
-        Some(s) => Some(
-            s.trim()
-                .parse::<u64>()
-                .map_err(|_| Error::BadRequest(format!("since must be a seq, not {s:?}")))?,
-        ),
-    };
     let user_id = match kind {
         Kind::Connect => caller.acting_as(user_id)?,
         Kind::Join => Some(acting_as(&caller, user_id, Field::UserId)?),
@@ -162,7 +159,7 @@ async fn subscribe(state: &AppState, params: &Params, kind: Kind) -> Result<Subs
     };
     let until = state.ask(&caller.ns, &chat_id, subscribe).await??;
     // Without `since`, only new messages arrive.
-    let since = since.unwrap_or(until).min(until);
+    let since = params.since.unwrap_or(until).min(until);
     Ok(Subscription {
         ns: caller.ns.clone(),
         chat_id,
