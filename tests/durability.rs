@@ -1,0 +1,687 @@
+//! Durability (API.md section 6, DESIGN.md section 2): crashes under load, torn and garbage log
+//! tails, clean SIGTERM stops, idle chats leaving memory, corruption in the middle of the log.
+//!
+//! Most tests run the real `chatd` binary as a child process, so a crash is a real `kill -9`.
+//! Every message a test sends has the text `text of <client_id>`, so any message read back can be
+//! checked against its client id.
+
+use std::collections::HashMap;
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local addr").port()
+}
+
+async fn sleep_ms(ms: u64) {
+    actix_web::rt::time::sleep(Duration::from_millis(ms)).await
+}
+
+fn text_of(client_id: &str) -> String {
+    format!("text of {client_id}")
+}
+
+/// A small client of one server's `chat` API.
+#[derive(Clone)]
+struct Api {
+    client: awc::Client,
+    port: u16,
+}
+
+impl Api {
+    fn new(port: u16) -> Api {
+        let client = awc::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .finish();
+        Api { client, port }
+    }
+
+    /// POSTs `body`; the status and JSON answer, or `Err` if no complete answer came back.
+    async fn post(&self, path: &str, body: Value) -> Result<(u16, Value), String> {
+        let url = format!("http://127.0.0.1:{}{path}", self.port);
+        let mut res = self
+            .client
+            .post(url)
+            .send_json(&body)
+            .await
+            .map_err(|e| e.to_string())?;
+        let bytes = res
+            .body()
+            .limit(64 << 20)
+            .await
+            .map_err(|e| e.to_string())?;
+        let json = serde_json::from_slice(&bytes)
+            .map_err(|e| format!("not JSON ({e}): {}", String::from_utf8_lossy(&bytes)))?;
+        Ok((res.status().as_u16(), json))
+    }
+
+    async fn new_chat(&self, user_ids: &[&str]) -> String {
+        let (status, body) = self
+            .post("/chat/New", json!({ "user_ids": user_ids }))
+            .await
+            .expect("New");
+        assert_eq!(status, 200, "New: {body}");
+        body["chat_id"].as_str().expect("chat_id").to_string()
+    }
+
+    async fn send(&self, chat: &str, client_id: &str) -> Result<(u16, Value), String> {
+        let body = json!({ "chat_id": chat, "user_id": "u", "text": text_of(client_id), "client_id": client_id });
+        self.post("/chat/Send", body).await
+    }
+
+    /// Sends and asserts success; the stored seq.
+    async fn send_ok(&self, chat: &str, client_id: &str) -> u64 {
+        let (status, body) = self.send(chat, client_id).await.expect("Send");
+        assert_eq!(status, 200, "Send {client_id}: {body}");
+        assert_eq!(body["message"]["client_id"], client_id, "{body}");
+        body["message"]["seq"].as_u64().expect("seq")
+    }
+
+    /// Every message of a chat, read with `after_seq` pages of 1000.
+    async fn history(&self, chat: &str) -> Vec<Value> {
+        let mut all: Vec<Value> = Vec::new();
+        loop {
+            let after = all.last().map_or(0, |m| m["seq"].as_u64().expect("seq"));
+            let (status, body) = self
+                .post(
+                    "/chat/History",
+                    json!({ "chat_id": chat, "after_seq": after, "limit": 1000 }),
+                )
+                .await
+                .expect("History");
+            assert_eq!(status, 200, "History of {chat}: {body}");
+            let page = body["messages"].as_array().cloned().unwrap_or_default();
+            if page.is_empty() {
+                return all;
+            }
+            all.extend(page);
+        }
+    }
+}
+
+/// Asserts a chat's messages have seqs exactly 1..=N, distinct client ids, and the text each
+/// client id was sent with. Returns client id -> seq.
+fn check_chat(chat: &str, msgs: &[Value]) -> HashMap<String, u64> {
+    let mut seqs = HashMap::new();
+    for (i, m) in msgs.iter().enumerate() {
+        let seq = i as u64 + 1;
+        assert_eq!(
+            m["seq"].as_u64(),
+            Some(seq),
+            "chat {chat}: gap or disorder: {m}"
+        );
+        assert_eq!(m["chat_id"], chat, "{m}");
+        let client_id = m["client_id"].as_str().expect("client_id").to_string();
+        assert_eq!(
+            m["text"],
+            text_of(&client_id),
+            "chat {chat}: wrong text: {m}"
+        );
+        if let Some(first) = seqs.insert(client_id.clone(), seq) {
+            panic!("chat {chat}: client_id {client_id} stored twice, at seq {first} and {seq}");
+        }
+    }
+    seqs
+}
+
+/// A sent message that got its 200: (chat, client id, seq).
+type Acked = (String, String, u64);
+/// A send that got no answer: (chat, client id).
+type Unanswered = (String, String);
+type Sender = actix_web::rt::task::JoinHandle<(Vec<Acked>, Unanswered)>;
+
+/// Starts `tasks` senders that each send to every chat in turn, as fast as answers come, until
+/// their first failure (the server going away). Each returns what was acknowledged and the send
+/// it got no answer to. An HTTP error answer fails the test.
+fn start_load(api: &Api, chats: &[String], tasks: usize) -> Vec<Sender> {
+    (0..tasks)
+        .map(|t| {
+            let (api, chats) = (api.clone(), chats.to_vec());
+            actix_web::rt::spawn(async move {
+                let mut acked = Vec::new();
+                for i in 0.. {
+                    let chat = chats[(t + i) % chats.len()].clone();
+                    let client_id = format!("task{t}-msg{i}");
+                    match api.send(&chat, &client_id).await {
+                        Ok((200, body)) => {
+                            let seq = body["message"]["seq"].as_u64().expect("seq");
+                            acked.push((chat, client_id, seq));
+                        }
+                        Ok((status, body)) => panic!("Send {client_id}: {status} {body}"),
+                        Err(_) => return (acked, (chat, client_id)),
+                    }
+                }
+                unreachable!()
+            })
+        })
+        .collect()
+}
+
+async fn join_load(senders: Vec<Sender>) -> (Vec<Acked>, Vec<Unanswered>) {
+    let (mut acked, mut unanswered) = (Vec::new(), Vec::new());
+    for sender in senders {
+        let (a, u) = sender.await.expect("a sender panicked");
+        acked.extend(a);
+        unanswered.push(u);
+    }
+    (acked, unanswered)
+}
+
+/// The `chatd` binary serving `<dir>/data` on `port`, logging to `<dir>/chatd.log`.
+/// Dropping it kills it (printing its log if the test is failing).
+struct Chatd {
+    child: Option<Child>,
+    api: Api,
+    log: PathBuf,
+}
+
+impl Chatd {
+    async fn start(dir: &Path, port: u16) -> Chatd {
+        let log_path = dir.join("chatd.log");
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .expect("open log");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_chatd"));
+        for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("CHATD")) {
+            cmd.env_remove(key);
+        }
+        let child = cmd
+            .args(["--config", "/nonexistent.toml"])
+            .env("CHATD__SERVER__PORT", port.to_string())
+            .env("CHATD__STORAGE__DATA_DIR", dir.join("data"))
+            .env("CHATD__CHAT__MEMBERSHIP", "open")
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn chatd");
+        let mut chatd = Chatd {
+            child: Some(child),
+            api: Api::new(port),
+            log: log_path,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let probe = json!({ "user_ids": ["probe"] });
+            if let Ok((200, _)) = chatd.api.post("/chat/New", probe).await {
+                return chatd;
+            }
+            if let Some(status) = chatd.child.as_mut().unwrap().try_wait().expect("try_wait") {
+                panic!("chatd exited while starting: {status}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "chatd did not answer within 20 s"
+            );
+            sleep_ms(20).await;
+        }
+    }
+
+    /// A crash: SIGKILL, then reap the process.
+    fn kill9(mut self) {
+        let mut child = self.child.take().unwrap();
+        child.kill().expect("SIGKILL");
+        child.wait().expect("wait");
+    }
+
+    /// SIGTERM, then wait for the exit, failing the test if it takes over 10 s.
+    async fn sigterm(mut self) -> (ExitStatus, Duration) {
+        let mut child = self.child.take().unwrap();
+        let sent = Instant::now();
+        let kill = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(kill.success());
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                return (status, sent.elapsed());
+            }
+            if sent.elapsed() > Duration::from_secs(10) {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("chatd did not exit within 10 s of SIGTERM");
+            }
+            sleep_ms(20).await;
+        }
+    }
+}
+
+impl Drop for Chatd {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            let log = fs::read_to_string(&self.log).unwrap_or_default();
+            let from = (log.len().saturating_sub(6000)..)
+                .find(|&i| log.is_char_boundary(i))
+                .unwrap_or(0);
+            let tail = &log[from..];
+            eprintln!("---- chatd log (tail) ----\n{tail}\n---- end of chatd log ----");
+        }
+    }
+}
+
+fn server_log(dir: &Path) -> String {
+    fs::read_to_string(dir.join("chatd.log")).unwrap_or_default()
+}
+
+/// The highest-numbered log segment (names are zero-padded numbers, so they sort).
+fn last_segment(dir: &Path) -> PathBuf {
+    let mut segments: Vec<PathBuf> = fs::read_dir(dir.join("data/wal"))
+        .expect("read wal dir")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "wal"))
+        .collect();
+    segments.sort();
+    segments.pop().expect("no log segment")
+}
+
+fn chat_snapshots(data_dir: &Path) -> Vec<String> {
+    fs::read_dir(data_dir.join("snap"))
+        .expect("read snap dir")
+        .map(|e| {
+            e.expect("dir entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|name| name.starts_with("chat-") && name.ends_with(".snap"))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------------------------
+
+/// Proves "ack after durable" and "retry-safe" across a real crash: after kill -9 in the middle of
+/// concurrent sends to several chats, every acknowledged message is there exactly once at the seq
+/// it was acknowledged with, seqs have no gaps, and retrying the unanswered sends stores each at
+/// most once (a retry of one that did reach the log returns the stored seq).
+#[actix_web::test]
+async fn crash_mid_load_keeps_every_acknowledged_message_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let server = Chatd::start(dir.path(), port).await;
+    let mut chats = Vec::new();
+    for i in 0..4 {
+        chats.push(server.api.new_chat(&[&format!("user{i}"), "u"]).await);
+    }
+
+    let load = start_load(&server.api, &chats, 8);
+    sleep_ms(400).await;
+    server.kill9();
+    let (acked, unacked) = join_load(load).await;
+    assert!(acked.len() >= 50, "only {} sends acknowledged", acked.len());
+
+    let server = Chatd::start(dir.path(), port).await;
+    let mut stored = HashMap::new();
+    for chat in &chats {
+        stored.insert(
+            chat.clone(),
+            check_chat(chat, &server.api.history(chat).await),
+        );
+    }
+    for (chat, client_id, seq) in &acked {
+        assert_eq!(
+            stored[chat].get(client_id),
+            Some(seq),
+            "acknowledged {client_id} (seq {seq}) in chat {chat}"
+        );
+    }
+
+    // Retry every unanswered send: one that reached the log answers with its stored seq.
+    let mut reached_log = 0;
+    for (chat, client_id) in &unacked {
+        let seq = server.api.send_ok(chat, client_id).await;
+        match stored[chat].get(client_id) {
+            Some(&was) => {
+                assert_eq!(seq, was, "retry of stored {client_id}");
+                reached_log += 1;
+            }
+            None => assert!(seq > stored[chat].len() as u64, "{client_id} got seq {seq}"),
+        }
+    }
+    for chat in &chats {
+        let now = check_chat(chat, &server.api.history(chat).await);
+        for (client_id, seq) in &stored[chat] {
+            assert_eq!(now.get(client_id), Some(seq), "{client_id} moved");
+        }
+        for (_, client_id) in unacked.iter().filter(|(c, _)| c == chat) {
+            assert!(
+                now.contains_key(client_id),
+                "retried {client_id} is missing"
+            );
+        }
+    }
+    eprintln!(
+        "{} acknowledged, {} unanswered at the kill ({} of which had reached the log)",
+        acked.len(),
+        unacked.len(),
+        reached_log
+    );
+}
+
+/// Proves a torn last record (a crash in the middle of a write) is cut off with a warning: the
+/// server starts, serves every message before it gap-free, gives the next send the torn
+/// message's seq, and that send is stored where later reads and restarts find it.
+#[actix_web::test]
+async fn torn_tail_is_cut_and_server_serves() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let server = Chatd::start(dir.path(), port).await;
+    let chat = server.api.new_chat(&["alice", "bob"]).await;
+    for i in 1..=20 {
+        assert_eq!(server.api.send_ok(&chat, &format!("first-{i:02}")).await, i);
+    }
+    let (status, _) = server.sigterm().await;
+    assert!(status.success(), "clean stop: {status}");
+
+    // Messages 21..=30 are only in the log (no checkpoint runs this fast), then a crash.
+    let server = Chatd::start(dir.path(), port).await;
+    for i in 21..=30 {
+        assert_eq!(
+            server.api.send_ok(&chat, &format!("second-{i:02}")).await,
+            i
+        );
+    }
+    server.kill9();
+
+    // Tear the last record (message 30) in half.
+    let segment = last_segment(dir.path());
+    let len = fs::metadata(&segment).expect("segment").len();
+    let file = OpenOptions::new().write(true).open(&segment).expect("open");
+    file.set_len(len - 5).expect("truncate");
+    drop(file);
+
+    let server = Chatd::start(dir.path(), port).await;
+    assert!(
+        server_log(dir.path()).contains("torn record"),
+        "no warning about the torn record"
+    );
+    let msgs = server.api.history(&chat).await;
+    check_chat(&chat, &msgs);
+    assert_eq!(msgs.len(), 29, "every message before the torn one");
+    assert_eq!(msgs[19]["client_id"], "first-20");
+    assert_eq!(msgs[28]["client_id"], "second-29");
+    assert_eq!(server.api.send_ok(&chat, "after-the-cut").await, 30);
+    assert_eq!(
+        server.api.history(&chat).await[29]["client_id"],
+        "after-the-cut"
+    );
+
+    // The new record was appended where the cut left the log: a crash now loses nothing.
+    server.kill9();
+    let server = Chatd::start(dir.path(), port).await;
+    let msgs = server.api.history(&chat).await;
+    check_chat(&chat, &msgs);
+    assert_eq!(msgs.len(), 30);
+    assert_eq!(msgs[29]["client_id"], "after-the-cut");
+}
+
+/// Proves garbage after the last record (random bytes, or the zero-filled tail a file system may
+/// leave after a crash) is cut off: the log is truncated back to its last good record, every
+/// acknowledged message is served, and the next send gets the next seq and survives a crash.
+#[actix_web::test]
+async fn garbage_tail_is_cut_and_server_serves() {
+    let random: Vec<u8> = (0..7)
+        .flat_map(|_| uuid::Uuid::new_v4().into_bytes())
+        .collect();
+    for garbage in [random, vec![0u8; 4096]] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let server = Chatd::start(dir.path(), port).await;
+        let chat = server.api.new_chat(&["carol", "dave"]).await;
+        for i in 1..=15 {
+            assert_eq!(server.api.send_ok(&chat, &format!("msg-{i:02}")).await, i);
+        }
+        server.kill9();
+
+        let segment = last_segment(dir.path());
+        let good_len = fs::metadata(&segment).expect("segment").len();
+        let mut file = OpenOptions::new()
+            .append(true)
+            .open(&segment)
+            .expect("open");
+        file.write_all(&garbage).expect("append garbage");
+        drop(file);
+
+        let server = Chatd::start(dir.path(), port).await;
+        assert_eq!(
+            fs::metadata(&segment).expect("segment").len(),
+            good_len,
+            "the garbage was not cut off"
+        );
+        let msgs = server.api.history(&chat).await;
+        check_chat(&chat, &msgs);
+        assert_eq!(msgs.len(), 15);
+        assert_eq!(server.api.send_ok(&chat, "after-the-cut").await, 16);
+        server.kill9();
+
+        let server = Chatd::start(dir.path(), port).await;
+        let msgs = server.api.history(&chat).await;
+        check_chat(&chat, &msgs);
+        assert_eq!(msgs.len(), 16);
+        assert_eq!(msgs[15]["client_id"], "after-the-cut");
+    }
+}
+
+/// Proves a SIGTERM during concurrent sends stops the server with exit status 0 within 10 s,
+/// snapshots the chats, and keeps every acknowledged message at its seq; seqs continue after
+/// the restart.
+#[actix_web::test]
+async fn sigterm_exits_zero_and_keeps_data() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let server = Chatd::start(dir.path(), port).await;
+    let chats = vec![
+        server.api.new_chat(&["erin", "u"]).await,
+        server.api.new_chat(&["frank", "u"]).await,
+    ];
+    let load = start_load(&server.api, &chats, 4);
+    sleep_ms(200).await;
+    let (status, took) = server.sigterm().await;
+    let (acked, _) = join_load(load).await;
+    assert!(status.success(), "SIGTERM: {status}");
+    assert!(!acked.is_empty());
+    assert!(
+        chat_snapshots(&dir.path().join("data")).len() >= chats.len(),
+        "the clean stop wrote no chat snapshots"
+    );
+
+    let server = Chatd::start(dir.path(), port).await;
+    for chat in &chats {
+        let stored = check_chat(chat, &server.api.history(chat).await);
+        for (_, client_id, seq) in acked.iter().filter(|(c, ..)| c == chat) {
+            assert_eq!(stored.get(client_id), Some(seq), "acknowledged {client_id}");
+        }
+        let next = stored.len() as u64 + 1;
+        assert_eq!(
+            server.api.send_ok(chat, &format!("after-{chat}")).await,
+            next
+        );
+    }
+    let (status, _) = server.sigterm().await;
+    assert!(status.success(), "second SIGTERM: {status}");
+    eprintln!(
+        "exited {took:?} after SIGTERM, {} acknowledged",
+        acked.len()
+    );
+}
+
+/// Proves idle chat actors stop (memory follows the chats in use), snapshot their index on the
+/// way out, and are reloaded on demand with every message in order, their de-duplication
+/// state intact and seqs continuing; a second idle cycle keeps the new message too.
+#[actix_web::test]
+async fn idle_chats_leave_memory_and_read_back() {
+    use chatd::registry::LiveCount;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut settings = chatd::config::Settings::default();
+    settings.server.port = 0;
+    settings.storage.data_dir = dir.path().join("data");
+    settings.chat.idle_timeout_secs = 1;
+    settings.chat.membership = chatd::config::Membership::Open;
+    let app = chatd::startup::Application::build(settings)
+        .await
+        .expect("build");
+    let (registry, port, handle) = (app.registry(), app.port(), app.handle());
+    let server = actix_web::rt::spawn(app.run_until_stopped());
+    let api = Api::new(port);
+
+    let live = || async { registry.send(LiveCount).await.expect("registry") };
+    let wait_idle = || async {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while live().await > 0 {
+            assert!(
+                Instant::now() < deadline,
+                "chats still live after 10 s idle"
+            );
+            sleep_ms(100).await;
+        }
+    };
+
+    let mut chats = Vec::new();
+    for name in ["gina", "hank", "ivan"] {
+        chats.push(api.new_chat(&[name, "u"]).await);
+    }
+    for i in 1..=5 {
+        for chat in &chats {
+            assert_eq!(api.send_ok(chat, &format!("{chat}-{i}")).await, i);
+        }
+    }
+    assert!(live().await > 0, "the chats in use are live");
+    wait_idle().await;
+    assert_eq!(chat_snapshots(&dir.path().join("data")).len(), chats.len());
+
+    for chat in &chats {
+        let msgs = api.history(chat).await;
+        check_chat(chat, &msgs);
+        let ids: Vec<String> = (1..=5).map(|i| format!("{chat}-{i}")).collect();
+        assert_eq!(
+            msgs.iter()
+                .map(|m| m["client_id"].clone())
+                .collect::<Vec<_>>(),
+            ids
+        );
+        // The reloaded chat still knows its client ids: a retry is answered, not stored again.
+        assert_eq!(api.send_ok(chat, &format!("{chat}-3")).await, 3);
+        assert_eq!(api.send_ok(chat, &format!("{chat}-6")).await, 6);
+    }
+    assert!(live().await > 0, "reads and sends start the chats again");
+
+    // Stopping again snapshots the message sent after the reload.
+    wait_idle().await;
+    for chat in &chats {
+        let msgs = api.history(chat).await;
+        check_chat(chat, &msgs);
+        assert_eq!(msgs.len(), 6);
+        assert_eq!(msgs[5]["client_id"], format!("{chat}-6"));
+    }
+
+    handle.stop(true).await;
+    server.await.expect("join").expect("clean stop");
+}
+
+/// Proves a damaged record followed by good ones is not served as data nor silently dropped:
+/// the server starts, the chat that lost a message answers 503 `Unavailable` (History and
+/// Send), the other chat, whose records surround the damage, serves every message.
+#[actix_web::test]
+async fn corruption_before_the_tail_is_not_served() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let (a, b) = corrupt_message_of_a(dir.path(), port, 2).await;
+
+    let server = Chatd::start(dir.path(), port).await;
+    assert!(
+        server_log(dir.path()).contains("CORRUPTION"),
+        "not reported"
+    );
+    check_damaged_a_and_healthy_b(&server.api, &a, &b).await;
+    assert_eq!(server.api.send_ok(&b, "b-11").await, 11);
+}
+
+/// Writes chats A and B with messages interleaved in the log (A1 B1 A2 B2 ... A10 B10, only in
+/// the log: no checkpoint runs this fast), crashes, and flips a byte inside A's message `n`.
+async fn corrupt_message_of_a(dir: &Path, port: u16, n: u32) -> (String, String) {
+    let server = Chatd::start(dir, port).await;
+    let a = server.api.new_chat(&["anna", "u"]).await;
+    let b = server.api.new_chat(&["bert", "u"]).await;
+    for i in 1..=10 {
+        server.api.send_ok(&a, &format!("a-{i:02}")).await;
+        server.api.send_ok(&b, &format!("b-{i:02}")).await;
+    }
+    server.kill9();
+
+    let segment = last_segment(dir);
+    let mut bytes = fs::read(&segment).expect("read segment");
+    let needle = text_of(&format!("a-{n:02}")).into_bytes();
+    let found: Vec<usize> = (0..bytes.len() - needle.len())
+        .filter(|&i| bytes[i..].starts_with(&needle))
+        .collect();
+    assert_eq!(found.len(), 1, "the record of a-{n:02} is not unique");
+    bytes[found[0] + 2] ^= 0x20;
+    fs::write(&segment, bytes).expect("write segment");
+    (a, b)
+}
+
+async fn check_damaged_a_and_healthy_b(api: &Api, a: &str, b: &str) {
+    for (path, body) in [
+        (
+            "/chat/History",
+            json!({ "chat_id": a, "after_seq": 0, "limit": 1000 }),
+        ),
+        (
+            "/chat/Send",
+            json!({ "chat_id": a, "user_id": "u", "text": text_of("a-new"), "client_id": "a-new" }),
+        ),
+    ] {
+        let (status, body) = api.post(path, body).await.expect(path);
+        let endpoint = path.trim_start_matches("/chat/");
+        assert_eq!(status, 503, "{path} of the damaged chat: {body}");
+        assert_eq!(body["id"], format!("chat.{endpoint}.Unavailable"), "{body}");
+    }
+    let msgs = api.history(b).await;
+    check_chat(b, &msgs);
+    let ids: Vec<String> = (1..=10).map(|i| format!("b-{i:02}")).collect();
+    assert_eq!(
+        msgs.iter()
+            .map(|m| m["client_id"].clone())
+            .collect::<Vec<_>>(),
+        ids
+    );
+}
+
+/// Proves the same damage still keeps chat A out of service after a second restart: recovery
+/// must not forget the corruption once it has moved its replay point past the damaged record.
+/// Fails today (A then answers an empty History and takes a new message as seq 1): see
+/// `recover` in src/store/recovery.rs. Run with `cargo test --test durability -- --ignored`.
+#[actix_web::test]
+#[ignore = "src bug: recovery forgets a held-out chat on the next restart (src/store/recovery.rs)"]
+async fn corruption_stays_held_out_after_another_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let (a, b) = corrupt_message_of_a(dir.path(), port, 2).await;
+    let server = Chatd::start(dir.path(), port).await;
+    check_damaged_a_and_healthy_b(&server.api, &a, &b).await;
+    server.kill9();
+
+    let server = Chatd::start(dir.path(), port).await;
+    check_damaged_a_and_healthy_b(&server.api, &a, &b).await;
+}
