@@ -26,6 +26,7 @@ use crate::error::Error;
 use crate::model::{
     now_secs, ChatMeta, ClientId, Message, MessageId, MessageView, Namespace, UserId,
 };
+use crate::rate::RateLimiter;
 use crate::registry::{ChatStopped, Registry};
 use crate::store::record::{ChatIndex, ChatNo, IndexEntry, Loc, Record};
 use crate::store::{Store, StoreError};
@@ -38,6 +39,7 @@ pub struct ChatInit {
     pub store: Arc<Store>,
     pub registry: Addr<Registry>,
     pub settings: Arc<Settings>,
+    pub limiter: Arc<RateLimiter>,
 }
 
 type Reply = oneshot::Sender<Result<Message, Error>>;
@@ -65,6 +67,8 @@ pub struct ChatActor {
     broken: Option<Error>,
     last_used: Instant,
     subscribers: Vec<Subscriber>,
+    /// Set once the chat is deleted: late completions are erased, everything else is 404.
+    deleted: bool,
 }
 
 /// One message of a chat's stream: its seq and its JSON, encoded once and shared.
@@ -79,11 +83,16 @@ pub struct Event {
 pub enum Close {
     /// Its queue was full: the reader is too slow. It may resume with `since`.
     SlowReader,
+    /// Its user was removed from the chat.
+    Kicked,
+    /// The chat was deleted.
+    Deleted,
 }
 
 struct Subscriber {
     events: mpsc::Sender<Event>,
     close: mpsc::Sender<Close>,
+    user: Option<UserId>,
 }
 
 impl ChatActor {
@@ -99,7 +108,41 @@ impl ChatActor {
             broken: None,
             last_used: Instant::now(),
             subscribers: Vec::new(),
+            deleted: false,
         }
+    }
+
+    /// Membership gates sends, and reads by user tokens, unless `chat.membership = "open"`.
+    fn check_member(&self, user: &UserId) -> Result<(), Error> {
+        if self.init.settings.chat.membership == Membership::Open
+            || self.init.meta.user_ids.contains(user)
+        {
+            Ok(())
+        } else {
+            Err(Error::Forbidden(format!(
+                "{user} is not a member of this chat"
+            )))
+        }
+    }
+
+    /// Why this chat cannot serve right now, if it cannot.
+    fn unservable(&self) -> Option<Error> {
+        if self.deleted {
+            return Some(Error::chat_not_found());
+        }
+        self.broken.clone()
+    }
+
+    /// Ends the subscriptions `which` selects, telling each why.
+    fn close_subscribers(&mut self, why: Close, which: impl Fn(&Subscriber) -> bool) {
+        self.subscribers.retain(|sub| {
+            if which(sub) {
+                let _ = sub.close.try_send(why);
+                false
+            } else {
+                true
+            }
+        });
     }
 
     fn next_seq(&self) -> u64 {
@@ -287,6 +330,8 @@ pub struct Post {
     pub text: String,
     pub client_id: Option<ClientId>,
     pub id: Option<MessageId>,
+    /// Whether the per-user send rate applies (user-token requests only).
+    pub limited: bool,
 }
 
 impl Handler<Post> for ChatActor {
@@ -294,16 +339,11 @@ impl Handler<Post> for ChatActor {
 
     fn handle(&mut self, send: Post, ctx: &mut Self::Context) -> Self::Result {
         self.last_used = Instant::now();
-        if let Some(err) = &self.broken {
-            return ready(Err(err.clone()));
+        if let Some(err) = self.unservable() {
+            return ready(Err(err));
         }
-        if self.init.settings.chat.membership == Membership::Members
-            && !self.init.meta.user_ids.contains(&send.user_id)
-        {
-            return ready(Err(Error::Forbidden(format!(
-                "{} is not a member of this chat",
-                send.user_id
-            ))));
+        if let Err(err) = self.check_member(&send.user_id) {
+            return ready(Err(err));
         }
         let client_id = match (send.client_id, send.id.clone()) {
             (Some(client), _) => client,
@@ -321,6 +361,13 @@ impl Handler<Post> for ChatActor {
                 pending.waiters.push(tx);
             }
             return answer(rx);
+        }
+        // Only new writes count against the rate: a retry stores nothing.
+        if send.limited && !self.init.limiter.allow(&self.init.ns, &send.user_id) {
+            return ready(Err(Error::RateLimited(format!(
+                "{} is sending too fast",
+                send.user_id
+            ))));
         }
 
         let msg = Message {
@@ -394,6 +441,12 @@ impl Handler<Durable> for ChatActor {
         debug_assert_eq!(pending.msg.seq, done.seq, "the log completes in order");
         self.pending_by_client.remove(&pending.msg.client_id);
         let reply = match done.result {
+            Ok(loc) if self.deleted => {
+                // Written while the chat was being deleted: erase it too.
+                let store = self.init.store.clone();
+                tokio::task::spawn_blocking(move || store.erase(&[loc]));
+                Err(Error::chat_not_found())
+            }
             Ok(loc) => {
                 self.index.push(loc);
                 self.by_client
@@ -466,19 +519,26 @@ impl Page {
     }
 }
 
+/// Read a page of messages. A `reader` (a user token's user) must be a member.
 #[derive(Message, Clone)]
 #[rtype(result = "Result<Vec<Message>, Error>")]
-pub struct Read(pub Page);
+pub struct Read {
+    pub page: Page,
+    pub reader: Option<UserId>,
+}
 
 impl Handler<Read> for ChatActor {
     type Result = ResponseFuture<Result<Vec<Message>, Error>>;
 
-    fn handle(&mut self, Read(page): Read, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, read: Read, _: &mut Self::Context) -> Self::Result {
         self.last_used = Instant::now();
-        if let Some(err) = &self.broken {
-            return ready(Err(err.clone()));
+        if let Some(err) = self.unservable() {
+            return ready(Err(err));
         }
-        self.read(page.seqs(self.index.len() as u64))
+        if let Some(Err(err)) = read.reader.as_ref().map(|r| self.check_member(r)) {
+            return ready(Err(err));
+        }
+        self.read(read.page.seqs(self.index.len() as u64))
     }
 }
 
@@ -489,6 +549,10 @@ impl Handler<Read> for ChatActor {
 pub struct Subscribe {
     pub events: mpsc::Sender<Event>,
     pub close: mpsc::Sender<Close>,
+    /// The stream's user: its stream closes if the user leaves the chat.
+    pub user: Option<UserId>,
+    /// A user token's user, who must be a member to read.
+    pub reader: Option<UserId>,
 }
 
 impl Handler<Subscribe> for ChatActor {
@@ -496,14 +560,63 @@ impl Handler<Subscribe> for ChatActor {
 
     fn handle(&mut self, sub: Subscribe, _: &mut Self::Context) -> Self::Result {
         self.last_used = Instant::now();
-        if let Some(err) = &self.broken {
-            return Err(err.clone());
+        if let Some(err) = self.unservable() {
+            return Err(err);
+        }
+        if let Some(reader) = &sub.reader {
+            self.check_member(reader)?;
         }
         self.subscribers.push(Subscriber {
             events: sub.events,
             close: sub.close,
+            user: sub.user,
         });
         Ok(self.index.len() as u64)
+    }
+}
+
+/// New metadata from the registry (members, invites): takes effect at once; the streams of
+/// users who are no longer members close.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetMeta(pub ChatMeta);
+
+impl Handler<SetMeta> for ChatActor {
+    type Result = ();
+
+    fn handle(&mut self, SetMeta(meta): SetMeta, _: &mut Self::Context) {
+        self.init.meta = meta;
+        let members = self.init.meta.user_ids.clone();
+        self.close_subscribers(Close::Kicked, |sub| {
+            sub.user.as_ref().is_some_and(|u| !members.contains(u))
+        });
+    }
+}
+
+/// The chat is deleted: close every stream, erase every message from the log, drop the snapshot.
+#[derive(Message)]
+#[rtype(result = "Result<(), Error>")]
+pub struct Delete;
+
+impl Handler<Delete> for ChatActor {
+    type Result = ResponseActFuture<Self, Result<(), Error>>;
+
+    fn handle(&mut self, _: Delete, _: &mut Self::Context) -> Self::Result {
+        self.deleted = true;
+        self.close_subscribers(Close::Deleted, |_| true);
+        let locs = std::mem::take(&mut self.index);
+        self.by_client.clear();
+        let store = self.init.store.clone();
+        let chat = self.init.no;
+        let erase = async move {
+            blocking(move || store.erase(&locs).and_then(|()| store.remove_index(chat))).await
+        };
+        Box::pin(
+            actix::fut::wrap_future(erase).map(|res, _, ctx: &mut Context<Self>| {
+                ctx.stop();
+                res
+            }),
+        )
     }
 }
 

@@ -117,3 +117,53 @@ pub async fn call(target: &Target, path: &str, body: Value) -> Result<String, St
         Err(pretty)
     }
 }
+
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    #[arg(long = "chat_id")]
+    pub chat_id: String,
+    /// The user the stream is for (needed to post; a user token implies it).
+    #[arg(long = "user_id")]
+    pub user_id: Option<String>,
+    /// Replay every message after this seq first.
+    #[arg(long)]
+    pub since: Option<u64>,
+}
+
+/// Streams a chat over a WebSocket, printing each message (one JSON object per line) until the
+/// server closes the stream. A close with an error code is an error.
+pub async fn connect(target: &Target, args: &ConnectArgs) -> Result<(), String> {
+    use futures_util::{SinkExt, StreamExt};
+
+    let mut query = vec![("chat_id", args.chat_id.clone())];
+    query.extend(args.user_id.clone().map(|u| ("user_id", u)));
+    query.extend(args.since.map(|s| ("since", s.to_string())));
+    query.extend(target.namespace.clone().map(|ns| ("namespace", ns)));
+    query.extend(target.token.clone().map(|t| ("token", t)));
+    let query = serde_urlencoded::to_string(&query).map_err(|e| e.to_string())?;
+    let base = target.url.trim_end_matches('/').replacen("http", "ws", 1);
+    let url = format!("{base}/chat/Connect?{query}");
+    let (_, mut conn) = awc::Client::new()
+        .ws(&url)
+        .connect()
+        .await
+        .map_err(|e| format!("could not connect to {url}: {e}"))?;
+    while let Some(frame) = conn.next().await {
+        match frame.map_err(|e| format!("stream failed: {e}"))? {
+            awc::ws::Frame::Text(text) => println!("{}", String::from_utf8_lossy(&text)),
+            awc::ws::Frame::Ping(bytes) => {
+                let _ = conn.send(awc::ws::Message::Pong(bytes)).await;
+            }
+            awc::ws::Frame::Close(reason) => {
+                return match reason {
+                    Some(r) if u16::from(r.code) >= 4000 => {
+                        Err(format!("closed: {}", r.description.unwrap_or_default()))
+                    }
+                    _ => Ok(()),
+                };
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}

@@ -105,6 +105,10 @@ pub struct LimitSettings {
     pub max_text_bytes: usize,
     pub max_subject_bytes: usize,
     pub max_members: usize,
+    /// Sends per second per user, for user-token requests (0 = unlimited).
+    pub sends_per_second: u32,
+    /// How many sends a user may make at once before the rate applies.
+    pub send_burst: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -163,6 +167,8 @@ impl Default for LimitSettings {
             max_text_bytes: 16 * 1024,
             max_subject_bytes: 1024,
             max_members: 1000,
+            sends_per_second: 10,
+            send_burst: 30,
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod model;
+pub mod rate;
 pub mod registry;
 pub mod startup;
 pub mod store;

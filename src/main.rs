@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use chatd::cli::{self, HistoryArgs, NewArgs, SendArgs, Target};
+use chatd::cli::{self, ConnectArgs, HistoryArgs, NewArgs, SendArgs, Target};
 use chatd::config::{Settings, DEFAULT_CONFIG_FILE};
 use chatd::startup::Application;
 use clap::{Parser, Subcommand};
@@ -36,20 +36,32 @@ enum Command {
     Send(SendArgs),
     /// Print a chat's history: `chatd history --chat_id=..`.
     History(HistoryArgs),
+    /// Print a chat's messages as they arrive: `chatd connect --chat_id=.. --user_id=..`.
+    Connect(ConnectArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let request = match &cli.command {
+    let (path, body) = match &cli.command {
         None | Some(Command::Serve) => return serve(&cli.config),
+        Some(Command::Connect(args)) => {
+            let streamed = actix_web::rt::System::new().block_on(cli::connect(&cli.target, args));
+            return report(streamed.map(|()| String::new()));
+        }
         Some(Command::New(args)) => args.request(),
         Some(Command::Send(args)) => args.request(),
         Some(Command::History(args)) => args.request(),
     };
-    let (path, body) = request;
-    match actix_web::rt::System::new().block_on(cli::call(&cli.target, path, body)) {
+    report(actix_web::rt::System::new().block_on(cli::call(&cli.target, path, body)))
+}
+
+/// Prints a client command's output, or its error on stderr with a failing exit code.
+fn report(result: Result<String, String>) -> ExitCode {
+    match result {
         Ok(out) => {
-            println!("{out}");
+            if !out.is_empty() {
+                println!("{out}");
+            }
             ExitCode::SUCCESS
         }
         Err(err) => {

@@ -99,20 +99,42 @@ fn check_id(s: &str, max_bytes: usize, what: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// A sorted, de-duplicated, non-empty set of members: the key that makes `New` idempotent.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// A sorted, de-duplicated set of users: the key that makes `New` idempotent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Members(Vec<UserId>);
 
 impl Members {
-    pub fn new(mut ids: Vec<UserId>) -> Option<Self> {
+    pub fn new(mut ids: Vec<UserId>) -> Self {
         ids.sort();
         ids.dedup();
-        (!ids.is_empty()).then_some(Members(ids))
+        Members(ids)
     }
 
     pub fn contains(&self, user: &UserId) -> bool {
         self.0.binary_search(user).is_ok()
+    }
+
+    /// Adds `user`; false if it was there already.
+    pub fn insert(&mut self, user: UserId) -> bool {
+        match self.0.binary_search(&user) {
+            Ok(_) => false,
+            Err(at) => {
+                self.0.insert(at, user);
+                true
+            }
+        }
+    }
+
+    /// Removes `user`; false if it was not there.
+    pub fn remove(&mut self, user: &UserId) -> bool {
+        match self.0.binary_search(user) {
+            Ok(at) => {
+                self.0.remove(at);
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -137,7 +159,11 @@ pub struct ChatMeta {
     pub created_at: i64,
     pub name: String,
     pub description: String,
+    /// Made by the group API's `Create`: never matched by member set.
+    pub group: bool,
+    /// A private group can be joined only by users it invited.
     pub private: bool,
+    pub invited: Members,
 }
 
 /// One stored message. `seq` is its 1-based place in its chat's log.

@@ -669,11 +669,9 @@ async fn check_damaged_a_and_healthy_b(api: &Api, a: &str, b: &str) {
 }
 
 /// Proves the same damage still keeps chat A out of service after a second restart: recovery
-/// must not forget the corruption once it has moved its replay point past the damaged record.
-/// Fails today (A then answers an empty History and takes a new message as seq 1): see
-/// `recover` in src/store/recovery.rs. Run with `cargo test --test durability -- --ignored`.
+/// must not forget the corruption once it has moved its replay point past the damaged record
+/// (the catalog keeps the held-out chats).
 #[actix_web::test]
-#[ignore = "src bug: recovery forgets a held-out chat on the next restart (src/store/recovery.rs)"]
 async fn corruption_stays_held_out_after_another_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();

@@ -550,12 +550,7 @@ async fn a_first_frame_can_name_the_chat() {
 
 /// `since` in a first frame is an integer field: a JSON number must do as well as a string
 /// (API.md section 1: integer fields accept a number or a numeric string).
-///
-/// Ignored until src/ is fixed: `Params::since` in src/http/stream.rs is an `Option<String>`,
-/// so `{"since": 1}` fails with 4400 `chat.Connect.BadRequest` ("invalid type: integer").
-/// Run it with `cargo test --test stream -- --ignored`.
 #[actix_web::test]
-#[ignore = "bug in src/http/stream.rs: a numeric `since` in a first frame is rejected"]
 async fn a_first_frame_may_give_since_as_a_number() {
     let srv = start().await;
     let chat = srv.new_chat(None, &["alice"]).await;

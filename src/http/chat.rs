@@ -1,13 +1,15 @@
 //! The `chat` service: New, Send, History (seeds 002-004).
+//! Every handler runs the checks in the contract's order: 401, namespace 403, the 400s in
+//! their listed order, 404, membership 403, 429.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use super::body::{self, given};
-use super::AppState;
-use crate::chat::{self as chat_actor, Page, Read};
+use super::{AppState, Caller};
+use crate::chat::{Page, Post, Read};
 use crate::error::{ApiError, Error, Field};
-use crate::model::{ChatId, ClientId, Members, MessageView, UserId};
+use crate::model::{ChatId, ChatMeta, ClientId, Members, MessageView, UserId};
 use crate::registry::Create;
 
 #[derive(Deserialize)]
@@ -30,19 +32,44 @@ async fn new_chat(
     req: &HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, Error> {
-    let ns = state.namespace(req)?;
+    let caller = state.caller(req)?;
     let body: NewRequest = body::parse(req, payload, state.settings.server.max_body_bytes).await?;
     let members = members(state, body.user_ids.unwrap_or_default(), 1)?;
-    let meta = state
-        .registry
-        .send(Create {
-            ns,
+    let meta = create(
+        state,
+        &caller,
+        Create {
+            ns: caller.ns.clone(),
             id: None,
             members,
-        })
+            group: None,
+        },
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "chat_id": meta.id })))
+}
+
+/// Finds or creates a chat; a user token must be among its members, before and after.
+pub async fn create(state: &AppState, caller: &Caller, create: Create) -> Result<ChatMeta, Error> {
+    let reader = caller.reader();
+    if let Some(sub) = &reader {
+        if !create.members.contains(sub) {
+            return Err(Error::Forbidden(format!(
+                "{sub} must be one of the chat's users"
+            )));
+        }
+    }
+    let meta = state
+        .registry
+        .send(create)
         .await
         .map_err(|e| Error::Internal(e.to_string()))??;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "chat_id": meta.id })))
+    match reader {
+        Some(sub) if !meta.user_ids.contains(&sub) => Err(Error::Forbidden(format!(
+            "{sub} is not a member of this chat"
+        ))),
+        _ => Ok(meta),
+    }
 }
 
 /// Parses a member list: at least `min` distinct valid user ids, at most `limits.max_members`.
@@ -52,9 +79,10 @@ pub fn members(state: &AppState, user_ids: Vec<String>, min: usize) -> Result<Me
         .iter()
         .map(|u| UserId::parse(u, limits.max_id_bytes))
         .collect::<Result<Vec<_>, _>>()?;
-    let members = Members::new(ids)
-        .filter(|m| m.len() >= min)
-        .ok_or(Error::Missing(Field::UserIds))?;
+    let members = Members::new(ids);
+    if members.len() < min {
+        return Err(Error::Missing(Field::UserIds));
+    }
     if members.len() > limits.max_members {
         return Err(Error::BadRequest(format!(
             "a chat has at most {} members",
@@ -66,10 +94,12 @@ pub fn members(state: &AppState, user_ids: Vec<String>, min: usize) -> Result<Me
 
 #[derive(Deserialize)]
 struct SendRequest {
+    #[serde(alias = "group_id")]
     chat_id: Option<String>,
     user_id: Option<String>,
     text: Option<String>,
     subject: Option<String>,
+    #[serde(alias = "client")]
     client_id: Option<String>,
 }
 
@@ -88,28 +118,52 @@ async fn send_message(
     req: &HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, Error> {
-    let ns = state.namespace(req)?;
+    let caller = state.caller(req)?;
     let body: SendRequest = body::parse(req, payload, state.settings.server.max_body_bytes).await?;
     let chat_id = given(&body.chat_id).ok_or(Error::Missing(Field::ChatId))?;
-    let user_id = given(&body.user_id).ok_or(Error::Missing(Field::UserId))?;
+    let user_id = user_required(&caller, given(&body.user_id), Field::UserId)?;
     let text = given(&body.text).ok_or(Error::Missing(Field::Text))?;
-    let max_id = state.settings.limits.max_id_bytes;
-    let chat_id = ChatId::parse(chat_id, max_id)?;
-    let send = chat_actor::Post {
-        user_id: UserId::parse(user_id, max_id)?,
-        text: bounded(text, state.settings.limits.max_text_bytes, "text")?,
-        subject: bounded(
-            body.subject.as_deref().unwrap_or(""),
-            state.settings.limits.max_subject_bytes,
-            "subject",
-        )?,
-        client_id: given(&body.client_id)
-            .map(|c| ClientId::parse(c, max_id))
-            .transpose()?,
+    let limits = &state.settings.limits;
+    let chat_id = ChatId::parse(chat_id, limits.max_id_bytes)?;
+    let user_id = user_id
+        .map(|u| UserId::parse(u, limits.max_id_bytes))
+        .transpose()?;
+    let client_id = given(&body.client_id)
+        .map(|c| ClientId::parse(c, limits.max_id_bytes))
+        .transpose()?;
+    let text = bounded(text, limits.max_text_bytes, "text")?;
+    let subject = bounded(
+        body.subject.as_deref().unwrap_or(""),
+        limits.max_subject_bytes,
+        "subject",
+    )?;
+    let post = Post {
+        user_id: acting_as(&caller, user_id, Field::UserId)?,
+        text,
+        subject,
+        client_id,
         id: None,
+        limited: caller.reader().is_some(),
     };
-    let msg = state.ask(&ns, &chat_id, send).await??;
+    let msg = state.ask(&caller.ns, &chat_id, post).await??;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "message": MessageView::new(&chat_id, &msg) })))
+}
+
+/// A user id field may be omitted only by a user token (it then means the token's `sub`).
+pub fn user_required<'a>(
+    caller: &Caller,
+    given: Option<&'a str>,
+    field: Field,
+) -> Result<Option<&'a str>, Error> {
+    match (given, caller.reader()) {
+        (None, None) => Err(Error::Missing(field)),
+        (given, _) => Ok(given),
+    }
+}
+
+/// The user a request acts as; a user token acting as someone else is 403.
+pub fn acting_as(caller: &Caller, given: Option<UserId>, field: Field) -> Result<UserId, Error> {
+    caller.acting_as(given)?.ok_or(Error::Missing(field))
 }
 
 /// Text fields have a size limit of their own, below the body limit.
@@ -124,6 +178,7 @@ pub fn bounded(text: &str, max: usize, what: &str) -> Result<String, Error> {
 
 #[derive(Deserialize)]
 struct HistoryRequest {
+    #[serde(alias = "group_id")]
     chat_id: Option<String>,
     #[serde(default, deserialize_with = "body::count")]
     limit: Option<u64>,
@@ -148,17 +203,27 @@ async fn read_history(
     req: &HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, Error> {
-    let ns = state.namespace(req)?;
+    let caller = state.caller(req)?;
     let body: HistoryRequest =
         body::parse(req, payload, state.settings.server.max_body_bytes).await?;
     let chat_id = given(&body.chat_id).ok_or(Error::Missing(Field::ChatId))?;
     let chat_id = ChatId::parse(chat_id, state.settings.limits.max_id_bytes)?;
+    let limit = page_limit(state, body.limit, state.settings.history.default_limit);
     let page = Page::History {
-        limit: page_limit(state, body.limit, state.settings.history.default_limit),
+        limit,
         before: body.before_seq,
         after: body.after_seq,
     };
-    let messages = state.ask(&ns, &chat_id, Read(page)).await??;
+    let messages = state
+        .ask(
+            &caller.ns,
+            &chat_id,
+            Read {
+                page,
+                reader: caller.reader(),
+            },
+        )
+        .await??;
     let views: Vec<_> = messages
         .iter()
         .map(|m| MessageView::new(&chat_id, m))

@@ -5,9 +5,9 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use super::body::{self, given};
-use super::chat::{bounded, members, page_limit};
+use super::chat::{acting_as, bounded, create, members, page_limit, user_required};
 use super::AppState;
-use crate::chat::{self as chat_actor, Page, Read};
+use crate::chat::{Page, Post, Read};
 use crate::error::{ApiError, Error, Field};
 use crate::model::{ChatId, ChatMeta, Message, MessageId, UserId};
 use crate::registry::Create;
@@ -66,33 +66,40 @@ pub async fn create_chat(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    create(&state, &req, payload)
+    create_one(&state, &req, payload)
         .await
         .map_err(|e| e.at("chats.CreateChat"))
 }
 
-async fn create(
+async fn create_one(
     state: &AppState,
     req: &HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, Error> {
-    let ns = state.namespace(req)?;
+    let caller = state.caller(req)?;
     let body: CreateChatRequest =
         body::parse(req, payload, state.settings.server.max_body_bytes).await?;
     let members = members(state, body.user_ids.unwrap_or_default(), 2)?;
     let id = given(&body.id)
         .map(|id| ChatId::parse(id, state.settings.limits.max_id_bytes))
         .transpose()?;
-    let meta = state
-        .registry
-        .send(Create { ns, id, members })
-        .await
-        .map_err(|e| Error::Internal(e.to_string()))??;
+    let meta = create(
+        state,
+        &caller,
+        Create {
+            ns: caller.ns.clone(),
+            id,
+            members,
+            group: None,
+        },
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "chat": ChatView::new(&meta) })))
 }
 
 #[derive(Deserialize)]
 struct SendMessageRequest {
+    #[serde(alias = "group_id")]
     chat_id: Option<String>,
     author_id: Option<String>,
     text: Option<String>,
@@ -114,29 +121,36 @@ async fn send(
     req: &HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, Error> {
-    let ns = state.namespace(req)?;
+    let caller = state.caller(req)?;
     let body: SendMessageRequest =
         body::parse(req, payload, state.settings.server.max_body_bytes).await?;
-    let author_id = given(&body.author_id).ok_or(Error::Missing(Field::AuthorId))?;
+    let author_id = user_required(&caller, given(&body.author_id), Field::AuthorId)?;
     let chat_id = given(&body.chat_id).ok_or(Error::Missing(Field::ChatId))?;
     let text = given(&body.text).ok_or(Error::Missing(Field::Text))?;
-    let max_id = state.settings.limits.max_id_bytes;
-    let chat_id = ChatId::parse(chat_id, max_id)?;
-    let send = chat_actor::Post {
-        user_id: UserId::parse(author_id, max_id)?,
-        text: bounded(text, state.settings.limits.max_text_bytes, "text")?,
+    let limits = &state.settings.limits;
+    let author_id = author_id
+        .map(|u| UserId::parse(u, limits.max_id_bytes))
+        .transpose()?;
+    let chat_id = ChatId::parse(chat_id, limits.max_id_bytes)?;
+    let id = given(&body.id)
+        .map(|id| MessageId::parse(id, limits.max_id_bytes))
+        .transpose()?;
+    let text = bounded(text, limits.max_text_bytes, "text")?;
+    let post = Post {
+        user_id: acting_as(&caller, author_id, Field::AuthorId)?,
+        text,
         subject: String::new(),
         client_id: None,
-        id: given(&body.id)
-            .map(|id| MessageId::parse(id, max_id))
-            .transpose()?,
+        id,
+        limited: caller.reader().is_some(),
     };
-    let msg = state.ask(&ns, &chat_id, send).await??;
+    let msg = state.ask(&caller.ns, &chat_id, post).await??;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "message": MessageView::new(&chat_id, &msg) })))
 }
 
 #[derive(Deserialize)]
 struct ListMessagesRequest {
+    #[serde(alias = "group_id")]
     chat_id: Option<String>,
     #[serde(default, deserialize_with = "body::count")]
     limit: Option<u64>,
@@ -160,7 +174,7 @@ async fn list(
     req: &HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, Error> {
-    let ns = state.namespace(req)?;
+    let caller = state.caller(req)?;
     let body: ListMessagesRequest =
         body::parse(req, payload, state.settings.server.max_body_bytes).await?;
     let chat_id = given(&body.chat_id).ok_or(Error::Missing(Field::ChatId))?;
@@ -174,12 +188,22 @@ async fn list(
             )))
         }
     };
+    let limit = page_limit(state, body.limit, DEFAULT_LIMIT);
     let page = Page::List {
-        limit: page_limit(state, body.limit, DEFAULT_LIMIT),
+        limit,
         offset: body.offset.unwrap_or(0),
         newest_first,
     };
-    let messages = state.ask(&ns, &chat_id, Read(page)).await??;
+    let messages = state
+        .ask(
+            &caller.ns,
+            &chat_id,
+            Read {
+                page,
+                reader: caller.reader(),
+            },
+        )
+        .await??;
     let views: Vec<_> = messages
         .iter()
         .map(|m| MessageView::new(&chat_id, m))

@@ -5,10 +5,12 @@
 //! send goes straight to its chat; the registry is asked only on a miss or when a cached chat
 //! has stopped (idle chats stop themselves).
 
-mod body;
-mod chat;
+mod auth;
+pub(crate) mod body;
+pub(crate) mod chat;
 mod chats;
 mod cors;
+mod groups;
 mod routes;
 mod stream;
 mod web;
@@ -24,7 +26,9 @@ use crate::config::Settings;
 use crate::error::Error;
 use crate::model::{ChatId, Namespace};
 use crate::registry::{Lookup, Registry};
+use auth::Auth;
 
+pub use auth::{Caller, Principal};
 pub use cors::Cors;
 pub use routes::{not_found, routes};
 
@@ -32,6 +36,7 @@ pub use routes::{not_found, routes};
 pub struct AppState {
     pub registry: Addr<Registry>,
     pub settings: Arc<Settings>,
+    auth: Auth,
     /// Turns true when the server begins to shut down: streams close with 1001.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     chats: RwLock<HashMap<(Namespace, ChatId), Addr<ChatActor>>>,
@@ -47,6 +52,7 @@ impl AppState {
         shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> AppState {
         AppState {
+            auth: Auth::new(&settings),
             registry,
             settings,
             shutdown,
@@ -54,16 +60,30 @@ impl AppState {
         }
     }
 
-    /// The request's namespace: the `micro-namespace` header, `micro` when absent or empty.
-    pub fn namespace(&self, req: &HttpRequest) -> Result<Namespace, Error> {
-        match req.headers().get("micro-namespace").map(|v| v.as_bytes()) {
-            None | Some(b"") => Ok(Namespace::default_ns()),
-            Some(bytes) => {
-                let s = std::str::from_utf8(bytes)
-                    .map_err(|_| Error::BadId("namespace must be UTF-8".into()))?;
-                Namespace::parse(s, self.settings.limits.max_id_bytes)
-            }
-        }
+    /// Who is calling, for which namespace: the `micro-namespace` header (`micro` when absent
+    /// or empty) and the `authorization: Bearer` value. 401, then 403 for another namespace.
+    pub fn caller(&self, req: &HttpRequest) -> Result<Caller, Error> {
+        let header = |name: &str| {
+            req.headers()
+                .get(name)
+                .map(|v| std::str::from_utf8(v.as_bytes()))
+        };
+        let ns = header("micro-namespace")
+            .transpose()
+            .map_err(|_| Error::BadId("namespace must be UTF-8".into()))?;
+        let token = header("authorization")
+            .and_then(Result::ok)
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim);
+        self.auth.check(ns, token)
+    }
+
+    /// Like [`caller`](AppState::caller), for streams that name namespace and token in parameters.
+    pub fn authenticate(&self, ns: Option<&str>, token: Option<&str>) -> Result<Caller, Error> {
+        self.auth.check(ns, token)
     }
 
     /// Sends `msg` to a chat's actor, starting the actor if needed. Unknown chat: 404.

@@ -60,6 +60,54 @@ impl From<StoreError> for Error {
     }
 }
 
+/// Overwrites each record at `locs` with an erased filler and fsyncs the segments touched.
+fn erase_in_place(layout: &Layout, locs: &[Loc]) -> Result<(), StoreError> {
+    let mut touched: Vec<(u64, File)> = Vec::new();
+    for loc in locs {
+        let filler = erased_frame(loc.len as usize)?;
+        let at = match touched
+            .iter()
+            .position(|(segment, _)| *segment == loc.pos.segment)
+        {
+            Some(at) => at,
+            None => {
+                let path = wal::segment_path(&layout.wal, loc.pos.segment);
+                let file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .map_err(io_error)?;
+                touched.push((loc.pos.segment, file));
+                touched.len() - 1
+            }
+        };
+        touched[at]
+            .1
+            .write_all_at(&filler, loc.pos.offset)
+            .map_err(io_error)?;
+    }
+    for (_, file) in touched {
+        file.sync_data().map_err(io_error)?;
+    }
+    Ok(())
+}
+
+/// A valid frame of exactly `len` bytes holding [`Record::Erased`].
+fn erased_frame(len: usize) -> Result<Vec<u8>, StoreError> {
+    // The filler's own length prefix takes 1 to 9 bytes; find the size that lands exactly.
+    for prefix in [1, 3, 5, 9] {
+        let Some(fill) = len.checked_sub(codec::HEADER_LEN + 1 + prefix) else {
+            continue;
+        };
+        let frame = codec::frame(&Record::Erased(vec![0; fill]), record::NO_CHAT)?;
+        if frame.len() == len {
+            return Ok(frame);
+        }
+    }
+    Err(StoreError::Io(format!(
+        "cannot erase a record of {len} bytes in place"
+    )))
+}
+
 pub fn io_error(e: io::Error) -> StoreError {
     if e.kind() == io::ErrorKind::StorageFull || e.raw_os_error() == Some(28) {
         StoreError::DiskFull
@@ -130,7 +178,7 @@ impl Store {
 
     /// Appends a record; `done` runs on the writer thread once it is durable.
     pub fn append(&self, record: &Record, done: AppendDone) {
-        match codec::frame(record) {
+        match codec::frame(record, record.tag()) {
             Ok(frame) => self.wal.append(frame, done),
             Err(err) => done(Err(err)),
         }
@@ -202,6 +250,26 @@ impl Store {
                 Ok(index)
             }
         }
+    }
+
+    /// Overwrites records in place with [`Record::Erased`] frames of the same length and fsyncs:
+    /// a deleted chat's messages leave the disk at once, and nobody else's positions move. Blocking.
+    pub fn erase(&self, locs: &[Loc]) -> Result<(), StoreError> {
+        erase_in_place(&self.layout, locs)
+    }
+
+    /// Erases every message of a deleted chat and removes its snapshot. Blocking.
+    pub fn erase_chat(&self, chat: ChatNo) -> Result<(), StoreError> {
+        let index = self.load_index(chat)?;
+        let locs: Vec<Loc> = index.entries.iter().map(|e| e.loc).collect();
+        self.erase(&locs)?;
+        self.remove_index(chat)
+    }
+
+    /// Removes a deleted chat's snapshot. Blocking.
+    pub fn remove_index(&self, chat: ChatNo) -> Result<(), StoreError> {
+        snapshot::remove(&self.layout.chat(chat))?;
+        sync_dir(&self.layout.snap)
     }
 
     /// Writes a chat's index snapshot atomically. Blocking.

@@ -20,7 +20,33 @@ pub enum Record {
         chat: ChatNo,
         msg: Message,
     },
+    /// New metadata (members, invites) for a chat; replaces the old.
+    ChatUpdated {
+        chat: ChatNo,
+        meta: ChatMeta,
+    },
+    ChatDeleted {
+        chat: ChatNo,
+    },
+    /// What a deleted chat's message record is overwritten with, in place and of the same length.
+    Erased(Vec<u8>),
 }
+
+impl Record {
+    /// The chat a record belongs to, written into its frame header (see `codec.rs`).
+    pub fn tag(&self) -> u64 {
+        match self {
+            Record::ChatCreated { chat, .. }
+            | Record::Message { chat, .. }
+            | Record::ChatUpdated { chat, .. }
+            | Record::ChatDeleted { chat } => *chat,
+            Record::Erased(_) => NO_CHAT,
+        }
+    }
+}
+
+/// The tag of records that belong to no chat.
+pub const NO_CHAT: u64 = u64::MAX;
 
 /// A position in the log: a segment number and a byte offset in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -57,6 +83,8 @@ pub struct Catalog {
     pub pos: Option<Pos>,
     pub next_chat: ChatNo,
     pub chats: Vec<CatalogEntry>,
+    /// Chats held out of service because their stored data failed a check.
+    pub unavailable: Vec<ChatNo>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

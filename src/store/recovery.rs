@@ -42,8 +42,8 @@ pub fn recover(layout: &Layout) -> Result<Recovered, StoreError> {
 
     let mut known: HashSet<ChatNo> = catalog.chats.iter().map(|c| c.chat).collect();
     let mut tails: BTreeMap<ChatNo, Vec<(u64, IndexEntry)>> = BTreeMap::new();
-    let mut unavailable = HashSet::new();
-    let end = scan(
+    let mut deleted = Vec::new();
+    let scanned = scan(
         layout,
         &segments,
         from,
@@ -64,10 +64,36 @@ pub fn recover(layout: &Layout) -> Result<Recovered, StoreError> {
                     },
                 ));
             }
+            Record::ChatUpdated { chat, meta } => {
+                if let Some(entry) = catalog.chats.iter_mut().find(|c| c.chat == chat) {
+                    entry.meta = meta;
+                }
+            }
+            Record::ChatDeleted { chat } => {
+                catalog.chats.retain(|c| c.chat != chat);
+                known.remove(&chat);
+                let tail = tails.remove(&chat).unwrap_or_default();
+                deleted.push((
+                    chat,
+                    tail.into_iter().map(|(_, e)| e.loc).collect::<Vec<Loc>>(),
+                ));
+            }
+            Record::Erased(_) => {}
         },
     )?;
+    // Chats held out before stay held out: nothing has repaired them.
+    let mut unavailable: HashSet<ChatNo> = catalog.unavailable.iter().copied().collect();
+    unavailable.extend(scanned.damaged);
+
+    // A crash may have come between a deletion and its erasure: finish it.
+    for (chat, tail) in deleted {
+        erase_deleted(layout, &segments, chat, tail)?;
+    }
 
     for (chat, tail) in tails {
+        if unavailable.contains(&chat) {
+            continue;
+        }
         if !known.contains(&chat) {
             tracing::error!(
                 chat,
@@ -83,13 +109,41 @@ pub fn recover(layout: &Layout) -> Result<Recovered, StoreError> {
             }
         }
     }
+    let end = scanned.end;
     catalog.pos = Some(end);
+    catalog.unavailable = unavailable.iter().copied().collect();
     snapshot::write(&layout.catalog(), &catalog)?;
     Ok(Recovered {
         catalog,
         end,
         unavailable,
     })
+}
+
+/// Overwrites every message record of a deleted chat: those its snapshot knows and those in
+/// the replayed tail (or, if the snapshot is damaged, every one in the log).
+fn erase_deleted(
+    layout: &Layout,
+    segments: &[u64],
+    chat: ChatNo,
+    tail: Vec<Loc>,
+) -> Result<(), StoreError> {
+    let known = match snapshot::read::<ChatIndex>(&layout.chat(chat)) {
+        Ok(found) => found.map(|index| index.entries),
+        Err(_) => Some(
+            rebuild_index(layout, segments, chat)
+                .map(|index| index.entries)
+                .unwrap_or_default(),
+        ),
+    };
+    let mut locs: Vec<Loc> = known
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| e.loc)
+        .collect();
+    locs.extend(tail);
+    super::erase_in_place(layout, &locs)?;
+    snapshot::remove(&layout.chat(chat))
 }
 
 /// Adds the log's newer entries to a chat's snapshot; a gap means the snapshot is missing
@@ -139,7 +193,7 @@ pub fn rebuild_index(
         segment: segments.first().copied().unwrap_or(1),
         offset: 0,
     };
-    scan(layout, segments, from, Repair::ReadOnly, |loc, record| {
+    let scanned = scan(layout, segments, from, Repair::ReadOnly, |loc, record| {
         if let Record::Message { chat: c, msg } = record {
             if c == chat {
                 let expected = entries.len() as u64 + 1;
@@ -154,6 +208,11 @@ pub fn rebuild_index(
             }
         }
     })?;
+    if scanned.damaged.contains(&chat) {
+        return Err(StoreError::Corrupt(format!(
+            "a record of chat {chat} in the log is damaged"
+        )));
+    }
     match gap {
         Some((expected, found)) => Err(StoreError::Corrupt(format!(
             "the log lacks message {expected} of chat {chat} (next found: {found})"
@@ -185,15 +244,29 @@ enum Repair {
     ReadOnly,
 }
 
-/// Visits every valid record from `from` on and returns where the log ends.
+/// What a scan found besides the records it visited.
+struct Scanned {
+    /// Where the log ends.
+    end: Pos,
+    /// Chats with a damaged record (before the tail) in the scanned part of the log.
+    damaged: HashSet<ChatNo>,
+}
+
+/// Visits every valid record from `from` on. A damaged record at the very end of the log is a
+/// torn write: cut off (at startup) with a warning. Damage anywhere else is corruption, reported
+/// loudly: pinned on its chat when the frame header survived, else on every chat with records in
+/// that segment, since we cannot tell whose it was.
 fn scan(
     layout: &Layout,
     segments: &[u64],
     from: Pos,
     repair: Repair,
     mut visit: impl FnMut(Loc, Record),
-) -> Result<Pos, StoreError> {
-    let mut end = from;
+) -> Result<Scanned, StoreError> {
+    let mut scanned = Scanned {
+        end: from,
+        damaged: HashSet::new(),
+    };
     for (i, &segment) in segments
         .iter()
         .enumerate()
@@ -207,33 +280,45 @@ fn scan(
         } else {
             0
         };
+        let mut seen_here = HashSet::new();
+        let mut unattributed = false;
         while offset < bytes.len() {
-            if let Frame::Valid { payload, len } = codec::read_frame(&bytes[offset..]) {
-                match codec::decode::<Record>(payload) {
-                    Ok(record) => {
-                        let loc = Loc {
-                            pos: Pos {
+            let (skip_to, owner) = match codec::read_frame(&bytes[offset..]) {
+                Frame::Valid { payload, len, tag } => {
+                    match codec::decode::<Record>(payload) {
+                        Ok(record) => {
+                            seen_here.insert(tag);
+                            let pos = Pos {
                                 segment,
                                 offset: offset as u64,
-                            },
-                            len: len as u32,
-                        };
-                        visit(loc, record);
+                            };
+                            visit(
+                                Loc {
+                                    pos,
+                                    len: len as u32,
+                                },
+                                record,
+                            );
+                        }
+                        Err(err) => {
+                            tracing::error!(segment, offset, chat = tag, error = %err, "CORRUPTION: a checksummed log record does not decode");
+                            scanned.damaged.insert(tag);
+                        }
                     }
-                    Err(err) => {
-                        tracing::error!(segment, offset, error = %err, "log record does not decode; skipped")
-                    }
+                    offset += len;
+                    continue;
                 }
-                offset += len;
-                continue;
-            }
-            match next_valid(&bytes, offset + 1) {
+                Frame::BadPayload { len, tag } => (next_valid(&bytes, offset + len), Some(tag)),
+                Frame::Short | Frame::Bad => (next_valid(&bytes, offset + 1), None),
+            };
+            match skip_to {
                 None if is_last => {
                     if repair == Repair::CutTornTail {
+                        let cut = bytes.len() - offset;
                         tracing::warn!(
                             segment,
                             offset,
-                            cut = bytes.len() - offset,
+                            cut,
                             "the log ends in a torn record (an interrupted write); cutting it off"
                         );
                         let file = OpenOptions::new()
@@ -243,37 +328,37 @@ fn scan(
                         file.set_len(offset as u64).map_err(io_error)?;
                         file.sync_all().map_err(io_error)?;
                     }
-                    return Ok(Pos {
+                    scanned.end = Pos {
                         segment,
                         offset: offset as u64,
-                    });
+                    };
+                    return Ok(scanned);
                 }
-                None => {
-                    tracing::error!(
-                        segment,
-                        from = offset,
-                        to = bytes.len(),
-                        "CORRUPTION: unreadable bytes at the end of a log segment"
-                    );
-                    offset = bytes.len();
-                }
-                Some(next) => {
-                    tracing::error!(
-                        segment,
-                        from = offset,
-                        to = next,
-                        "CORRUPTION: unreadable bytes in the log, followed by good records"
-                    );
-                    offset = next;
+                next => {
+                    let to = next.unwrap_or(bytes.len());
+                    match owner {
+                        Some(chat) => {
+                            tracing::error!(segment, from = offset, to, chat, "CORRUPTION: a damaged log record before the end of the log; its chat is held out of service");
+                            scanned.damaged.insert(chat);
+                        }
+                        None => {
+                            tracing::error!(segment, from = offset, to, "CORRUPTION: unreadable bytes before the end of the log; every chat with records in this segment is held out of service");
+                            unattributed = true;
+                        }
+                    }
+                    offset = to;
                 }
             }
         }
-        end = Pos {
+        if unattributed {
+            scanned.damaged.extend(seen_here);
+        }
+        scanned.end = Pos {
             segment,
             offset: bytes.len() as u64,
         };
     }
-    Ok(end)
+    Ok(scanned)
 }
 
 /// The first offset at or after `from` where a whole, checksummed, decodable record starts.

@@ -26,7 +26,7 @@ pub fn catalog_path(dir: &Path) -> PathBuf {
 
 /// Writes `value` to `path` so that a crash at any moment leaves a whole snapshot there.
 pub fn write<T: Serialize>(path: &Path, value: &T) -> Result<(), StoreError> {
-    let bytes = codec::frame(value)?;
+    let bytes = codec::frame(value, 0)?;
     let tmp = path.with_extension("snap.tmp");
     let mut file = File::create(&tmp).map_err(io_error)?;
     file.write_all(&bytes).map_err(io_error)?;
@@ -44,7 +44,7 @@ pub fn read<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, StoreError> {
         Err(e) => return Err(io_error(e)),
     };
     match codec::read_frame(&bytes) {
-        Frame::Valid { payload, len } if len == bytes.len() => codec::decode(payload).map(Some),
+        Frame::Valid { payload, len, .. } if len == bytes.len() => codec::decode(payload).map(Some),
         _ => Err(StoreError::Corrupt(format!(
             "snapshot {} fails its checksum",
             path.display()

@@ -5,8 +5,14 @@
 //! their own when idle; only the small per-chat entries stay here for every chat (metadata and
 //! the member-set index that makes `New` idempotent).
 //!
+//! Membership changes and deletion (the group endpoints) are in `groups.rs`.
+//!
 //! It also runs checkpoints: take the log's durable end, have every live chat snapshot all it
 //! has up to there, then record that position in the catalog so restart replays only the rest.
+
+mod groups;
+
+pub use groups::{Change, Delete, List, Update};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,6 +25,7 @@ use crate::chat::{ChatActor, ChatInit, Snapshot};
 use crate::config::Settings;
 use crate::error::Error;
 use crate::model::{now_secs, ChatId, ChatMeta, Members, Namespace};
+use crate::rate::RateLimiter;
 use crate::store::record::{Catalog, CatalogEntry, ChatNo, Record};
 use crate::store::{Recovered, Store, StoreError};
 
@@ -44,13 +51,13 @@ pub struct Registry {
     arbiters: Vec<Arbiter>,
     next_arbiter: usize,
     checkpoint_running: bool,
+    limiter: Arc<RateLimiter>,
 }
 
 impl Registry {
     pub fn new(store: Arc<Store>, recovered: Recovered, settings: Arc<Settings>) -> Registry {
         let mut registry = Registry {
             store,
-            settings,
             chats: HashMap::new(),
             by_members: HashMap::new(),
             next_chat: recovered.catalog.next_chat,
@@ -59,6 +66,11 @@ impl Registry {
                 .collect(),
             next_arbiter: 0,
             checkpoint_running: false,
+            limiter: Arc::new(RateLimiter::new(
+                settings.limits.sends_per_second,
+                settings.limits.send_burst,
+            )),
+            settings,
         };
         for CatalogEntry { chat, ns, meta } in recovered.catalog.chats {
             let unavailable = recovered.unavailable.contains(&chat);
@@ -78,10 +90,22 @@ impl Registry {
     }
 
     fn insert(&mut self, ns: Namespace, entry: Entry) {
-        self.by_members
-            .entry((ns.clone(), entry.meta.user_ids.clone()))
-            .or_insert_with(|| entry.meta.id.clone());
+        if !entry.meta.group {
+            self.by_members
+                .entry((ns.clone(), entry.meta.user_ids.clone()))
+                .or_insert_with(|| entry.meta.id.clone());
+        }
         self.chats.insert((ns, entry.meta.id.clone()), entry);
+    }
+
+    /// Forgets a chat (deleted, or its creation failed).
+    fn remove(&mut self, key: &ChatKey) -> Option<Entry> {
+        let entry = self.chats.remove(key)?;
+        let members_key = (key.0.clone(), entry.meta.user_ids.clone());
+        if self.by_members.get(&members_key) == Some(&key.1) {
+            self.by_members.remove(&members_key);
+        }
+        Some(entry)
     }
 
     /// The live actor of a chat, started (on the next arbiter) if it is not running.
@@ -106,6 +130,7 @@ impl Registry {
             store: self.store.clone(),
             registry: me,
             settings: self.settings.clone(),
+            limiter: self.limiter.clone(),
         };
         let actor = ChatActor::start_in_arbiter(&arbiter, move |_| ChatActor::new(init));
         entry.actor = Some(actor.clone());
@@ -140,10 +165,17 @@ impl Registry {
                 meta: e.meta.clone(),
             })
             .collect();
+        let unavailable = self
+            .chats
+            .values()
+            .filter(|e| e.unavailable)
+            .map(|e| e.no)
+            .collect();
         Catalog {
             pos: Some(pos),
             next_chat: self.next_chat,
             chats,
+            unavailable,
         }
     }
 }
@@ -177,12 +209,22 @@ impl Handler<Lookup> for Registry {
 
 /// Find or create a chat. With `id`: that chat if it exists. Then: the chat with exactly these
 /// members, if any. Otherwise a new chat (with `id`, or a fresh UUID).
+/// A group (`group: Some`) is always new.
 #[derive(Message)]
 #[rtype(result = "Result<ChatMeta, Error>")]
 pub struct Create {
     pub ns: Namespace,
     pub id: Option<ChatId>,
     pub members: Members,
+    pub group: Option<GroupSpec>,
+}
+
+/// What the group API's `Create` names besides members.
+#[derive(Debug, Clone, Default)]
+pub struct GroupSpec {
+    pub name: String,
+    pub description: String,
+    pub private: bool,
 }
 
 impl Handler<Create> for Registry {
@@ -195,18 +237,22 @@ impl Handler<Create> for Registry {
                 return self.when_durable(&key);
             }
         }
-        if let Some(id) = self.by_members.get(&(msg.ns.clone(), msg.members.clone())) {
+        let existing = self.by_members.get(&(msg.ns.clone(), msg.members.clone()));
+        if let (Some(id), None) = (existing, &msg.group) {
             let key = (msg.ns.clone(), id.clone());
             return self.when_durable(&key);
         }
         let id = msg.id.unwrap_or_else(ChatId::random);
+        let group = msg.group.clone().unwrap_or_default();
         let meta = ChatMeta {
             id: id.clone(),
             user_ids: msg.members,
             created_at: now_secs(),
-            name: String::new(),
-            description: String::new(),
-            private: false,
+            name: group.name,
+            description: group.description,
+            group: msg.group.is_some(),
+            private: group.private,
+            invited: Members::default(),
         };
         let no = self.next_chat;
         self.next_chat += 1;
@@ -263,11 +309,7 @@ impl Handler<Created> for Registry {
                 }
             }
             Err(err) => {
-                if let Some(entry) = self.chats.remove(&msg.key) {
-                    let members_key = (msg.key.0.clone(), entry.meta.user_ids.clone());
-                    if self.by_members.get(&members_key) == Some(&msg.key.1) {
-                        self.by_members.remove(&members_key);
-                    }
+                if let Some(entry) = self.remove(&msg.key) {
                     let err = Error::from(err);
                     for waiter in entry.waiters {
                         let _ = waiter.send(Err(err.clone()));

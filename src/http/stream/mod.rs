@@ -1,0 +1,257 @@
+//! Real-time streams on Connect's and Join's paths: a WebSocket (as m3o's gateway served
+//! streams: one JSON text frame per message) or, with `Accept: text/event-stream`, Server-Sent
+//! Events. `ws.rs` and `sse.rs` hold the two transports; this file what they share.
+//!
+//! A stream subscribes to its chat *before* answering the upgrade, so nothing sent after the 101
+//! is missed. With `since`, it first replays every message above that seq from the log, then
+//! forwards live ones; the chat told it the last durable seq at subscription time, so replay and
+//! live meet with no gap and no duplicate.
+
+mod sse;
+mod ws;
+
+use std::time::Duration;
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use tokio::sync::mpsc;
+
+use super::body::given;
+use super::chat::acting_as;
+use super::AppState;
+use crate::chat::{Close, Event, Page, Read, Subscribe};
+use crate::error::{ApiError, Error, Field};
+use crate::model::{ChatId, MessageView, Namespace, UserId};
+use crate::registry::{Change, Update};
+
+/// How many messages may wait for one subscriber before it counts as too slow.
+const QUEUE: usize = 256;
+const PING_EVERY: Duration = Duration::from_secs(15);
+/// Replay reads the log in pages of this many messages.
+const REPLAY_PAGE: u64 = 500;
+
+/// Connect watches a chat; Join first adds the user to a group, then does the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Connect,
+    Join,
+}
+
+impl Kind {
+    fn endpoint(self) -> &'static str {
+        match self {
+            Kind::Connect => "chat.Connect",
+            Kind::Join => "chat.Join",
+        }
+    }
+}
+
+/// What a stream names: from query parameters, headers or a first frame.
+#[derive(Debug, Default, Clone, Deserialize)]
+struct Params {
+    chat_id: Option<String>,
+    group_id: Option<String>,
+    user_id: Option<String>,
+    namespace: Option<String>,
+    /// A seq: a number, or a numeric string (query parameters are strings).
+    #[serde(default, deserialize_with = "crate::http::body::count")]
+    since: Option<u64>,
+    /// A user token (browsers cannot set headers on a WebSocket or an EventSource).
+    token: Option<String>,
+}
+
+impl Params {
+    fn from_request(req: &HttpRequest) -> Result<Params, Error> {
+        let mut params = web::Query::<Params>::from_query(req.query_string())
+            .map(web::Query::into_inner)
+            .map_err(|e| Error::BadRequest(format!("bad query string: {e}")))?;
+        let header = |name: &str| {
+            let value = req.headers().get(name)?.to_str().ok()?;
+            (!value.is_empty()).then(|| value.to_owned())
+        };
+        params.chat_id = params.chat_id.or_else(|| header("chat-id"));
+        params.user_id = params.user_id.or_else(|| header("user-id"));
+        params.namespace = params.namespace.or_else(|| header("micro-namespace"));
+        params.token = params.token.or_else(|| {
+            let auth = header("authorization")?;
+            auth.strip_prefix("Bearer ")
+                .or_else(|| auth.strip_prefix("bearer "))
+                .map(str::to_owned)
+        });
+        // EventSource reconnects with its original URL plus Last-Event-ID: that one is newer.
+        if let Some(last) = header("last-event-id") {
+            let seq = last.trim().parse().map_err(|_| {
+                Error::BadRequest(format!("Last-Event-ID must be a seq, not {last:?}"))
+            })?;
+            params.since = Some(seq);
+        }
+        Ok(params)
+    }
+
+    fn chat_id(&self) -> Option<&str> {
+        given(&self.chat_id).or(given(&self.group_id))
+    }
+
+    /// Fills what a first frame left out from what the request carried.
+    fn or(self, base: &Params) -> Params {
+        Params {
+            chat_id: self.chat_id.or(base.chat_id.clone()),
+            group_id: self.group_id.or(base.group_id.clone()),
+            user_id: self.user_id.or(base.user_id.clone()),
+            namespace: self.namespace.or(base.namespace.clone()),
+            since: self.since.or(base.since),
+            token: self.token.or(base.token.clone()),
+        }
+    }
+}
+
+/// A live subscription: the chat's events, and why the chat may end it.
+struct Subscription {
+    ns: Namespace,
+    chat_id: ChatId,
+    user_id: Option<UserId>,
+    /// Posts from a user token are rate-limited.
+    limited: bool,
+    events: mpsc::Receiver<Event>,
+    close: mpsc::Receiver<Close>,
+    /// Messages above `since` up to `until` are replayed from the log; later ones arrive live.
+    since: u64,
+    until: u64,
+}
+
+/// Authenticates, validates, joins (for Join) and subscribes, in the contract's check order.
+async fn subscribe(state: &AppState, params: &Params, kind: Kind) -> Result<Subscription, Error> {
+    let caller = state.authenticate(given(&params.namespace), given(&params.token))?;
+    let max_id = state.settings.limits.max_id_bytes;
+    let chat_id = params.chat_id().ok_or(Error::Missing(Field::ChatId))?;
+    if kind == Kind::Join && given(&params.user_id).is_none() && caller.reader().is_none() {
+        return Err(Error::Missing(Field::UserId));
+    }
+    let chat_id = ChatId::parse(chat_id, max_id)?;
+    let user_id = given(&params.user_id)
+        .map(|u| UserId::parse(u, max_id))
+        .transpose()?;
+    let user_id = match kind {
+        Kind::Connect => caller.acting_as(user_id)?,
+        Kind::Join => Some(acting_as(&caller, user_id, Field::UserId)?),
+    };
+    if let (Kind::Join, Some(user)) = (kind, &user_id) {
+        let join = Update {
+            ns: caller.ns.clone(),
+            id: chat_id.clone(),
+            change: Change::Join(user.clone()),
+            by: None,
+        };
+        state
+            .registry
+            .send(join)
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))??;
+    }
+    let (events_tx, events) = mpsc::channel(QUEUE);
+    let (close_tx, close) = mpsc::channel(1);
+    let subscribe = Subscribe {
+        events: events_tx,
+        close: close_tx,
+        user: user_id.clone(),
+        reader: caller.reader(),
+    };
+    let until = state.ask(&caller.ns, &chat_id, subscribe).await??;
+    // Without `since`, only new messages arrive.
+    let since = params.since.unwrap_or(until).min(until);
+    Ok(Subscription {
+        ns: caller.ns.clone(),
+        chat_id,
+        user_id,
+        limited: caller.reader().is_some(),
+        events,
+        close,
+        since,
+        until,
+    })
+}
+
+/// The next page of a replay after `sent`, as (seq, JSON) pairs; empty once `until` is reached.
+async fn replay_page(
+    state: &AppState,
+    sub: &Subscription,
+    sent: u64,
+) -> Result<Vec<(u64, String)>, Error> {
+    if sent >= sub.until {
+        return Ok(Vec::new());
+    }
+    let page = Page::History {
+        limit: REPLAY_PAGE,
+        before: Some(sub.until + 1),
+        after: Some(sent),
+    };
+    // The subscription already passed the membership check.
+    let messages = state
+        .ask(&sub.ns, &sub.chat_id, Read { page, reader: None })
+        .await??;
+    Ok(messages
+        .iter()
+        .map(|m| {
+            (
+                m.seq,
+                serde_json::to_string(&MessageView::new(&sub.chat_id, m)).unwrap_or_default(),
+            )
+        })
+        .collect())
+}
+
+/// The error a chat's ending of a subscription amounts to, if it is one.
+fn close_error(close: Close) -> Option<Error> {
+    match close {
+        Close::SlowReader => None,
+        Close::Kicked => Some(Error::Forbidden(
+            "you are no longer a member of this chat".into(),
+        )),
+        Close::Deleted => Some(Error::chat_not_found()),
+    }
+}
+
+pub async fn connect(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    stream(state, req, payload, Kind::Connect).await
+}
+
+pub async fn join(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    stream(state, req, payload, Kind::Join).await
+}
+
+/// GET on a stream path: a WebSocket upgrade, or SSE when the client accepts `text/event-stream`.
+async fn stream(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+    kind: Kind,
+) -> Result<HttpResponse, ApiError> {
+    let params = Params::from_request(&req).map_err(|e| e.at(kind.endpoint()))?;
+    let header_has = |name, value: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.to_ascii_lowercase().contains(value))
+    };
+    if header_has(header::UPGRADE, "websocket") {
+        return ws::open(state, req, payload, params, kind).await;
+    }
+    if header_has(header::ACCEPT, "text/event-stream") {
+        return sse::open(state, params, kind)
+            .await
+            .map_err(|e| e.at(kind.endpoint()));
+    }
+    let err = Error::BadRequest(
+        "this is a stream: open a WebSocket, or GET with Accept: text/event-stream".into(),
+    );
+    Err(err.at(kind.endpoint()))
+}

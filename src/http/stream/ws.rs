@@ -1,0 +1,238 @@
+//! The WebSocket transport: one JSON text frame per message. Client frames post messages with
+//! Send's rules; their echo (with seq) is the acknowledgement. The server pings every 15 s and
+//! drops a peer silent for 60 s.
+
+use std::time::{Duration, Instant};
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use actix_ws::{CloseCode, CloseReason, Message as WsMessage};
+use futures_util::StreamExt;
+use serde::Deserialize;
+
+use super::{close_error, replay_page, subscribe, Kind, Params, Subscription, PING_EVERY};
+use crate::chat::Post;
+use crate::error::{ApiError, Error, Field};
+use crate::http::body::given;
+use crate::http::chat::bounded;
+use crate::http::AppState;
+use crate::model::ClientId;
+
+const SILENCE_LIMIT: Duration = Duration::from_secs(60);
+/// How long a WebSocket may take to name its chat in a first frame.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub(super) async fn open(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+    params: Params,
+    kind: Kind,
+) -> Result<HttpResponse, ApiError> {
+    let (response, session, frames) = actix_ws::handle(&req, payload).map_err(|e| {
+        Error::BadRequest(format!("bad WebSocket handshake: {e}")).at(kind.endpoint())
+    })?;
+    let frames = frames.max_frame_size(state.settings.server.max_body_bytes);
+    // Named in the request: subscribe now, before the 101 goes out.
+    let early = match params.chat_id() {
+        Some(_) => Some(subscribe(&state, &params, kind).await),
+        None => None,
+    };
+    actix_web::rt::spawn(async move {
+        let mut ws = Ws {
+            state,
+            session,
+            frames,
+            kind,
+            last_heard: Instant::now(),
+        };
+        let sub = match early {
+            Some(sub) => sub,
+            None => ws.hello(&params).await,
+        };
+        match sub {
+            Ok(sub) => ws.serve(sub).await,
+            Err(err) => ws.fail(err).await,
+        }
+    });
+    Ok(response)
+}
+
+struct Ws {
+    state: web::Data<AppState>,
+    session: actix_ws::Session,
+    frames: actix_ws::MessageStream,
+    kind: Kind,
+    last_heard: Instant,
+}
+
+/// A frame a client sends to post a message.
+#[derive(Deserialize)]
+struct Outgoing {
+    text: Option<String>,
+    subject: Option<String>,
+    #[serde(alias = "client")]
+    client_id: Option<String>,
+}
+
+impl Ws {
+    /// Waits for a first frame naming the chat: `{"chat_id":..,"user_id":..,"namespace":..}`.
+    async fn hello(&mut self, base: &Params) -> Result<Subscription, Error> {
+        match tokio::time::timeout(HELLO_TIMEOUT, self.frames.next()).await {
+            Ok(Some(Ok(WsMessage::Text(text)))) => {
+                let params: Params = serde_json::from_str(&text)
+                    .map_err(|e| Error::BadRequest(format!("malformed first frame: {e}")))?;
+                subscribe(&self.state, &params.or(base), self.kind).await
+            }
+            Ok(_) => Err(Error::BadRequest(
+                "expected a first text frame naming chat_id".into(),
+            )),
+            Err(_) => Err(Error::BadRequest("no chat named within 10 s".into())),
+        }
+    }
+
+    /// Sends one micro error frame, then closes with 4000 + its code and its id as the reason.
+    async fn fail(mut self, err: Error) {
+        let body = err.at(self.kind.endpoint()).body();
+        let code = 4000 + body.code;
+        if let Ok(json) = serde_json::to_string(&body) {
+            let _ = self.session.text(json).await;
+        }
+        let _ = self
+            .session
+            .close(Some(CloseReason {
+                code: CloseCode::Other(code),
+                description: Some(body.id),
+            }))
+            .await;
+    }
+
+    async fn close(self, code: CloseCode, why: &str) {
+        let _ = self
+            .session
+            .close(Some(CloseReason {
+                code,
+                description: Some(why.to_owned()),
+            }))
+            .await;
+    }
+
+    async fn serve(mut self, mut sub: Subscription) {
+        let mut shutdown = self.state.shutdown.clone();
+        let mut sent = match self.replay(&sub).await {
+            Ok(sent) => sent,
+            Err(Some(err)) => return self.fail(err).await,
+            Err(None) => return,
+        };
+        let mut ping = tokio::time::interval(PING_EVERY);
+        ping.tick().await;
+        loop {
+            tokio::select! {
+                event = sub.events.recv() => match event {
+                    Some(event) if event.seq > sent => {
+                        sent = event.seq;
+                        if self.session.text(event.json).await.is_err() {
+                            return;
+                        }
+                    }
+                    Some(_) => {}
+                    None => return self.close(CloseCode::Again, "chatd.Closed").await,
+                },
+                reason = sub.close.recv() => {
+                    return match reason.and_then(close_error) {
+                        Some(err) => self.fail(err).await,
+                        None => self.close(CloseCode::Again, "chatd.SlowReader").await,
+                    };
+                }
+                frame = self.frames.next() => {
+                    self.last_heard = Instant::now();
+                    match frame {
+                        Some(Ok(WsMessage::Text(text))) => self.post(&sub, &text).await,
+                        Some(Ok(WsMessage::Ping(bytes))) => { let _ = self.session.pong(&bytes).await; }
+                        Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => return self.close(CloseCode::Normal, "bye").await,
+                        Some(Ok(_)) => {}
+                    }
+                }
+                _ = ping.tick() => {
+                    if self.last_heard.elapsed() > SILENCE_LIMIT {
+                        return self.close(CloseCode::Policy, "chatd.Silent").await;
+                    }
+                    if self.session.ping(b"").await.is_err() {
+                        return;
+                    }
+                }
+                _ = shutdown.changed() => return self.close(CloseCode::Away, "chatd.Shutdown").await,
+            }
+        }
+    }
+
+    /// Sends every message in (since, until] from the log; returns the last seq sent.
+    /// `Err(None)`: the socket is gone.
+    async fn replay(&mut self, sub: &Subscription) -> Result<u64, Option<Error>> {
+        let mut sent = sub.since;
+        loop {
+            let page = replay_page(&self.state, sub, sent).await.map_err(Some)?;
+            if page.is_empty() {
+                return Ok(sent);
+            }
+            for (seq, json) in page {
+                self.session.text(json).await.map_err(|_| None)?;
+                sent = seq;
+            }
+        }
+    }
+
+    /// Posts a message sent as a frame; a refusal comes back as an error frame with its client_id.
+    async fn post(&mut self, sub: &Subscription, text: &str) {
+        if let Err((err, client_id)) = self.try_post(sub, text).await {
+            let mut frame = serde_json::to_value(err.at("chat.Send").body()).unwrap_or_default();
+            if let Some(client_id) = client_id {
+                frame["client_id"] = serde_json::Value::String(client_id);
+            }
+            let _ = self.session.text(frame.to_string()).await;
+        }
+    }
+
+    async fn try_post(
+        &self,
+        sub: &Subscription,
+        text: &str,
+    ) -> Result<(), (Error, Option<String>)> {
+        let frame: Outgoing = serde_json::from_str(text)
+            .map_err(|e| (Error::BadRequest(format!("malformed frame: {e}")), None))?;
+        let client_id = given(&frame.client_id).map(str::to_owned);
+        let fail = |err: Error| (err, client_id.clone());
+        let limits = &self.state.settings.limits;
+        let user_id = sub
+            .user_id
+            .clone()
+            .ok_or(Error::Missing(Field::UserId))
+            .map_err(fail)?;
+        let text = given(&frame.text)
+            .ok_or(Error::Missing(Field::Text))
+            .map_err(fail)?;
+        let post = Post {
+            user_id,
+            text: bounded(text, limits.max_text_bytes, "text").map_err(fail)?,
+            subject: bounded(
+                frame.subject.as_deref().unwrap_or(""),
+                limits.max_subject_bytes,
+                "subject",
+            )
+            .map_err(fail)?,
+            client_id: client_id
+                .as_deref()
+                .map(|c| ClientId::parse(c, limits.max_id_bytes))
+                .transpose()
+                .map_err(fail)?,
+            id: None,
+            limited: sub.limited,
+        };
+        // Success needs no answer here: the message comes back on the stream, with its seq.
+        self.state
+            .ask(&sub.ns, &sub.chat_id, post)
+            .await
+            .and_then(|r| r)
+            .map(drop)
+            .map_err(fail)
+    }
+}
