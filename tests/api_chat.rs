@@ -452,7 +452,6 @@ async fn unknown_chat_is_not_found() {
 async fn unknown_paths_are_chatd_not_found() {
     let app = spawn_app().await;
     for path in [
-        "/",
         "/chat",
         "/chat/Nope",
         "/chat/Chat/Nope",
