@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use actix_ws::{CloseCode, CloseReason, Message as WsMessage};
+use actix_ws::{CloseCode, CloseReason, Message as WsMessage, ProtocolError};
 use futures_util::StreamExt;
 use serde::Deserialize;
 
@@ -148,6 +148,10 @@ impl Ws {
                     match frame {
                         Some(Ok(WsMessage::Text(text))) => self.post(&sub, &text).await,
                         Some(Ok(WsMessage::Ping(bytes))) => { let _ = self.session.pong(&bytes).await; }
+                        Some(Err(ProtocolError::Overflow)) => {
+                            let limit = self.state.settings.server.max_body_bytes;
+                            return self.fail(Error::TooLarge(format!("a frame is larger than {limit} bytes"))).await;
+                        }
                         Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => return self.close(CloseCode::Normal, "bye").await,
                         Some(Ok(_)) => {}
                     }
