@@ -683,3 +683,15 @@ async fn corruption_stays_held_out_after_another_restart() {
     let server = Chatd::start(dir.path(), port).await;
     check_damaged_a_and_healthy_b(&server.api, &a, &b).await;
 }
+
+/// Proves damage to a chat's *last* record is caught too, with no later record of that chat to
+/// reveal a gap: the record's own checksummed header names its chat, so the damage is pinned on
+/// it rather than silently dropped.
+#[actix_web::test]
+async fn damage_to_a_chats_last_record_holds_that_chat_out() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let (a, b) = corrupt_message_of_a(dir.path(), port, 10).await;
+    let server = Chatd::start(dir.path(), port).await;
+    check_damaged_a_and_healthy_b(&server.api, &a, &b).await;
+}
