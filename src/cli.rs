@@ -8,12 +8,7 @@ use serde_json::{json, Value};
 #[derive(Debug, Args)]
 pub struct Target {
     /// The server's base URL.
-    #[arg(
-        long,
-        env = "CHATD_URL",
-        default_value = "http://127.0.0.1:8080",
-        global = true
-    )]
+    #[arg(long, env = "CHATD_URL", default_value = "http://127.0.0.1:8080", global = true)]
     pub url: String,
     /// The namespace (`micro-namespace` header).
     #[arg(long, env = "CHATD_NAMESPACE", global = true)]
@@ -65,7 +60,8 @@ impl NewArgs {
 
 impl SendArgs {
     pub fn request(&self) -> (&'static str, Value) {
-        let mut body = json!({ "chat_id": self.chat_id, "user_id": self.user_id, "subject": self.subject, "text": self.text });
+        let mut body =
+            json!({ "chat_id": self.chat_id, "user_id": self.user_id, "subject": self.subject, "text": self.text });
         if let Some(client_id) = &self.client_id {
             body["client_id"] = json!(client_id);
         }
@@ -76,11 +72,7 @@ impl SendArgs {
 impl HistoryArgs {
     pub fn request(&self) -> (&'static str, Value) {
         let mut body = json!({ "chat_id": self.chat_id });
-        for (key, value) in [
-            ("limit", self.limit),
-            ("before_seq", self.before_seq),
-            ("after_seq", self.after_seq),
-        ] {
+        for (key, value) in [("limit", self.limit), ("before_seq", self.before_seq), ("after_seq", self.after_seq)] {
             if let Some(value) = value {
                 body[key] = json!(value);
             }
@@ -99,14 +91,8 @@ pub async fn call(target: &Target, path: &str, body: Value) -> Result<String, St
     if let Some(token) = &target.token {
         request = request.insert_header(("authorization", format!("Bearer {token}")));
     }
-    let mut response = request
-        .send_json(&body)
-        .await
-        .map_err(|e| format!("could not reach {url}: {e}"))?;
-    let bytes = response
-        .body()
-        .await
-        .map_err(|e| format!("could not read the response: {e}"))?;
+    let mut response = request.send_json(&body).await.map_err(|e| format!("could not reach {url}: {e}"))?;
+    let bytes = response.body().await.map_err(|e| format!("could not read the response: {e}"))?;
     let pretty = serde_json::from_slice::<Value>(&bytes)
         .ok()
         .and_then(|v| serde_json::to_string_pretty(&v).ok())
@@ -143,11 +129,8 @@ pub async fn connect(target: &Target, args: &ConnectArgs) -> Result<(), String> 
     let query = serde_urlencoded::to_string(&query).map_err(|e| e.to_string())?;
     let base = target.url.trim_end_matches('/').replacen("http", "ws", 1);
     let url = format!("{base}/chat/Connect?{query}");
-    let (_, mut conn) = awc::Client::new()
-        .ws(&url)
-        .connect()
-        .await
-        .map_err(|e| format!("could not connect to {url}: {e}"))?;
+    let (_, mut conn) =
+        awc::Client::new().ws(&url).connect().await.map_err(|e| format!("could not connect to {url}: {e}"))?;
     while let Some(frame) = conn.next().await {
         match frame.map_err(|e| format!("stream failed: {e}"))? {
             awc::ws::Frame::Text(text) => println!("{}", String::from_utf8_lossy(&text)),

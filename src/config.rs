@@ -144,19 +144,13 @@ impl Default for StorageSettings {
 
 impl Default for HistorySettings {
     fn default() -> Self {
-        Self {
-            default_limit: 50,
-            max_limit: 1000,
-        }
+        Self { default_limit: 50, max_limit: 1000 }
     }
 }
 
 impl Default for ChatSettings {
     fn default() -> Self {
-        Self {
-            membership: Membership::Members,
-            idle_timeout_secs: 300,
-        }
+        Self { membership: Membership::Members, idle_timeout_secs: 300 }
     }
 }
 
@@ -175,9 +169,7 @@ impl Default for LimitSettings {
 
 impl Default for LogSettings {
     fn default() -> Self {
-        Self {
-            level: "info".into(),
-        }
+        Self { level: "info".into() }
     }
 }
 
@@ -187,11 +179,7 @@ impl Settings {
         let defaults = config::Config::try_from(&Settings::default())?;
         config::Config::builder()
             .add_source(defaults)
-            .add_source(
-                config::File::from(path)
-                    .format(config::FileFormat::Toml)
-                    .required(false),
-            )
+            .add_source(config::File::from(path).format(config::FileFormat::Toml).required(false))
             .add_source(
                 config::Environment::with_prefix("CHATD")
                     .prefix_separator("__")
@@ -215,12 +203,7 @@ impl Settings {
             return Ok(());
         }
         let loopback = self.server.host == "localhost"
-            || self
-                .server
-                .host
-                .parse::<IpAddr>()
-                .map(|ip| ip.is_loopback())
-                .unwrap_or(false);
+            || self.server.host.parse::<IpAddr>().map(|ip| ip.is_loopback()).unwrap_or(false);
         if loopback {
             Ok(())
         } else {

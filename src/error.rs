@@ -99,10 +99,7 @@ impl Error {
 
     /// Names the endpoint that failed, e.g. `"chat.Send"`.
     pub fn at(self, endpoint: &'static str) -> ApiError {
-        ApiError {
-            endpoint,
-            error: self,
-        }
+        ApiError { endpoint, error: self }
     }
 }
 

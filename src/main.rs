@@ -11,11 +11,7 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "chatd",
-    version,
-    about = "A self-hosted chat server speaking the m3o chat and chats APIs"
-)]
+#[command(name = "chatd", version, about = "A self-hosted chat server speaking the m3o chat and chats APIs")]
 struct Cli {
     /// The config file, layered over the built-in defaults (a missing file is fine).
     #[arg(long, global = true, default_value = DEFAULT_CONFIG_FILE)]
@@ -83,12 +79,8 @@ fn serve(config: &std::path::Path) -> ExitCode {
         .or_else(|_| EnvFilter::try_new(&settings.log.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt().with_env_filter(filter).init();
-    let result = actix_web::rt::System::new().block_on(async move {
-        Application::build(settings)
-            .await?
-            .run_until_stopped()
-            .await
-    });
+    let result = actix_web::rt::System::new()
+        .block_on(async move { Application::build(settings).await?.run_until_stopped().await });
     match result {
         Ok(()) => {
             tracing::info!("chatd stopped cleanly");

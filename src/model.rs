@@ -87,14 +87,10 @@ impl From<MessageId> for ClientId {
 
 fn check_id(s: &str, max_bytes: usize, what: &str) -> Result<(), Error> {
     if s.is_empty() || s.len() > max_bytes {
-        return Err(Error::BadId(format!(
-            "{what} must be 1 to {max_bytes} bytes"
-        )));
+        return Err(Error::BadId(format!("{what} must be 1 to {max_bytes} bytes")));
     }
     if s.chars().any(char::is_control) {
-        return Err(Error::BadId(format!(
-            "{what} must not contain control characters"
-        )));
+        return Err(Error::BadId(format!("{what} must not contain control characters")));
     }
     Ok(())
 }
@@ -181,10 +177,7 @@ pub struct Message {
 
 /// Unix seconds now.
 pub fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 /// A message as the `chat` service shows it (and as streams deliver it).

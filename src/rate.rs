@@ -23,11 +23,7 @@ struct Bucket {
 
 impl RateLimiter {
     pub fn new(per_second: u32, burst: u32) -> RateLimiter {
-        RateLimiter {
-            per_second: per_second as f64,
-            burst: burst.max(1) as f64,
-            buckets: Mutex::new(HashMap::new()),
-        }
+        RateLimiter { per_second: per_second as f64, burst: burst.max(1) as f64, buckets: Mutex::new(HashMap::new()) }
     }
 
     /// Takes one send from the user's bucket; false if it is empty.
@@ -41,13 +37,8 @@ impl RateLimiter {
             let (rate, burst) = (self.per_second, self.burst);
             buckets.retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() * rate < burst);
         }
-        let bucket = buckets.entry((ns.clone(), user.clone())).or_insert(Bucket {
-            tokens: self.burst,
-            at: now,
-        });
-        bucket.tokens = (bucket.tokens
-            + now.duration_since(bucket.at).as_secs_f64() * self.per_second)
-            .min(self.burst);
+        let bucket = buckets.entry((ns.clone(), user.clone())).or_insert(Bucket { tokens: self.burst, at: now });
+        bucket.tokens = (bucket.tokens + now.duration_since(bucket.at).as_secs_f64() * self.per_second).min(self.burst);
         bucket.at = now;
         if bucket.tokens >= 1.0 {
             bucket.tokens -= 1.0;
@@ -65,10 +56,7 @@ mod tests {
     #[test]
     fn a_burst_is_allowed_then_refused() {
         let limiter = RateLimiter::new(1, 3);
-        let (ns, user) = (
-            Namespace::default_ns(),
-            UserId::parse("u", 10).expect("valid id"),
-        );
+        let (ns, user) = (Namespace::default_ns(), UserId::parse("u", 10).expect("valid id"));
         assert!((0..3).all(|_| limiter.allow(&ns, &user)));
         assert!(!limiter.allow(&ns, &user));
         let other = UserId::parse("v", 10).expect("valid id");

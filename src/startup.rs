@@ -65,11 +65,7 @@ impl Application {
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))?;
         let port = listener.local_addr()?.port();
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let state = web::Data::new(AppState::new(
-            registry.clone(),
-            settings.clone(),
-            shutdown_rx,
-        ));
+        let state = web::Data::new(AppState::new(registry.clone(), settings.clone(), shutdown_rx));
         let origins = settings.server.cors_origins.clone();
         let mut server = HttpServer::new(move || {
             App::new()
@@ -87,12 +83,7 @@ impl Application {
             server = server.workers(settings.server.workers);
         }
         tracing::info!(host = %settings.server.host, port, "chatd listening");
-        Ok(Application {
-            port,
-            server: server.run(),
-            registry,
-            shutdown: Arc::new(shutdown),
-        })
+        Ok(Application { port, server: server.run(), registry, shutdown: Arc::new(shutdown) })
     }
 
     pub fn port(&self) -> u16 {
@@ -105,10 +96,7 @@ impl Application {
 
     /// Stops the server as SIGTERM would.
     pub fn handle(&self) -> Stopper {
-        Stopper {
-            server: self.server.handle(),
-            shutdown: self.shutdown.clone(),
-        }
+        Stopper { server: self.server.handle(), shutdown: self.shutdown.clone() }
     }
 
     /// Serves until SIGINT/SIGTERM (or [`handle`](Application::handle)`.stop`): stop accepting,
@@ -134,13 +122,8 @@ impl Application {
 /// Resolves with the name of the first SIGTERM or SIGINT.
 async fn shutdown_signal() -> Option<&'static str> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!(
-            "could not listen for SIGTERM/SIGINT; stop chatd with SIGKILL only after a checkpoint"
-        );
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("could not listen for SIGTERM/SIGINT; stop chatd with SIGKILL only after a checkpoint");
         return None;
     };
     tokio::select! {

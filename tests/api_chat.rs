@@ -31,9 +31,7 @@ async fn every_endpoint_answers_on_all_three_paths() {
     let app = spawn_app().await;
     for (i, prefix) in PREFIXES.iter().enumerate() {
         let user = format!("user{i}");
-        let (status, body) = app
-            .post(&format!("{prefix}/New"), json!({ "user_ids": [user] }))
-            .await;
+        let (status, body) = app.post(&format!("{prefix}/New"), json!({ "user_ids": [user] })).await;
         assert_eq!(status, 200, "{prefix}/New: {body}");
         let chat = body["chat_id"].as_str().expect("chat_id").to_owned();
         assert!(!chat.is_empty());
@@ -48,9 +46,7 @@ async fn every_endpoint_answers_on_all_three_paths() {
         assert_eq!(body["message"]["text"], format!("via {prefix}"));
         assert_eq!(body["message"]["seq"], 1);
 
-        let (status, body) = app
-            .post(&format!("{prefix}/History"), json!({ "chat_id": chat }))
-            .await;
+        let (status, body) = app.post(&format!("{prefix}/History"), json!({ "chat_id": chat })).await;
         assert_eq!(status, 200, "{prefix}/History: {body}");
         let messages = body["messages"].as_array().expect("messages");
         assert_eq!(texts(messages), [format!("via {prefix}")]);
@@ -72,19 +68,7 @@ async fn send_returns_the_whole_message() {
     let m = &body["message"];
     let mut keys: Vec<&str> = m.as_object().unwrap().keys().map(String::as_str).collect();
     keys.sort_unstable();
-    assert_eq!(
-        keys,
-        [
-            "chat_id",
-            "client_id",
-            "id",
-            "sent_at",
-            "seq",
-            "subject",
-            "text",
-            "user_id"
-        ]
-    );
+    assert_eq!(keys, ["chat_id", "client_id", "id", "sent_at", "seq", "subject", "text", "user_id"]);
     assert_eq!(m["chat_id"], chat.as_str());
     assert_eq!(m["user_id"], "John");
     assert_eq!(m["subject"], "Hello");
@@ -102,10 +86,7 @@ async fn send_returns_the_whole_message() {
     // Without a client_id the server allocates a distinct one per send.
     let a = app.send(&chat, "Barry", "one").await;
     let b = app.send(&chat, "Barry", "two").await;
-    let (ca, cb) = (
-        a["client_id"].as_str().unwrap(),
-        b["client_id"].as_str().unwrap(),
-    );
+    let (ca, cb) = (a["client_id"].as_str().unwrap(), b["client_id"].as_str().unwrap());
     assert!(!ca.is_empty() && !cb.is_empty());
     assert_ne!(ca, cb);
     assert_ne!(a["id"], b["id"]);
@@ -114,13 +95,10 @@ async fn send_returns_the_whole_message() {
 #[actix_web::test]
 async fn bodies_are_json_whatever_the_content_type() {
     let app = spawn_app().await;
-    for (i, headers) in [
-        &[("content-type", "application/x-www-form-urlencoded")][..],
-        &[][..],
-        &[("content-type", "text/plain")][..],
-    ]
-    .into_iter()
-    .enumerate()
+    for (i, headers) in
+        [&[("content-type", "application/x-www-form-urlencoded")][..], &[][..], &[("content-type", "text/plain")][..]]
+            .into_iter()
+            .enumerate()
     {
         let new = format!(r#"{{"user_ids":["John{i}","Barry"]}}"#);
         let reply = app.post_raw("/chat/New", new, headers).await;
@@ -132,13 +110,7 @@ async fn bodies_are_json_whatever_the_content_type() {
         assert_eq!(reply.status, 200, "{headers:?}: {}", reply.body);
         assert_eq!(reply.body["message"]["text"], format!("{headers:?}"));
 
-        let reply = app
-            .post_raw(
-                "/chat/History",
-                json!({ "chat_id": chat }).to_string(),
-                headers,
-            )
-            .await;
+        let reply = app.post_raw("/chat/History", json!({ "chat_id": chat }).to_string(), headers).await;
         assert_eq!(reply.status, 200, "{headers:?}: {}", reply.body);
         assert_eq!(reply.body["messages"].as_array().unwrap().len(), 1);
     }
@@ -153,13 +125,7 @@ async fn an_empty_body_means_an_empty_object() {
         ("/chat/History", "chat.History.MissingChatID"),
     ] {
         for body in ["", "  \n"] {
-            let reply = app
-                .post_raw(
-                    path,
-                    body,
-                    &[("content-type", "application/x-www-form-urlencoded")],
-                )
-                .await;
+            let reply = app.post_raw(path, body, &[("content-type", "application/x-www-form-urlencoded")]).await;
             assert_error(reply.status, &reply.body, 400, id);
             let reply = app.post_raw(path, body, &[]).await;
             assert_error(reply.status, &reply.body, 400, id);
@@ -170,20 +136,12 @@ async fn an_empty_body_means_an_empty_object() {
 #[actix_web::test]
 async fn unknown_request_fields_are_ignored() {
     let app = spawn_app().await;
-    let (status, body) = app
-        .post(
-            "/chat/New",
-            json!({ "user_ids": ["a"], "name": "x", "extra": { "deep": [1] } }),
-        )
-        .await;
+    let (status, body) =
+        app.post("/chat/New", json!({ "user_ids": ["a"], "name": "x", "extra": { "deep": [1] } })).await;
     assert_eq!(status, 200, "{body}");
     let chat = body["chat_id"].as_str().unwrap();
-    let (status, body) = app
-        .post(
-            "/chat/Send",
-            json!({ "chat_id": chat, "user_id": "a", "text": "t", "whatever": 3 }),
-        )
-        .await;
+    let (status, body) =
+        app.post("/chat/Send", json!({ "chat_id": chat, "user_id": "a", "text": "t", "whatever": 3 })).await;
     assert_eq!(status, 200, "{body}");
 }
 
@@ -194,58 +152,28 @@ async fn send_checks_chat_id_then_user_id_then_text() {
     let app = spawn_app().await;
     let cases = [
         (json!({}), "chat.Send.MissingChatID"),
-        (
-            json!({ "user_id": "u", "text": "t" }),
-            "chat.Send.MissingChatID",
-        ),
-        (
-            json!({ "chat_id": "", "user_id": "u", "text": "t" }),
-            "chat.Send.MissingChatID",
-        ),
-        (
-            json!({ "chat_id": null, "user_id": "u", "text": "t" }),
-            "chat.Send.MissingChatID",
-        ),
-        (
-            json!({ "chat_id": "nope", "text": "t" }),
-            "chat.Send.MissingUserID",
-        ),
+        (json!({ "user_id": "u", "text": "t" }), "chat.Send.MissingChatID"),
+        (json!({ "chat_id": "", "user_id": "u", "text": "t" }), "chat.Send.MissingChatID"),
+        (json!({ "chat_id": null, "user_id": "u", "text": "t" }), "chat.Send.MissingChatID"),
+        (json!({ "chat_id": "nope", "text": "t" }), "chat.Send.MissingUserID"),
         (json!({ "chat_id": "nope" }), "chat.Send.MissingUserID"),
-        (
-            json!({ "chat_id": "nope", "user_id": "", "text": "t" }),
-            "chat.Send.MissingUserID",
-        ),
-        (
-            json!({ "chat_id": "nope", "user_id": "u" }),
-            "chat.Send.MissingText",
-        ),
-        (
-            json!({ "chat_id": "nope", "user_id": "u", "text": "" }),
-            "chat.Send.MissingText",
-        ),
+        (json!({ "chat_id": "nope", "user_id": "", "text": "t" }), "chat.Send.MissingUserID"),
+        (json!({ "chat_id": "nope", "user_id": "u" }), "chat.Send.MissingText"),
+        (json!({ "chat_id": "nope", "user_id": "u", "text": "" }), "chat.Send.MissingText"),
     ];
     for (request, id) in cases {
         let (status, body) = app.post("/chat/Send", request.clone()).await;
         assert_error(status, &body, 400, id);
     }
     // All present but the chat does not exist: the 400s come before the 404.
-    let (status, body) = app
-        .post(
-            "/chat/Send",
-            json!({ "chat_id": "nope", "user_id": "u", "text": "t" }),
-        )
-        .await;
+    let (status, body) = app.post("/chat/Send", json!({ "chat_id": "nope", "user_id": "u", "text": "t" })).await;
     assert_error(status, &body, 404, "chat.Send.NotFound");
 }
 
 #[actix_web::test]
 async fn new_needs_at_least_one_user() {
     let app = spawn_app().await;
-    for request in [
-        json!({}),
-        json!({ "user_ids": [] }),
-        json!({ "user_ids": null }),
-    ] {
+    for request in [json!({}), json!({ "user_ids": [] }), json!({ "user_ids": null })] {
         let (status, body) = app.post("/chat/New", request).await;
         assert_error(status, &body, 400, "chat.New.MissingUserIDs");
     }
@@ -272,42 +200,16 @@ async fn malformed_json_and_wrong_types_are_bad_requests() {
         ("/chat/New", "[1,2]", "chat.New.BadRequest"),
         ("/chat/New", r#"{"user_ids":"a,b"}"#, "chat.New.BadRequest"),
         ("/chat/New", r#"{"user_ids":[1,2]}"#, "chat.New.BadRequest"),
-        (
-            "/chat/Send",
-            r#"{"chat_id":"c","user_id":"u","text":"t""#,
-            "chat.Send.BadRequest",
-        ),
-        (
-            "/chat/Send",
-            r#"{"chat_id":5,"user_id":"u","text":"t"}"#,
-            "chat.Send.BadRequest",
-        ),
-        (
-            "/chat/Send",
-            r#"{"chat_id":"c","user_id":"u","text":["t"]}"#,
-            "chat.Send.BadRequest",
-        ),
-        (
-            "/chat/Send",
-            r#"{"chat_id":"c","user_id":"u","text":"t","subject":1}"#,
-            "chat.Send.BadRequest",
-        ),
-        (
-            "/chat/History",
-            r#"{"chat_id":"c","limit":true}"#,
-            "chat.History.BadRequest",
-        ),
-        (
-            "/chat/History",
-            r#"{"chat_id":"c","before_seq":{}}"#,
-            "chat.History.BadRequest",
-        ),
+        ("/chat/Send", r#"{"chat_id":"c","user_id":"u","text":"t""#, "chat.Send.BadRequest"),
+        ("/chat/Send", r#"{"chat_id":5,"user_id":"u","text":"t"}"#, "chat.Send.BadRequest"),
+        ("/chat/Send", r#"{"chat_id":"c","user_id":"u","text":["t"]}"#, "chat.Send.BadRequest"),
+        ("/chat/Send", r#"{"chat_id":"c","user_id":"u","text":"t","subject":1}"#, "chat.Send.BadRequest"),
+        ("/chat/History", r#"{"chat_id":"c","limit":true}"#, "chat.History.BadRequest"),
+        ("/chat/History", r#"{"chat_id":"c","before_seq":{}}"#, "chat.History.BadRequest"),
         ("/chat/History", "null", "chat.History.BadRequest"),
     ];
     for (path, body, id) in cases {
-        let reply = app
-            .post_raw(path, body, &[("content-type", "application/json")])
-            .await;
+        let reply = app.post_raw(path, body, &[("content-type", "application/json")]).await;
         assert_error(reply.status, &reply.body, 400, id);
     }
 }
@@ -329,9 +231,7 @@ async fn history_rejects_negative_fractional_and_non_numeric_integers() {
         ("after_seq", json!(2.25)),
         ("after_seq", json!("x")),
     ] {
-        let (status, body) = app
-            .post("/chat/History", json!({ "chat_id": chat, field: value }))
-            .await;
+        let (status, body) = app.post("/chat/History", json!({ "chat_id": chat, field: value })).await;
         assert_error(status, &body, 400, "chat.History.BadRequest");
     }
 }
@@ -342,37 +242,13 @@ async fn bad_ids_are_rejected() {
     let chat = app.new_chat(&["alice", "bob"]).await;
     let long = "x".repeat(257);
     let cases = [
-        (
-            "/chat/New",
-            json!({ "user_ids": ["ok", "bad\nid"] }),
-            "chat.New.BadID",
-        ),
+        ("/chat/New", json!({ "user_ids": ["ok", "bad\nid"] }), "chat.New.BadID"),
         ("/chat/New", json!({ "user_ids": [long] }), "chat.New.BadID"),
-        (
-            "/chat/New",
-            json!({ "user_ids": ["a", ""] }),
-            "chat.New.BadID",
-        ),
-        (
-            "/chat/Send",
-            json!({ "chat_id": "bad\u{7}chat", "user_id": "alice", "text": "t" }),
-            "chat.Send.BadID",
-        ),
-        (
-            "/chat/Send",
-            json!({ "chat_id": long, "user_id": "alice", "text": "t" }),
-            "chat.Send.BadID",
-        ),
-        (
-            "/chat/Send",
-            json!({ "chat_id": chat, "user_id": "al\tice", "text": "t" }),
-            "chat.Send.BadID",
-        ),
-        (
-            "/chat/Send",
-            json!({ "chat_id": chat, "user_id": long, "text": "t" }),
-            "chat.Send.BadID",
-        ),
+        ("/chat/New", json!({ "user_ids": ["a", ""] }), "chat.New.BadID"),
+        ("/chat/Send", json!({ "chat_id": "bad\u{7}chat", "user_id": "alice", "text": "t" }), "chat.Send.BadID"),
+        ("/chat/Send", json!({ "chat_id": long, "user_id": "alice", "text": "t" }), "chat.Send.BadID"),
+        ("/chat/Send", json!({ "chat_id": chat, "user_id": "al\tice", "text": "t" }), "chat.Send.BadID"),
+        ("/chat/Send", json!({ "chat_id": chat, "user_id": long, "text": "t" }), "chat.Send.BadID"),
         (
             "/chat/Send",
             json!({ "chat_id": chat, "user_id": "alice", "text": "t", "client_id": "c\u{0}" }),
@@ -383,16 +259,8 @@ async fn bad_ids_are_rejected() {
             json!({ "chat_id": chat, "user_id": "alice", "text": "t", "client_id": long }),
             "chat.Send.BadID",
         ),
-        (
-            "/chat/History",
-            json!({ "chat_id": "\u{1b}[0m" }),
-            "chat.History.BadID",
-        ),
-        (
-            "/chat/History",
-            json!({ "chat_id": long }),
-            "chat.History.BadID",
-        ),
+        ("/chat/History", json!({ "chat_id": "\u{1b}[0m" }), "chat.History.BadID"),
+        ("/chat/History", json!({ "chat_id": long }), "chat.History.BadID"),
     ];
     for (path, request, id) in cases {
         let (status, body) = app.post(path, request.clone()).await;
@@ -402,13 +270,9 @@ async fn bad_ids_are_rejected() {
     assert!(app.history(json!({ "chat_id": chat })).await.is_empty());
 
     // A namespace follows the same rules.
-    let (status, body) = app
-        .post_ns(&long, "/chat/New", json!({ "user_ids": ["a"] }))
-        .await;
+    let (status, body) = app.post_ns(&long, "/chat/New", json!({ "user_ids": ["a"] })).await;
     assert_error(status, &body, 400, "chat.New.BadID");
-    let (status, body) = app
-        .post_ns("te\tnant", "/chat/History", json!({ "chat_id": chat }))
-        .await;
+    let (status, body) = app.post_ns("te\tnant", "/chat/History", json!({ "chat_id": chat })).await;
     assert_error(status, &body, 400, "chat.History.BadID");
 }
 
@@ -420,12 +284,8 @@ async fn ids_are_data_up_to_256_bytes() {
     let chat = app.new_chat(&[&max, odd]).await;
     let m = app.send(&chat, odd, "hi").await;
     assert_eq!(m["user_id"], odd);
-    let (status, body) = app
-        .post(
-            "/chat/Send",
-            json!({ "chat_id": chat, "user_id": max, "text": "yo", "client_id": max }),
-        )
-        .await;
+    let (status, body) =
+        app.post("/chat/Send", json!({ "chat_id": chat, "user_id": max, "text": "yo", "client_id": max })).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["message"]["client_id"], max.as_str());
     let history = app.history(json!({ "chat_id": chat })).await;
@@ -435,16 +295,10 @@ async fn ids_are_data_up_to_256_bytes() {
 #[actix_web::test]
 async fn unknown_chat_is_not_found() {
     let app = spawn_app().await;
-    let (status, body) = app
-        .post(
-            "/chat/Send",
-            json!({ "chat_id": "no-such-chat", "user_id": "u", "text": "t" }),
-        )
-        .await;
+    let (status, body) =
+        app.post("/chat/Send", json!({ "chat_id": "no-such-chat", "user_id": "u", "text": "t" })).await;
     assert_error(status, &body, 404, "chat.Send.NotFound");
-    let (status, body) = app
-        .post("/v1/chat/History", json!({ "chat_id": "no-such-chat" }))
-        .await;
+    let (status, body) = app.post("/v1/chat/History", json!({ "chat_id": "no-such-chat" })).await;
     assert_error(status, &body, 404, "chat.History.NotFound");
 }
 
@@ -461,9 +315,7 @@ async fn unknown_paths_are_chatd_not_found() {
         "/chat/Send/extra",
         "/nothing/here",
     ] {
-        let reply = app
-            .post_raw(path, "{}", &[("content-type", "application/json")])
-            .await;
+        let reply = app.post_raw(path, "{}", &[("content-type", "application/json")]).await;
         assert_error(reply.status, &reply.body, 404, "chatd.NotFound");
         let reply = app.request(Method::GET, path, &[], "").await;
         assert_error(reply.status, &reply.body, 404, "chatd.NotFound");
@@ -478,17 +330,11 @@ async fn wrong_method_is_405_naming_the_endpoint() {
         (Method::GET, "/chat/Chat/Send", "chat.Send.MethodNotAllowed"),
         (Method::PUT, "/v1/chat/Send", "chat.Send.MethodNotAllowed"),
         (Method::GET, "/chat/New", "chat.New.MethodNotAllowed"),
-        (
-            Method::DELETE,
-            "/chat/History",
-            "chat.History.MethodNotAllowed",
-        ),
+        (Method::DELETE, "/chat/History", "chat.History.MethodNotAllowed"),
     ] {
         let reply = app.request(method.clone(), path, &[], "").await;
         assert_error(reply.status, &reply.body, 405, id);
-        let allow = reply
-            .header("allow")
-            .unwrap_or_else(|| panic!("{method} {path}: no Allow"));
+        let allow = reply.header("allow").unwrap_or_else(|| panic!("{method} {path}: no Allow"));
         assert!(allow.contains("POST"), "{method} {path}: Allow: {allow}");
     }
 }
@@ -502,21 +348,12 @@ async fn bodies_over_the_limit_are_413() {
     assert!(request.len() > 64 * 1024);
 
     // With a Content-Length.
-    let reply = app
-        .post_raw(
-            "/chat/Send",
-            request.clone(),
-            &[("content-type", "application/json")],
-        )
-        .await;
+    let reply = app.post_raw("/chat/Send", request.clone(), &[("content-type", "application/json")]).await;
     assert_error(reply.status, &reply.body, 413, "chat.Send.TooLarge");
 
     // Chunked, with no length announced.
-    let chunks: Vec<Result<_, std::io::Error>> = request
-        .as_bytes()
-        .chunks(8 * 1024)
-        .map(|c| Ok(actix_web::web::Bytes::copy_from_slice(c)))
-        .collect();
+    let chunks: Vec<Result<_, std::io::Error>> =
+        request.as_bytes().chunks(8 * 1024).map(|c| Ok(actix_web::web::Bytes::copy_from_slice(c))).collect();
     let mut res = app
         .client
         .post(format!("{}/chat/Send", app.address))
@@ -529,12 +366,7 @@ async fn bodies_over_the_limit_are_413() {
     for path in ["/chat/New", "/chat/History"] {
         let reply = app.post_raw(path, request.clone(), &[]).await;
         let endpoint = path.trim_start_matches("/chat/");
-        assert_error(
-            reply.status,
-            &reply.body,
-            413,
-            &format!("chat.{endpoint}.TooLarge"),
-        );
+        assert_error(reply.status, &reply.body, 413, &format!("chat.{endpoint}.TooLarge"));
     }
 
     // Nothing was stored, and the server still serves.
@@ -559,12 +391,7 @@ async fn the_body_limit_follows_the_config() {
 async fn a_non_member_may_not_send_by_default() {
     let app = spawn_app().await;
     let chat = app.new_chat(&["alice", "bob"]).await;
-    let (status, body) = app
-        .post(
-            "/chat/Send",
-            json!({ "chat_id": chat, "user_id": "mallory", "text": "hi" }),
-        )
-        .await;
+    let (status, body) = app.post("/chat/Send", json!({ "chat_id": chat, "user_id": "mallory", "text": "hi" })).await;
     assert_error(status, &body, 403, "chat.Send.Forbidden");
     assert!(app.history(json!({ "chat_id": chat })).await.is_empty());
     app.send(&chat, "bob", "members can").await;
@@ -576,10 +403,7 @@ async fn open_membership_lets_anyone_send() {
     let chat = app.new_chat(&["alice", "bob"]).await;
     let m = app.send(&chat, "mallory", "hi").await;
     assert_eq!(m["user_id"], "mallory");
-    assert_eq!(
-        texts(&app.history(json!({ "chat_id": chat })).await),
-        ["hi"]
-    );
+    assert_eq!(texts(&app.history(json!({ "chat_id": chat })).await), ["hi"]);
 }
 
 // ---- idempotency ----
@@ -589,18 +413,11 @@ async fn new_is_idempotent_on_the_set_of_users() {
     let app = spawn_app().await;
     let a = app.new_chat(&["John", "Barry", "Zoe"]).await;
     assert_eq!(app.new_chat(&["Zoe", "John", "Barry"]).await, a);
-    assert_eq!(
-        app.new_chat(&["Barry", "Zoe", "John", "Barry", "Zoe"])
-            .await,
-        a
-    );
+    assert_eq!(app.new_chat(&["Barry", "Zoe", "John", "Barry", "Zoe"]).await, a);
     // A different set is a different chat.
     let b = app.new_chat(&["John", "Barry"]).await;
     assert_ne!(a, b);
-    assert_eq!(
-        app.new_chat(&["John", "John"]).await,
-        app.new_chat(&["John"]).await
-    );
+    assert_eq!(app.new_chat(&["John", "John"]).await, app.new_chat(&["John"]).await);
     assert_ne!(app.new_chat(&["John"]).await, b);
 
     // Concurrent News of one set agree on one chat.
@@ -612,7 +429,8 @@ async fn new_is_idempotent_on_the_set_of_users() {
 async fn a_retried_send_is_stored_once() {
     let app = spawn_app().await;
     let chat = app.new_chat(&["alice", "bob"]).await;
-    let send = |text: &str, user: &str| json!({ "chat_id": chat, "user_id": user, "text": text, "client_id": "retry-1" });
+    let send =
+        |text: &str, user: &str| json!({ "chat_id": chat, "user_id": user, "text": text, "client_id": "retry-1" });
     let (status, first) = app.post("/chat/Send", send("hello", "alice")).await;
     assert_eq!(status, 200, "{first}");
     let (status, second) = app.post("/chat/Send", send("hello", "alice")).await;
@@ -650,13 +468,7 @@ async fn seq_is_gap_free_from_one() {
     let app = spawn_app().await;
     let chat = app.new_chat(&["alice", "bob"]).await;
     for i in 1..=20u64 {
-        let m = app
-            .send(
-                &chat,
-                if i % 2 == 0 { "bob" } else { "alice" },
-                &format!("m{i}"),
-            )
-            .await;
+        let m = app.send(&chat, if i % 2 == 0 { "bob" } else { "alice" }, &format!("m{i}")).await;
         assert_eq!(m["seq"], i);
     }
     let history = app.history(json!({ "chat_id": chat })).await;
@@ -725,63 +537,27 @@ async fn history_pages() {
     // limit alone: the newest `limit`.
     assert_eq!(seqs(&page(json!({ "limit": 5 })).await), range(26, 30));
     // before_seq: the `limit` just below K.
-    assert_eq!(
-        seqs(&page(json!({ "before_seq": 10, "limit": 3 })).await),
-        range(7, 9)
-    );
-    assert_eq!(
-        seqs(&page(json!({ "before_seq": 3, "limit": 10 })).await),
-        range(1, 2)
-    );
-    assert_eq!(
-        seqs(&page(json!({ "before_seq": 1 })).await),
-        Vec::<u64>::new()
-    );
+    assert_eq!(seqs(&page(json!({ "before_seq": 10, "limit": 3 })).await), range(7, 9));
+    assert_eq!(seqs(&page(json!({ "before_seq": 3, "limit": 10 })).await), range(1, 2));
+    assert_eq!(seqs(&page(json!({ "before_seq": 1 })).await), Vec::<u64>::new());
     assert_eq!(seqs(&page(json!({ "before_seq": 25 })).await), range(1, 24));
-    assert_eq!(
-        seqs(&page(json!({ "before_seq": 1000, "limit": 2 })).await),
-        range(29, 30)
-    );
+    assert_eq!(seqs(&page(json!({ "before_seq": 1000, "limit": 2 })).await), range(29, 30));
     // after_seq: the `limit` just above K.
-    assert_eq!(
-        seqs(&page(json!({ "after_seq": 10, "limit": 3 })).await),
-        range(11, 13)
-    );
+    assert_eq!(seqs(&page(json!({ "after_seq": 10, "limit": 3 })).await), range(11, 13));
     assert_eq!(seqs(&page(json!({ "after_seq": 27 })).await), range(28, 30));
-    assert_eq!(
-        seqs(&page(json!({ "after_seq": 30 })).await),
-        Vec::<u64>::new()
-    );
-    assert_eq!(
-        seqs(&page(json!({ "after_seq": 500 })).await),
-        Vec::<u64>::new()
-    );
+    assert_eq!(seqs(&page(json!({ "after_seq": 30 })).await), Vec::<u64>::new());
+    assert_eq!(seqs(&page(json!({ "after_seq": 500 })).await), Vec::<u64>::new());
     // after_seq 0: from seq 1.
-    assert_eq!(
-        seqs(&page(json!({ "after_seq": 0, "limit": 4 })).await),
-        range(1, 4)
-    );
+    assert_eq!(seqs(&page(json!({ "after_seq": 0, "limit": 4 })).await), range(1, 4));
     assert_eq!(seqs(&page(json!({ "after_seq": 0 })).await), range(1, 30));
     // before_seq 0: nothing.
     assert!(page(json!({ "before_seq": 0 })).await.is_empty());
-    assert!(page(json!({ "before_seq": 0, "after_seq": 0 }))
-        .await
-        .is_empty());
+    assert!(page(json!({ "before_seq": 0, "after_seq": 0 })).await.is_empty());
     // Both: the `limit` lowest strictly between.
-    assert_eq!(
-        seqs(&page(json!({ "after_seq": 5, "before_seq": 20, "limit": 4 })).await),
-        range(6, 9)
-    );
-    assert_eq!(
-        seqs(&page(json!({ "after_seq": 5, "before_seq": 9 })).await),
-        range(6, 8)
-    );
-    assert!(page(json!({ "after_seq": 5, "before_seq": 6 }))
-        .await
-        .is_empty());
-    assert!(page(json!({ "after_seq": 9, "before_seq": 5 }))
-        .await
-        .is_empty());
+    assert_eq!(seqs(&page(json!({ "after_seq": 5, "before_seq": 20, "limit": 4 })).await), range(6, 9));
+    assert_eq!(seqs(&page(json!({ "after_seq": 5, "before_seq": 9 })).await), range(6, 8));
+    assert!(page(json!({ "after_seq": 5, "before_seq": 6 })).await.is_empty());
+    assert!(page(json!({ "after_seq": 9, "before_seq": 5 })).await.is_empty());
     // The texts follow the seqs.
     let p = page(json!({ "after_seq": 14, "limit": 2 })).await;
     assert_eq!(texts(&p), ["m15", "m16"]);
@@ -793,9 +569,7 @@ async fn history_limit_is_capped_at_max_limit() {
     let chat = chat_with(&app, 12).await;
     let history = app.history(json!({ "chat_id": chat, "limit": 100 })).await;
     assert_eq!(seqs(&history), range(9, 12));
-    let history = app
-        .history(json!({ "chat_id": chat, "after_seq": 0, "limit": 100 }))
-        .await;
+    let history = app.history(json!({ "chat_id": chat, "after_seq": 0, "limit": 100 })).await;
     assert_eq!(seqs(&history), range(1, 4));
     // The default is capped too.
     let history = app.history(json!({ "chat_id": chat })).await;
@@ -806,13 +580,9 @@ async fn history_limit_is_capped_at_max_limit() {
 async fn integers_may_be_numeric_strings() {
     let app = spawn_app().await;
     let chat = chat_with(&app, 10).await;
-    let history = app
-        .history(json!({ "chat_id": chat, "limit": "3", "after_seq": "2" }))
-        .await;
+    let history = app.history(json!({ "chat_id": chat, "limit": "3", "after_seq": "2" })).await;
     assert_eq!(seqs(&history), range(3, 5));
-    let history = app
-        .history(json!({ "chat_id": chat, "before_seq": "4" }))
-        .await;
+    let history = app.history(json!({ "chat_id": chat, "before_seq": "4" })).await;
     assert_eq!(seqs(&history), range(1, 3));
     // Form-encoded, as curl sends it.
     let reply = app
@@ -823,10 +593,7 @@ async fn integers_may_be_numeric_strings() {
         )
         .await;
     assert_eq!(reply.status, 200, "{}", reply.body);
-    assert_eq!(
-        seqs(reply.body["messages"].as_array().unwrap()),
-        range(6, 10)
-    );
+    assert_eq!(seqs(reply.body["messages"].as_array().unwrap()), range(6, 10));
 }
 
 // ---- namespaces ----
@@ -834,46 +601,28 @@ async fn integers_may_be_numeric_strings() {
 #[actix_web::test]
 async fn namespaces_are_isolated() {
     let app = spawn_app().await;
-    let (status, body) = app
-        .post_ns("acme", "/chat/New", json!({ "user_ids": ["a", "b"] }))
-        .await;
+    let (status, body) = app.post_ns("acme", "/chat/New", json!({ "user_ids": ["a", "b"] })).await;
     assert_eq!(status, 200, "{body}");
     let chat = body["chat_id"].as_str().unwrap().to_owned();
-    let (status, body) = app
-        .post_ns(
-            "acme",
-            "/chat/Send",
-            json!({ "chat_id": chat, "user_id": "a", "text": "in acme" }),
-        )
-        .await;
+    let (status, body) =
+        app.post_ns("acme", "/chat/Send", json!({ "chat_id": chat, "user_id": "a", "text": "in acme" })).await;
     assert_eq!(status, 200, "{body}");
 
     // Unknown in another namespace, and in the default one.
-    let (status, body) = app
-        .post_ns("globex", "/chat/History", json!({ "chat_id": chat }))
-        .await;
+    let (status, body) = app.post_ns("globex", "/chat/History", json!({ "chat_id": chat })).await;
     assert_error(status, &body, 404, "chat.History.NotFound");
-    let (status, body) = app
-        .post_ns(
-            "globex",
-            "/chat/Send",
-            json!({ "chat_id": chat, "user_id": "a", "text": "x" }),
-        )
-        .await;
+    let (status, body) =
+        app.post_ns("globex", "/chat/Send", json!({ "chat_id": chat, "user_id": "a", "text": "x" })).await;
     assert_error(status, &body, 404, "chat.Send.NotFound");
     let (status, body) = app.post("/chat/History", json!({ "chat_id": chat })).await;
     assert_error(status, &body, 404, "chat.History.NotFound");
 
     // The same set of users in another namespace is another chat.
-    let (status, body) = app
-        .post_ns("globex", "/chat/New", json!({ "user_ids": ["b", "a"] }))
-        .await;
+    let (status, body) = app.post_ns("globex", "/chat/New", json!({ "user_ids": ["b", "a"] })).await;
     assert_eq!(status, 200, "{body}");
     assert_ne!(body["chat_id"], chat.as_str());
 
-    let (status, body) = app
-        .post_ns("acme", "/chat/History", json!({ "chat_id": chat }))
-        .await;
+    let (status, body) = app.post_ns("acme", "/chat/History", json!({ "chat_id": chat })).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(texts(body["messages"].as_array().unwrap()), ["in acme"]);
 }
@@ -884,20 +633,14 @@ async fn a_missing_or_empty_namespace_is_micro() {
     let chat = app.new_chat(&["a"]).await; // no header
     app.send(&chat, "a", "one").await;
     for ns in ["", "micro"] {
-        let (status, body) = app
-            .post_ns(ns, "/chat/History", json!({ "chat_id": chat }))
-            .await;
+        let (status, body) = app.post_ns(ns, "/chat/History", json!({ "chat_id": chat })).await;
         assert_eq!(status, 200, "ns {ns:?}: {body}");
         assert_eq!(texts(body["messages"].as_array().unwrap()), ["one"]);
     }
-    let (status, body) = app
-        .post_ns("", "/chat/New", json!({ "user_ids": ["a"] }))
-        .await;
+    let (status, body) = app.post_ns("", "/chat/New", json!({ "user_ids": ["a"] })).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["chat_id"], chat.as_str());
-    let (status, body) = app
-        .post_ns("Micro", "/chat/History", json!({ "chat_id": chat }))
-        .await;
+    let (status, body) = app.post_ns("Micro", "/chat/History", json!({ "chat_id": chat })).await;
     assert_error(status, &body, 404, "chat.History.NotFound");
 }
 
@@ -908,21 +651,13 @@ async fn responses_allow_any_origin() {
     let app = spawn_app().await;
     let chat = app.new_chat(&["a"]).await;
     let origin = [("origin", "https://app.example.com")];
-    let ok = app
-        .post_raw(
-            "/chat/History",
-            json!({ "chat_id": chat }).to_string(),
-            &origin,
-        )
-        .await;
+    let ok = app.post_raw("/chat/History", json!({ "chat_id": chat }).to_string(), &origin).await;
     assert_eq!(ok.status, 200);
     let bad = app.post_raw("/chat/Send", "{}", &origin).await;
     assert_eq!(bad.status, 400);
     let missing = app.post_raw("/no/where", "{}", &origin).await;
     assert_eq!(missing.status, 404);
-    let no_origin = app
-        .post_raw("/chat/History", json!({ "chat_id": chat }).to_string(), &[])
-        .await;
+    let no_origin = app.post_raw("/chat/History", json!({ "chat_id": chat }).to_string(), &[]).await;
     for reply in [ok, bad, missing, no_origin] {
         assert_eq!(reply.header("access-control-allow-origin"), Some("*"));
     }
@@ -939,38 +674,19 @@ async fn options_is_a_204_preflight() {
                 &[
                     ("origin", "https://app.example.com"),
                     ("access-control-request-method", "POST"),
-                    (
-                        "access-control-request-headers",
-                        "content-type, micro-namespace",
-                    ),
+                    ("access-control-request-headers", "content-type, micro-namespace"),
                 ],
                 "",
             )
             .await;
         assert_eq!(reply.status, 204, "{path}");
         assert_eq!(reply.header("access-control-allow-origin"), Some("*"));
-        let headers = reply
-            .header("access-control-allow-headers")
-            .unwrap_or_default()
-            .to_ascii_lowercase();
-        for h in [
-            "authorization",
-            "content-type",
-            "micro-namespace",
-            "last-event-id",
-        ] {
-            assert!(
-                headers.contains(h),
-                "{path}: allow-headers {headers:?} lacks {h}"
-            );
+        let headers = reply.header("access-control-allow-headers").unwrap_or_default().to_ascii_lowercase();
+        for h in ["authorization", "content-type", "micro-namespace", "last-event-id"] {
+            assert!(headers.contains(h), "{path}: allow-headers {headers:?} lacks {h}");
         }
-        let methods = reply
-            .header("access-control-allow-methods")
-            .unwrap_or_default();
-        assert!(
-            methods.contains("POST"),
-            "{path}: allow-methods {methods:?}"
-        );
+        let methods = reply.header("access-control-allow-methods").unwrap_or_default();
+        assert!(methods.contains("POST"), "{path}: allow-methods {methods:?}");
     }
 }
 
@@ -980,9 +696,7 @@ async fn options_is_a_204_preflight() {
 async fn messages_survive_a_restart() {
     let app = spawn_app().await;
     let chat = chat_with(&app, 5).await;
-    let (status, _) = app
-        .post_ns("acme", "/chat/New", json!({ "user_ids": ["x"] }))
-        .await;
+    let (status, _) = app.post_ns("acme", "/chat/New", json!({ "user_ids": ["x"] })).await;
     assert_eq!(status, 200);
     let before = app.history(json!({ "chat_id": chat })).await;
 

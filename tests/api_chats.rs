@@ -59,12 +59,7 @@ async fn every_endpoint_answers_on_all_three_paths() {
     let app = spawn_app().await;
     for (i, prefix) in PREFIXES.iter().enumerate() {
         let (a, b) = (format!("a{i}"), format!("b{i}"));
-        let (status, body) = app
-            .post(
-                &format!("{prefix}/CreateChat"),
-                json!({ "user_ids": [a, b] }),
-            )
-            .await;
+        let (status, body) = app.post(&format!("{prefix}/CreateChat"), json!({ "user_ids": [a, b] })).await;
         assert_eq!(status, 200, "{prefix}/CreateChat: {body}");
         let chat = body["chat"]["id"].as_str().expect("chat id").to_owned();
 
@@ -77,17 +72,9 @@ async fn every_endpoint_answers_on_all_three_paths() {
         assert_eq!(status, 200, "{prefix}/SendMessage: {body}");
         assert_eq!(body["message"]["text"], format!("via {prefix}"));
 
-        let (status, body) = app
-            .post(
-                &format!("{prefix}/ListMessages"),
-                json!({ "chat_id": chat }),
-            )
-            .await;
+        let (status, body) = app.post(&format!("{prefix}/ListMessages"), json!({ "chat_id": chat })).await;
         assert_eq!(status, 200, "{prefix}/ListMessages: {body}");
-        assert_eq!(
-            texts(body["messages"].as_array().unwrap()),
-            [format!("via {prefix}")]
-        );
+        assert_eq!(texts(body["messages"].as_array().unwrap()), [format!("via {prefix}")]);
     }
 }
 
@@ -96,12 +83,7 @@ async fn responses_have_the_chats_shapes() {
     let app = spawn_app().await;
     let before = chatd::model::now_secs();
     let chat = create(&app, json!({ "user_ids": ["Zed", "Amy", "Zed", "Bob"] })).await;
-    let mut keys: Vec<&str> = chat
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
+    let mut keys: Vec<&str> = chat.as_object().unwrap().keys().map(String::as_str).collect();
     keys.sort_unstable();
     assert_eq!(keys, ["created_at", "id", "user_ids"]);
     assert_eq!(chat["user_ids"], json!(["Amy", "Bob", "Zed"]));
@@ -125,12 +107,7 @@ async fn responses_have_the_chats_shapes() {
 #[actix_web::test]
 async fn bodies_are_json_whatever_the_content_type() {
     let app = spawn_app().await;
-    for (i, headers) in [
-        &[("content-type", "application/x-www-form-urlencoded")][..],
-        &[][..],
-    ]
-    .into_iter()
-    .enumerate()
+    for (i, headers) in [&[("content-type", "application/x-www-form-urlencoded")][..], &[][..]].into_iter().enumerate()
     {
         let id = format!("room-{i}");
         let john = format!("John{i}");
@@ -154,13 +131,7 @@ async fn bodies_are_json_whatever_the_content_type() {
         ("/chats/SendMessage", "chats.SendMessage.MissingAuthorID"),
         ("/chats/ListMessages", "chats.ListMessages.MissingChatID"),
     ] {
-        let reply = app
-            .post_raw(
-                path,
-                "",
-                &[("content-type", "application/x-www-form-urlencoded")],
-            )
-            .await;
+        let reply = app.post_raw(path, "", &[("content-type", "application/x-www-form-urlencoded")]).await;
         assert_error(reply.status, &reply.body, 400, id);
         let reply = app.post_raw(path, "", &[]).await;
         assert_error(reply.status, &reply.body, 400, id);
@@ -183,9 +154,7 @@ async fn create_chat_needs_two_users() {
         assert_error(status, &body, 400, "chats.CreateChat.MissingUserIDs");
     }
     // The rejected request with an id did not create it.
-    let (status, body) = app
-        .post("/chats/ListMessages", json!({ "chat_id": "room" }))
-        .await;
+    let (status, body) = app.post("/chats/ListMessages", json!({ "chat_id": "room" })).await;
     assert_error(status, &body, 404, "chats.ListMessages.NotFound");
 }
 
@@ -194,56 +163,26 @@ async fn send_message_checks_author_id_then_chat_id_then_text() {
     let app = spawn_app().await;
     let cases = [
         (json!({}), "chats.SendMessage.MissingAuthorID"),
-        (
-            json!({ "chat_id": "c", "text": "t" }),
-            "chats.SendMessage.MissingAuthorID",
-        ),
-        (
-            json!({ "author_id": "", "chat_id": "c", "text": "t" }),
-            "chats.SendMessage.MissingAuthorID",
-        ),
-        (
-            json!({ "author_id": "a" }),
-            "chats.SendMessage.MissingChatID",
-        ),
-        (
-            json!({ "author_id": "a", "text": "t" }),
-            "chats.SendMessage.MissingChatID",
-        ),
-        (
-            json!({ "author_id": "a", "chat_id": "", "text": "t" }),
-            "chats.SendMessage.MissingChatID",
-        ),
-        (
-            json!({ "author_id": "a", "chat_id": "c" }),
-            "chats.SendMessage.MissingText",
-        ),
-        (
-            json!({ "author_id": "a", "chat_id": "c", "text": "" }),
-            "chats.SendMessage.MissingText",
-        ),
+        (json!({ "chat_id": "c", "text": "t" }), "chats.SendMessage.MissingAuthorID"),
+        (json!({ "author_id": "", "chat_id": "c", "text": "t" }), "chats.SendMessage.MissingAuthorID"),
+        (json!({ "author_id": "a" }), "chats.SendMessage.MissingChatID"),
+        (json!({ "author_id": "a", "text": "t" }), "chats.SendMessage.MissingChatID"),
+        (json!({ "author_id": "a", "chat_id": "", "text": "t" }), "chats.SendMessage.MissingChatID"),
+        (json!({ "author_id": "a", "chat_id": "c" }), "chats.SendMessage.MissingText"),
+        (json!({ "author_id": "a", "chat_id": "c", "text": "" }), "chats.SendMessage.MissingText"),
     ];
     for (request, id) in cases {
         let (status, body) = app.post("/chats/SendMessage", request).await;
         assert_error(status, &body, 400, id);
     }
-    let (status, body) = app
-        .post(
-            "/chats/SendMessage",
-            json!({ "author_id": "a", "chat_id": "c", "text": "t" }),
-        )
-        .await;
+    let (status, body) = app.post("/chats/SendMessage", json!({ "author_id": "a", "chat_id": "c", "text": "t" })).await;
     assert_error(status, &body, 404, "chats.SendMessage.NotFound");
 }
 
 #[actix_web::test]
 async fn list_messages_needs_a_chat_id() {
     let app = spawn_app().await;
-    for request in [
-        json!({}),
-        json!({ "chat_id": "" }),
-        json!({ "limit": 3, "order": "asc" }),
-    ] {
+    for request in [json!({}), json!({ "chat_id": "" }), json!({ "limit": 3, "order": "asc" })] {
         let (status, body) = app.post("/chats/ListMessages", request).await;
         assert_error(status, &body, 400, "chats.ListMessages.MissingChatID");
     }
@@ -253,56 +192,18 @@ async fn list_messages_needs_a_chat_id() {
 async fn malformed_json_and_wrong_types_are_bad_requests() {
     let app = spawn_app().await;
     let cases: [(&str, &str, &str); 9] = [
-        (
-            "/chats/CreateChat",
-            "{\"user_ids\":",
-            "chats.CreateChat.BadRequest",
-        ),
-        (
-            "/chats/CreateChat",
-            r#"{"user_ids":"a b"}"#,
-            "chats.CreateChat.BadRequest",
-        ),
-        (
-            "/chats/CreateChat",
-            r#"{"id":7,"user_ids":["a","b"]}"#,
-            "chats.CreateChat.BadRequest",
-        ),
+        ("/chats/CreateChat", "{\"user_ids\":", "chats.CreateChat.BadRequest"),
+        ("/chats/CreateChat", r#"{"user_ids":"a b"}"#, "chats.CreateChat.BadRequest"),
+        ("/chats/CreateChat", r#"{"id":7,"user_ids":["a","b"]}"#, "chats.CreateChat.BadRequest"),
         ("/chats/SendMessage", "}{", "chats.SendMessage.BadRequest"),
-        (
-            "/chats/SendMessage",
-            r#"{"author_id":["a"],"chat_id":"c","text":"t"}"#,
-            "chats.SendMessage.BadRequest",
-        ),
-        (
-            "/chats/SendMessage",
-            r#"{"author_id":"a","chat_id":"c","text":"t","id":1}"#,
-            "chats.SendMessage.BadRequest",
-        ),
-        (
-            "/chats/ListMessages",
-            "chat_id=c",
-            "chats.ListMessages.BadRequest",
-        ),
-        (
-            "/chats/ListMessages",
-            r#"{"chat_id":"c","order":1}"#,
-            "chats.ListMessages.BadRequest",
-        ),
-        (
-            "/chats/ListMessages",
-            r#"{"chat_id":"c","offset":[]}"#,
-            "chats.ListMessages.BadRequest",
-        ),
+        ("/chats/SendMessage", r#"{"author_id":["a"],"chat_id":"c","text":"t"}"#, "chats.SendMessage.BadRequest"),
+        ("/chats/SendMessage", r#"{"author_id":"a","chat_id":"c","text":"t","id":1}"#, "chats.SendMessage.BadRequest"),
+        ("/chats/ListMessages", "chat_id=c", "chats.ListMessages.BadRequest"),
+        ("/chats/ListMessages", r#"{"chat_id":"c","order":1}"#, "chats.ListMessages.BadRequest"),
+        ("/chats/ListMessages", r#"{"chat_id":"c","offset":[]}"#, "chats.ListMessages.BadRequest"),
     ];
     for (path, body, id) in cases {
-        let reply = app
-            .post_raw(
-                path,
-                body,
-                &[("content-type", "application/x-www-form-urlencoded")],
-            )
-            .await;
+        let reply = app.post_raw(path, body, &[("content-type", "application/x-www-form-urlencoded")]).await;
         assert_error(reply.status, &reply.body, 400, id);
     }
 }
@@ -323,12 +224,7 @@ async fn list_messages_rejects_bad_order_limit_and_offset() {
         ("offset", json!(0.5)),
         ("offset", json!("-15")),
     ] {
-        let (status, body) = app
-            .post(
-                "/chats/ListMessages",
-                json!({ "chat_id": chat, field: value }),
-            )
-            .await;
+        let (status, body) = app.post("/chats/ListMessages", json!({ "chat_id": chat, field: value })).await;
         assert_error(status, &body, 400, "chats.ListMessages.BadRequest");
     }
 }
@@ -339,26 +235,10 @@ async fn bad_ids_are_rejected() {
     let chat = chat_with(&app, "room", 0).await;
     let long = "y".repeat(257);
     let cases = [
-        (
-            "/chats/CreateChat",
-            json!({ "id": "a\nb", "user_ids": ["a", "b"] }),
-            "chats.CreateChat.BadID",
-        ),
-        (
-            "/chats/CreateChat",
-            json!({ "id": long, "user_ids": ["a", "b"] }),
-            "chats.CreateChat.BadID",
-        ),
-        (
-            "/chats/CreateChat",
-            json!({ "user_ids": ["a", "b\u{7f}"] }),
-            "chats.CreateChat.BadID",
-        ),
-        (
-            "/chats/CreateChat",
-            json!({ "user_ids": ["a", long] }),
-            "chats.CreateChat.BadID",
-        ),
+        ("/chats/CreateChat", json!({ "id": "a\nb", "user_ids": ["a", "b"] }), "chats.CreateChat.BadID"),
+        ("/chats/CreateChat", json!({ "id": long, "user_ids": ["a", "b"] }), "chats.CreateChat.BadID"),
+        ("/chats/CreateChat", json!({ "user_ids": ["a", "b\u{7f}"] }), "chats.CreateChat.BadID"),
+        ("/chats/CreateChat", json!({ "user_ids": ["a", long] }), "chats.CreateChat.BadID"),
         (
             "/chats/SendMessage",
             json!({ "chat_id": chat, "author_id": "ali\rce", "text": "t" }),
@@ -379,11 +259,7 @@ async fn bad_ids_are_rejected() {
             json!({ "chat_id": chat, "author_id": "alice", "text": "t", "id": "\u{85}" }),
             "chats.SendMessage.BadID",
         ),
-        (
-            "/chats/ListMessages",
-            json!({ "chat_id": long }),
-            "chats.ListMessages.BadID",
-        ),
+        ("/chats/ListMessages", json!({ "chat_id": long }), "chats.ListMessages.BadID"),
     ];
     for (path, request, id) in cases {
         let (status, body) = app.post(path, request.clone()).await;
@@ -399,48 +275,24 @@ async fn bad_ids_are_rejected() {
 #[actix_web::test]
 async fn unknown_chat_is_not_found() {
     let app = spawn_app().await;
-    let (status, body) = app
-        .post(
-            "/chats/SendMessage",
-            json!({ "chat_id": "ghost", "author_id": "a", "text": "t" }),
-        )
-        .await;
+    let (status, body) =
+        app.post("/chats/SendMessage", json!({ "chat_id": "ghost", "author_id": "a", "text": "t" })).await;
     assert_error(status, &body, 404, "chats.SendMessage.NotFound");
-    let (status, body) = app
-        .post("/v1/chats/ListMessages", json!({ "chat_id": "ghost" }))
-        .await;
+    let (status, body) = app.post("/v1/chats/ListMessages", json!({ "chat_id": "ghost" })).await;
     assert_error(status, &body, 404, "chats.ListMessages.NotFound");
 }
 
 #[actix_web::test]
 async fn unknown_paths_and_wrong_methods() {
     let app = spawn_app().await;
-    for path in [
-        "/chats",
-        "/chats/Nope",
-        "/chats/Chats/Nope",
-        "/v1/chats/Nope",
-        "/chats/Chat/CreateChat",
-    ] {
+    for path in ["/chats", "/chats/Nope", "/chats/Chats/Nope", "/v1/chats/Nope", "/chats/Chat/CreateChat"] {
         let reply = app.post_raw(path, "{}", &[]).await;
         assert_error(reply.status, &reply.body, 404, "chatd.NotFound");
     }
     for (method, path, id) in [
-        (
-            Method::GET,
-            "/chats/CreateChat",
-            "chats.CreateChat.MethodNotAllowed",
-        ),
-        (
-            Method::GET,
-            "/chats/Chats/SendMessage",
-            "chats.SendMessage.MethodNotAllowed",
-        ),
-        (
-            Method::PATCH,
-            "/v1/chats/ListMessages",
-            "chats.ListMessages.MethodNotAllowed",
-        ),
+        (Method::GET, "/chats/CreateChat", "chats.CreateChat.MethodNotAllowed"),
+        (Method::GET, "/chats/Chats/SendMessage", "chats.SendMessage.MethodNotAllowed"),
+        (Method::PATCH, "/v1/chats/ListMessages", "chats.ListMessages.MethodNotAllowed"),
     ] {
         let reply = app.request(method, path, &[], "").await;
         assert_error(reply.status, &reply.body, 405, id);
@@ -455,33 +307,14 @@ async fn bodies_over_the_limit_are_413() {
     let chat = chat_with(&app, "room", 0).await;
     let big = "x".repeat(65 * 1024);
     for (path, request) in [
-        (
-            "/chats/CreateChat",
-            json!({ "user_ids": ["a", "b"], "pad": big }),
-        ),
-        (
-            "/chats/SendMessage",
-            json!({ "chat_id": chat, "author_id": "alice", "text": big }),
-        ),
-        (
-            "/chats/ListMessages",
-            json!({ "chat_id": chat, "pad": big }),
-        ),
+        ("/chats/CreateChat", json!({ "user_ids": ["a", "b"], "pad": big })),
+        ("/chats/SendMessage", json!({ "chat_id": chat, "author_id": "alice", "text": big })),
+        ("/chats/ListMessages", json!({ "chat_id": chat, "pad": big })),
     ] {
-        let reply = app
-            .post_raw(
-                path,
-                request.to_string(),
-                &[("content-type", "application/x-www-form-urlencoded")],
-            )
-            .await;
+        let reply =
+            app.post_raw(path, request.to_string(), &[("content-type", "application/x-www-form-urlencoded")]).await;
         let endpoint = path.trim_start_matches("/chats/");
-        assert_error(
-            reply.status,
-            &reply.body,
-            413,
-            &format!("chats.{endpoint}.TooLarge"),
-        );
+        assert_error(reply.status, &reply.body, 413, &format!("chats.{endpoint}.TooLarge"));
     }
     assert!(list(&app, &chat, json!({})).await.is_empty());
 }
@@ -492,12 +325,8 @@ async fn bodies_over_the_limit_are_413() {
 async fn a_non_member_may_not_send_by_default() {
     let app = spawn_app().await;
     let chat = chat_with(&app, "room", 0).await;
-    let (status, body) = app
-        .post(
-            "/chats/SendMessage",
-            json!({ "chat_id": chat, "author_id": "eve", "text": "hi" }),
-        )
-        .await;
+    let (status, body) =
+        app.post("/chats/SendMessage", json!({ "chat_id": chat, "author_id": "eve", "text": "hi" })).await;
     assert_error(status, &body, 403, "chats.SendMessage.Forbidden");
     assert!(list(&app, &chat, json!({})).await.is_empty());
 }
@@ -519,19 +348,11 @@ async fn create_chat_with_an_existing_id_returns_it_unchanged() {
     let first = create(&app, json!({ "id": "room", "user_ids": ["bob", "alice"] })).await;
     assert_eq!(first["id"], "room");
     assert_eq!(first["user_ids"], json!(["alice", "bob"]));
-    let again = create(
-        &app,
-        json!({ "id": "room", "user_ids": ["carol", "dave", "erin"] }),
-    )
-    .await;
+    let again = create(&app, json!({ "id": "room", "user_ids": ["carol", "dave", "erin"] })).await;
     assert_eq!(again, first);
     // Still alice and bob's chat: carol may not send.
-    let (status, body) = app
-        .post(
-            "/chats/SendMessage",
-            json!({ "chat_id": "room", "author_id": "carol", "text": "x" }),
-        )
-        .await;
+    let (status, body) =
+        app.post("/chats/SendMessage", json!({ "chat_id": "room", "author_id": "carol", "text": "x" })).await;
     assert_error(status, &body, 403, "chats.SendMessage.Forbidden");
     // And carol, dave and erin have no chat yet: theirs is new.
     let theirs = create(&app, json!({ "user_ids": ["erin", "dave", "carol"] })).await;
@@ -545,17 +366,10 @@ async fn create_chat_with_the_same_users_returns_the_existing_chat() {
     let first = create(&app, json!({ "user_ids": ["x", "y", "z"] })).await;
     let again = create(&app, json!({ "user_ids": ["z", "x", "y", "x"] })).await;
     assert_eq!(again, first);
-    let named = create(
-        &app,
-        json!({ "id": "another-name", "user_ids": ["y", "z", "x"] }),
-    )
-    .await;
+    let named = create(&app, json!({ "id": "another-name", "user_ids": ["y", "z", "x"] })).await;
     assert_eq!(named, first);
     // The chat `chat.New` makes for the same set is that chat too.
-    assert_eq!(
-        app.new_chat(&["y", "x", "z"]).await,
-        first["id"].as_str().unwrap()
-    );
+    assert_eq!(app.new_chat(&["y", "x", "z"]).await, first["id"].as_str().unwrap());
     // Concurrent creations of one new set agree.
     let made = join_all((0..8).map(|_| create(&app, json!({ "user_ids": ["p", "q"] })))).await;
     assert!(made.iter().all(|c| *c == made[0]), "{made:?}");
@@ -565,8 +379,7 @@ async fn create_chat_with_the_same_users_returns_the_existing_chat() {
 async fn a_retried_send_message_is_stored_once() {
     let app = spawn_app().await;
     let chat = chat_with(&app, "room", 0).await;
-    let request =
-        |text: &str| json!({ "chat_id": chat, "author_id": "alice", "text": text, "id": "msg-1" });
+    let request = |text: &str| json!({ "chat_id": chat, "author_id": "alice", "text": text, "id": "msg-1" });
     let (status, first) = app.post("/chats/SendMessage", request("hello")).await;
     assert_eq!(status, 200, "{first}");
     assert_eq!(first["message"]["id"], "msg-1");
@@ -576,21 +389,11 @@ async fn a_retried_send_message_is_stored_once() {
     let (status, third) = app.post("/chats/SendMessage", request("edited")).await;
     assert_eq!(status, 200, "{third}");
     assert_eq!(third, first);
-    assert_eq!(
-        list(&app, &chat, json!({})).await,
-        [first["message"].clone()]
-    );
+    assert_eq!(list(&app, &chat, json!({})).await, [first["message"].clone()]);
     // The same id in another chat is another message.
-    create(
-        &app,
-        json!({ "id": "other", "user_ids": ["alice", "carol"] }),
-    )
-    .await;
+    create(&app, json!({ "id": "other", "user_ids": ["alice", "carol"] })).await;
     let (status, body) = app
-        .post(
-            "/chats/SendMessage",
-            json!({ "chat_id": "other", "author_id": "alice", "text": "o", "id": "msg-1" }),
-        )
+        .post("/chats/SendMessage", json!({ "chat_id": "other", "author_id": "alice", "text": "o", "id": "msg-1" }))
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["message"]["text"], "o");
@@ -603,42 +406,23 @@ async fn both_apis_share_chats_and_one_retry_index() {
 
     // A chats SendMessage id is a chat Send client_id.
     let (status, body) = app
-        .post(
-            "/chats/SendMessage",
-            json!({ "chat_id": chat, "author_id": "alice", "text": "one", "id": "k1" }),
-        )
+        .post("/chats/SendMessage", json!({ "chat_id": chat, "author_id": "alice", "text": "one", "id": "k1" }))
         .await;
     assert_eq!(status, 200, "{body}");
     let (status, body) = app
-        .post(
-            "/chat/Send",
-            json!({ "chat_id": chat, "user_id": "alice", "text": "one again", "client_id": "k1" }),
-        )
+        .post("/chat/Send", json!({ "chat_id": chat, "user_id": "alice", "text": "one again", "client_id": "k1" }))
         .await;
     assert_eq!(status, 200, "{body}");
     let m = &body["message"];
-    assert_eq!(
-        (m["id"].as_str(), m["client_id"].as_str()),
-        (Some("k1"), Some("k1"))
-    );
-    assert_eq!(
-        (m["text"].as_str(), m["seq"].as_u64()),
-        (Some("one"), Some(1))
-    );
+    assert_eq!((m["id"].as_str(), m["client_id"].as_str()), (Some("k1"), Some("k1")));
+    assert_eq!((m["text"].as_str(), m["seq"].as_u64()), (Some("one"), Some(1)));
 
     // And a chat Send client_id is a chats SendMessage id.
-    let (status, body) = app
-        .post(
-            "/chat/Send",
-            json!({ "chat_id": chat, "user_id": "bob", "text": "two", "client_id": "k2" }),
-        )
-        .await;
+    let (status, body) =
+        app.post("/chat/Send", json!({ "chat_id": chat, "user_id": "bob", "text": "two", "client_id": "k2" })).await;
     assert_eq!(status, 200, "{body}");
     let (status, body) = app
-        .post(
-            "/chats/SendMessage",
-            json!({ "chat_id": chat, "author_id": "bob", "text": "two again", "id": "k2" }),
-        )
+        .post("/chats/SendMessage", json!({ "chat_id": chat, "author_id": "bob", "text": "two again", "id": "k2" }))
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["message"]["text"], "two");
@@ -658,16 +442,10 @@ async fn both_apis_share_chats_and_one_retry_index() {
     let made_by_new = app.new_chat(&["carol", "dave"]).await;
     let m = send(&app, &made_by_new, "dave", "via chats").await;
     assert_eq!(m["seq"], 1);
-    assert_eq!(
-        texts(&app.history(json!({ "chat_id": made_by_new })).await),
-        ["via chats"]
-    );
+    assert_eq!(texts(&app.history(json!({ "chat_id": made_by_new })).await), ["via chats"]);
     let m = app.send(&chat, "alice", "via chat").await;
     assert_eq!(m["seq"], 3);
-    assert_eq!(
-        list(&app, &chat, json!({ "limit": 1 })).await[0]["text"],
-        "via chat"
-    );
+    assert_eq!(list(&app, &chat, json!({ "limit": 1 })).await[0]["text"], "via chat");
 }
 
 // ---- ListMessages paging ----
@@ -677,75 +455,30 @@ async fn list_messages_pages_by_order_offset_and_limit() {
     let app = spawn_app().await;
     let chat = chat_with(&app, "fifty", 50).await;
 
-    let page = list(
-        &app,
-        &chat,
-        json!({ "order": "desc", "offset": 15, "limit": 5 }),
-    )
-    .await;
+    let page = list(&app, &chat, json!({ "order": "desc", "offset": 15, "limit": 5 })).await;
     assert_eq!(seqs(&page), desc(35, 31));
     assert_eq!(texts(&page), ["m35", "m34", "m33", "m32", "m31"]);
 
-    let page = list(
-        &app,
-        &chat,
-        json!({ "order": "asc", "offset": 15, "limit": 5 }),
-    )
-    .await;
+    let page = list(&app, &chat, json!({ "order": "asc", "offset": 15, "limit": 5 })).await;
     assert_eq!(seqs(&page), asc(16, 20));
     assert_eq!(texts(&page), ["m16", "m17", "m18", "m19", "m20"]);
 
     // Default order is newest first; default limit 25; limit 0 is the default.
     assert_eq!(seqs(&list(&app, &chat, json!({})).await), desc(50, 26));
-    assert_eq!(
-        seqs(&list(&app, &chat, json!({ "order": "" })).await),
-        desc(50, 26)
-    );
-    assert_eq!(
-        seqs(&list(&app, &chat, json!({ "limit": 0 })).await),
-        desc(50, 26)
-    );
-    assert_eq!(
-        seqs(&list(&app, &chat, json!({ "offset": 15, "limit": 5 })).await),
-        desc(35, 31)
-    );
-    assert_eq!(
-        seqs(&list(&app, &chat, json!({ "order": "asc" })).await),
-        asc(1, 25)
-    );
+    assert_eq!(seqs(&list(&app, &chat, json!({ "order": "" })).await), desc(50, 26));
+    assert_eq!(seqs(&list(&app, &chat, json!({ "limit": 0 })).await), desc(50, 26));
+    assert_eq!(seqs(&list(&app, &chat, json!({ "offset": 15, "limit": 5 })).await), desc(35, 31));
+    assert_eq!(seqs(&list(&app, &chat, json!({ "order": "asc" })).await), asc(1, 25));
 
     // Running off either end.
-    assert_eq!(
-        seqs(&list(&app, &chat, json!({ "offset": 45, "limit": 10 })).await),
-        desc(5, 1)
-    );
-    assert_eq!(
-        seqs(
-            &list(
-                &app,
-                &chat,
-                json!({ "order": "asc", "offset": 45, "limit": 10 })
-            )
-            .await
-        ),
-        asc(46, 50)
-    );
+    assert_eq!(seqs(&list(&app, &chat, json!({ "offset": 45, "limit": 10 })).await), desc(5, 1));
+    assert_eq!(seqs(&list(&app, &chat, json!({ "order": "asc", "offset": 45, "limit": 10 })).await), asc(46, 50));
     assert!(list(&app, &chat, json!({ "offset": 50 })).await.is_empty());
-    assert!(list(&app, &chat, json!({ "order": "asc", "offset": 999 }))
-        .await
-        .is_empty());
-    assert_eq!(
-        seqs(&list(&app, &chat, json!({ "limit": 100 })).await),
-        desc(50, 1)
-    );
+    assert!(list(&app, &chat, json!({ "order": "asc", "offset": 999 })).await.is_empty());
+    assert_eq!(seqs(&list(&app, &chat, json!({ "limit": 100 })).await), desc(50, 1));
 
     // Numeric strings.
-    let page = list(
-        &app,
-        &chat,
-        json!({ "order": "desc", "offset": "15", "limit": "5" }),
-    )
-    .await;
+    let page = list(&app, &chat, json!({ "order": "desc", "offset": "15", "limit": "5" })).await;
     assert_eq!(seqs(&page), desc(35, 31));
 }
 
@@ -753,22 +486,9 @@ async fn list_messages_pages_by_order_offset_and_limit() {
 async fn list_messages_limit_is_capped_at_max_limit() {
     let app = spawn_app_with(|s| s.history.max_limit = 3).await;
     let chat = chat_with(&app, "room", 10).await;
-    assert_eq!(
-        seqs(&list(&app, &chat, json!({ "limit": 50 })).await),
-        desc(10, 8)
-    );
+    assert_eq!(seqs(&list(&app, &chat, json!({ "limit": 50 })).await), desc(10, 8));
     assert_eq!(seqs(&list(&app, &chat, json!({})).await), desc(10, 8));
-    assert_eq!(
-        seqs(
-            &list(
-                &app,
-                &chat,
-                json!({ "order": "asc", "offset": 2, "limit": 9 })
-            )
-            .await
-        ),
-        asc(3, 5)
-    );
+    assert_eq!(seqs(&list(&app, &chat, json!({ "order": "asc", "offset": 2, "limit": 9 })).await), asc(3, 5));
 }
 
 // ---- namespaces ----
@@ -777,11 +497,7 @@ async fn list_messages_limit_is_capped_at_max_limit() {
 async fn the_same_chat_id_in_two_namespaces_is_two_chats() {
     let app = spawn_app().await;
     let make = |ns: &'static str, users: [&'static str; 2]| {
-        app.post_ns(
-            ns,
-            "/chats/CreateChat",
-            json!({ "id": "lobby", "user_ids": users }),
-        )
+        app.post_ns(ns, "/chats/CreateChat", json!({ "id": "lobby", "user_ids": users }))
     };
     let (status, a) = make("tenant-a", ["ann", "art"]).await;
     assert_eq!(status, 200, "{a}");
@@ -792,11 +508,7 @@ async fn the_same_chat_id_in_two_namespaces_is_two_chats() {
     assert_eq!(b["chat"]["user_ids"], json!(["bea", "ben"]));
 
     let say = |ns: &'static str, author: &'static str, text: &'static str| {
-        app.post_ns(
-            ns,
-            "/chats/SendMessage",
-            json!({ "chat_id": "lobby", "author_id": author, "text": text }),
-        )
+        app.post_ns(ns, "/chats/SendMessage", json!({ "chat_id": "lobby", "author_id": author, "text": text }))
     };
     assert_eq!(say("tenant-a", "ann", "a1").await.0, 200);
     assert_eq!(say("tenant-b", "ben", "b1").await.0, 200);
@@ -807,21 +519,14 @@ async fn the_same_chat_id_in_two_namespaces_is_two_chats() {
     let (status, body) = say("tenant-b", "ann", "x").await;
     assert_error(status, &body, 403, "chats.SendMessage.Forbidden");
 
-    let listing = |ns: &'static str| {
-        app.post_ns(
-            ns,
-            "/chats/ListMessages",
-            json!({ "chat_id": "lobby", "order": "asc" }),
-        )
-    };
+    let listing =
+        |ns: &'static str| app.post_ns(ns, "/chats/ListMessages", json!({ "chat_id": "lobby", "order": "asc" }));
     let (_, body) = listing("tenant-a").await;
     assert_eq!(texts(body["messages"].as_array().unwrap()), ["a1"]);
     let (_, body) = listing("tenant-b").await;
     assert_eq!(texts(body["messages"].as_array().unwrap()), ["b1", "b2"]);
     // Neither exists in the default namespace, nor in a third.
-    let (status, body) = app
-        .post("/chats/ListMessages", json!({ "chat_id": "lobby" }))
-        .await;
+    let (status, body) = app.post("/chats/ListMessages", json!({ "chat_id": "lobby" })).await;
     assert_error(status, &body, 404, "chats.ListMessages.NotFound");
     let (status, body) = listing("tenant-c").await;
     assert_error(status, &body, 404, "chats.ListMessages.NotFound");
@@ -832,23 +537,13 @@ async fn the_same_chat_id_in_two_namespaces_is_two_chats() {
 #[actix_web::test]
 async fn a_missing_or_empty_namespace_is_micro() {
     let app = spawn_app().await;
-    let (status, body) = app
-        .post_ns(
-            "",
-            "/chats/CreateChat",
-            json!({ "id": "home", "user_ids": ["a", "b"] }),
-        )
-        .await;
+    let (status, body) = app.post_ns("", "/chats/CreateChat", json!({ "id": "home", "user_ids": ["a", "b"] })).await;
     assert_eq!(status, 200, "{body}");
     send(&app, "home", "a", "hi").await; // no header
-    let (status, body) = app
-        .post_ns("micro", "/chats/ListMessages", json!({ "chat_id": "home" }))
-        .await;
+    let (status, body) = app.post_ns("micro", "/chats/ListMessages", json!({ "chat_id": "home" })).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(texts(body["messages"].as_array().unwrap()), ["hi"]);
-    let (status, body) = app
-        .post_ns("other", "/chats/ListMessages", json!({ "chat_id": "home" }))
-        .await;
+    let (status, body) = app.post_ns("other", "/chats/ListMessages", json!({ "chat_id": "home" })).await;
     assert_error(status, &body, 404, "chats.ListMessages.NotFound");
 }
 
@@ -866,9 +561,7 @@ async fn cors_headers_on_answers_and_preflights() {
         .await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.header("access-control-allow-origin"), Some("*"));
-    let reply = app
-        .post_raw("/chats/SendMessage", "{}", &[("origin", "http://x")])
-        .await;
+    let reply = app.post_raw("/chats/SendMessage", "{}", &[("origin", "http://x")]).await;
     assert_eq!(reply.status, 400);
     assert_eq!(reply.header("access-control-allow-origin"), Some("*"));
 
@@ -876,19 +569,13 @@ async fn cors_headers_on_answers_and_preflights() {
         .request(
             Method::OPTIONS,
             "/v1/chats/ListMessages",
-            &[
-                ("origin", "http://x"),
-                ("access-control-request-method", "POST"),
-            ],
+            &[("origin", "http://x"), ("access-control-request-method", "POST")],
             "",
         )
         .await;
     assert_eq!(reply.status, 204);
     assert_eq!(reply.header("access-control-allow-origin"), Some("*"));
-    let allowed = reply
-        .header("access-control-allow-headers")
-        .unwrap_or_default()
-        .to_ascii_lowercase();
+    let allowed = reply.header("access-control-allow-headers").unwrap_or_default().to_ascii_lowercase();
     assert!(allowed.contains("micro-namespace"), "{allowed}");
     assert!(allowed.contains("content-type"), "{allowed}");
 }
@@ -899,36 +586,20 @@ async fn cors_headers_on_answers_and_preflights() {
 async fn chats_and_messages_survive_a_restart() {
     let app = spawn_app().await;
     let chat = chat_with(&app, "durable", 4).await;
-    let created = create(
-        &app,
-        json!({ "id": "durable", "user_ids": ["alice", "bob"] }),
-    )
-    .await;
+    let created = create(&app, json!({ "id": "durable", "user_ids": ["alice", "bob"] })).await;
     let (status, _) = app
-        .post(
-            "/chats/SendMessage",
-            json!({ "chat_id": chat, "author_id": "bob", "text": "m5", "id": "five" }),
-        )
+        .post("/chats/SendMessage", json!({ "chat_id": chat, "author_id": "bob", "text": "m5", "id": "five" }))
         .await;
     assert_eq!(status, 200);
     let before = list(&app, &chat, json!({ "order": "asc" })).await;
 
     let app = app.restart().await;
     assert_eq!(list(&app, &chat, json!({ "order": "asc" })).await, before);
-    assert_eq!(
-        create(&app, json!({ "id": "durable", "user_ids": ["q", "r"] })).await,
-        created
-    );
-    assert_eq!(
-        create(&app, json!({ "user_ids": ["bob", "alice"] })).await,
-        created
-    );
+    assert_eq!(create(&app, json!({ "id": "durable", "user_ids": ["q", "r"] })).await, created);
+    assert_eq!(create(&app, json!({ "user_ids": ["bob", "alice"] })).await, created);
     // The retry index survived, and seq carries on.
     let (status, body) = app
-        .post(
-            "/chats/SendMessage",
-            json!({ "chat_id": chat, "author_id": "bob", "text": "dup", "id": "five" }),
-        )
+        .post("/chats/SendMessage", json!({ "chat_id": chat, "author_id": "bob", "text": "dup", "id": "five" }))
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["message"], before[4]);

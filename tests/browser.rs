@@ -22,9 +22,7 @@ async fn start() -> (String, tempfile::TempDir) {
     settings.server.port = 0;
     settings.server.workers = 2;
     settings.storage.data_dir = dir.path().to_path_buf();
-    let app = Application::build(settings)
-        .await
-        .expect("the server starts");
+    let app = Application::build(settings).await.expect("the server starts");
     let address = format!("http://127.0.0.1:{}", app.port());
     actix_web::rt::spawn(app.run_until_stopped());
     (address, dir)
@@ -54,10 +52,7 @@ async fn two_pages_talk_and_a_dropped_connection_loses_and_repeats_nothing() {
     let missing = missing();
     if !missing.is_empty() {
         if std::env::var("CHATD_SKIP_BROWSER").as_deref() == Ok("1") {
-            println!(
-                "skipped the browser test (CHATD_SKIP_BROWSER=1); missing: {}",
-                missing.join(", ")
-            );
+            println!("skipped the browser test (CHATD_SKIP_BROWSER=1); missing: {}", missing.join(", "));
             return;
         }
         panic!(
@@ -101,19 +96,9 @@ async fn the_page_and_the_client_are_served() {
         ("/app.js", "application/javascript", "chat.connect"),
         ("/style.css", "text/css", "#messages"),
     ] {
-        let mut res = client
-            .get(format!("{address}{path}"))
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let mut res = client.get(format!("{address}{path}")).send().await.unwrap_or_else(|e| panic!("GET {path}: {e}"));
         assert_eq!(res.status(), StatusCode::OK, "GET {path}");
-        let header = |name: &str| {
-            res.headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_owned()
-        };
+        let header = |name: &str| res.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
         assert!(
             header("content-type").starts_with(content_type),
             "GET {path}: content-type {:?}",
@@ -124,10 +109,7 @@ async fn the_page_and_the_client_are_served() {
         assert!(!etag.is_empty(), "GET {path}: no ETag");
         let body = res.body().await.expect("body");
         let body = String::from_utf8_lossy(&body);
-        assert!(
-            body.contains(needle),
-            "GET {path}: no {needle:?} in the body"
-        );
+        assert!(body.contains(needle), "GET {path}: no {needle:?} in the body");
 
         let res = client
             .get(format!("{address}{path}"))
@@ -135,18 +117,10 @@ async fn the_page_and_the_client_are_served() {
             .send()
             .await
             .expect("conditional GET");
-        assert_eq!(
-            res.status(),
-            StatusCode::NOT_MODIFIED,
-            "GET {path} with its ETag"
-        );
+        assert_eq!(res.status(), StatusCode::NOT_MODIFIED, "GET {path} with its ETag");
     }
 
-    let mut res = client
-        .post(format!("{address}/chatd.js"))
-        .send()
-        .await
-        .expect("POST");
+    let mut res = client.post(format!("{address}/chatd.js")).send().await.expect("POST");
     assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
     let body: serde_json::Value = res.json().await.expect("a micro error");
     assert_eq!(body["id"], "chatd.Web.MethodNotAllowed");

@@ -41,36 +41,22 @@ struct Api {
 
 impl Api {
     fn new(port: u16) -> Api {
-        let client = awc::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .finish();
+        let client = awc::Client::builder().timeout(Duration::from_secs(10)).finish();
         Api { client, port }
     }
 
     /// POSTs `body`; the status and JSON answer, or `Err` if no complete answer came back.
     async fn post(&self, path: &str, body: Value) -> Result<(u16, Value), String> {
         let url = format!("http://127.0.0.1:{}{path}", self.port);
-        let mut res = self
-            .client
-            .post(url)
-            .send_json(&body)
-            .await
-            .map_err(|e| e.to_string())?;
-        let bytes = res
-            .body()
-            .limit(64 << 20)
-            .await
-            .map_err(|e| e.to_string())?;
+        let mut res = self.client.post(url).send_json(&body).await.map_err(|e| e.to_string())?;
+        let bytes = res.body().limit(64 << 20).await.map_err(|e| e.to_string())?;
         let json = serde_json::from_slice(&bytes)
             .map_err(|e| format!("not JSON ({e}): {}", String::from_utf8_lossy(&bytes)))?;
         Ok((res.status().as_u16(), json))
     }
 
     async fn new_chat(&self, user_ids: &[&str]) -> String {
-        let (status, body) = self
-            .post("/chat/New", json!({ "user_ids": user_ids }))
-            .await
-            .expect("New");
+        let (status, body) = self.post("/chat/New", json!({ "user_ids": user_ids })).await.expect("New");
         assert_eq!(status, 200, "New: {body}");
         body["chat_id"].as_str().expect("chat_id").to_string()
     }
@@ -94,10 +80,7 @@ impl Api {
         loop {
             let after = all.last().map_or(0, |m| m["seq"].as_u64().expect("seq"));
             let (status, body) = self
-                .post(
-                    "/chat/History",
-                    json!({ "chat_id": chat, "after_seq": after, "limit": 1000 }),
-                )
+                .post("/chat/History", json!({ "chat_id": chat, "after_seq": after, "limit": 1000 }))
                 .await
                 .expect("History");
             assert_eq!(status, 200, "History of {chat}: {body}");
@@ -116,18 +99,10 @@ fn check_chat(chat: &str, msgs: &[Value]) -> HashMap<String, u64> {
     let mut seqs = HashMap::new();
     for (i, m) in msgs.iter().enumerate() {
         let seq = i as u64 + 1;
-        assert_eq!(
-            m["seq"].as_u64(),
-            Some(seq),
-            "chat {chat}: gap or disorder: {m}"
-        );
+        assert_eq!(m["seq"].as_u64(), Some(seq), "chat {chat}: gap or disorder: {m}");
         assert_eq!(m["chat_id"], chat, "{m}");
         let client_id = m["client_id"].as_str().expect("client_id").to_string();
-        assert_eq!(
-            m["text"],
-            text_of(&client_id),
-            "chat {chat}: wrong text: {m}"
-        );
+        assert_eq!(m["text"], text_of(&client_id), "chat {chat}: wrong text: {m}");
         if let Some(first) = seqs.insert(client_id.clone(), seq) {
             panic!("chat {chat}: client_id {client_id} stored twice, at seq {first} and {seq}");
         }
@@ -189,11 +164,7 @@ struct Chatd {
 impl Chatd {
     async fn start(dir: &Path, port: u16) -> Chatd {
         let log_path = dir.join("chatd.log");
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .expect("open log");
+        let log = OpenOptions::new().create(true).append(true).open(&log_path).expect("open log");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_chatd"));
         for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("CHATD")) {
             cmd.env_remove(key);
@@ -209,11 +180,7 @@ impl Chatd {
             .stderr(log)
             .spawn()
             .expect("spawn chatd");
-        let mut chatd = Chatd {
-            child: Some(child),
-            api: Api::new(port),
-            log: log_path,
-        };
+        let mut chatd = Chatd { child: Some(child), api: Api::new(port), log: log_path };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let probe = json!({ "user_ids": ["probe"] });
@@ -223,10 +190,7 @@ impl Chatd {
             if let Some(status) = chatd.child.as_mut().unwrap().try_wait().expect("try_wait") {
                 panic!("chatd exited while starting: {status}");
             }
-            assert!(
-                Instant::now() < deadline,
-                "chatd did not answer within 20 s"
-            );
+            assert!(Instant::now() < deadline, "chatd did not answer within 20 s");
             sleep_ms(20).await;
         }
     }
@@ -242,10 +206,7 @@ impl Chatd {
     async fn sigterm(mut self) -> (ExitStatus, Duration) {
         let mut child = self.child.take().unwrap();
         let sent = Instant::now();
-        let kill = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .expect("run kill");
+        let kill = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("run kill");
         assert!(kill.success());
         loop {
             if let Some(status) = child.try_wait().expect("try_wait") {
@@ -269,9 +230,7 @@ impl Drop for Chatd {
         }
         if std::thread::panicking() {
             let log = fs::read_to_string(&self.log).unwrap_or_default();
-            let from = (log.len().saturating_sub(6000)..)
-                .find(|&i| log.is_char_boundary(i))
-                .unwrap_or(0);
+            let from = (log.len().saturating_sub(6000)..).find(|&i| log.is_char_boundary(i)).unwrap_or(0);
             let tail = &log[from..];
             eprintln!("---- chatd log (tail) ----\n{tail}\n---- end of chatd log ----");
         }
@@ -296,12 +255,7 @@ fn last_segment(dir: &Path) -> PathBuf {
 fn chat_snapshots(data_dir: &Path) -> Vec<String> {
     fs::read_dir(data_dir.join("snap"))
         .expect("read snap dir")
-        .map(|e| {
-            e.expect("dir entry")
-                .file_name()
-                .to_string_lossy()
-                .into_owned()
-        })
+        .map(|e| e.expect("dir entry").file_name().to_string_lossy().into_owned())
         .filter(|name| name.starts_with("chat-") && name.ends_with(".snap"))
         .collect()
 }
@@ -333,17 +287,10 @@ async fn crash_mid_load_keeps_every_acknowledged_message_once() {
     let server = Chatd::start(dir.path(), port).await;
     let mut stored = HashMap::new();
     for chat in &chats {
-        stored.insert(
-            chat.clone(),
-            check_chat(chat, &server.api.history(chat).await),
-        );
+        stored.insert(chat.clone(), check_chat(chat, &server.api.history(chat).await));
     }
     for (chat, client_id, seq) in &acked {
-        assert_eq!(
-            stored[chat].get(client_id),
-            Some(seq),
-            "acknowledged {client_id} (seq {seq}) in chat {chat}"
-        );
+        assert_eq!(stored[chat].get(client_id), Some(seq), "acknowledged {client_id} (seq {seq}) in chat {chat}");
     }
 
     // Retry every unanswered send: one that reached the log answers with its stored seq.
@@ -364,10 +311,7 @@ async fn crash_mid_load_keeps_every_acknowledged_message_once() {
             assert_eq!(now.get(client_id), Some(seq), "{client_id} moved");
         }
         for (_, client_id) in unacked.iter().filter(|(c, _)| c == chat) {
-            assert!(
-                now.contains_key(client_id),
-                "retried {client_id} is missing"
-            );
+            assert!(now.contains_key(client_id), "retried {client_id} is missing");
         }
     }
     eprintln!(
@@ -396,10 +340,7 @@ async fn torn_tail_is_cut_and_server_serves() {
     // Messages 21..=30 are only in the log (no checkpoint runs this fast), then a crash.
     let server = Chatd::start(dir.path(), port).await;
     for i in 21..=30 {
-        assert_eq!(
-            server.api.send_ok(&chat, &format!("second-{i:02}")).await,
-            i
-        );
+        assert_eq!(server.api.send_ok(&chat, &format!("second-{i:02}")).await, i);
     }
     server.kill9();
 
@@ -411,20 +352,14 @@ async fn torn_tail_is_cut_and_server_serves() {
     drop(file);
 
     let server = Chatd::start(dir.path(), port).await;
-    assert!(
-        server_log(dir.path()).contains("torn record"),
-        "no warning about the torn record"
-    );
+    assert!(server_log(dir.path()).contains("torn record"), "no warning about the torn record");
     let msgs = server.api.history(&chat).await;
     check_chat(&chat, &msgs);
     assert_eq!(msgs.len(), 29, "every message before the torn one");
     assert_eq!(msgs[19]["client_id"], "first-20");
     assert_eq!(msgs[28]["client_id"], "second-29");
     assert_eq!(server.api.send_ok(&chat, "after-the-cut").await, 30);
-    assert_eq!(
-        server.api.history(&chat).await[29]["client_id"],
-        "after-the-cut"
-    );
+    assert_eq!(server.api.history(&chat).await[29]["client_id"], "after-the-cut");
 
     // The new record was appended where the cut left the log: a crash now loses nothing.
     server.kill9();
@@ -440,9 +375,7 @@ async fn torn_tail_is_cut_and_server_serves() {
 /// acknowledged message is served, and the next send gets the next seq and survives a crash.
 #[actix_web::test]
 async fn garbage_tail_is_cut_and_server_serves() {
-    let random: Vec<u8> = (0..7)
-        .flat_map(|_| uuid::Uuid::new_v4().into_bytes())
-        .collect();
+    let random: Vec<u8> = (0..7).flat_map(|_| uuid::Uuid::new_v4().into_bytes()).collect();
     for garbage in [random, vec![0u8; 4096]] {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
@@ -455,19 +388,12 @@ async fn garbage_tail_is_cut_and_server_serves() {
 
         let segment = last_segment(dir.path());
         let good_len = fs::metadata(&segment).expect("segment").len();
-        let mut file = OpenOptions::new()
-            .append(true)
-            .open(&segment)
-            .expect("open");
+        let mut file = OpenOptions::new().append(true).open(&segment).expect("open");
         file.write_all(&garbage).expect("append garbage");
         drop(file);
 
         let server = Chatd::start(dir.path(), port).await;
-        assert_eq!(
-            fs::metadata(&segment).expect("segment").len(),
-            good_len,
-            "the garbage was not cut off"
-        );
+        assert_eq!(fs::metadata(&segment).expect("segment").len(), good_len, "the garbage was not cut off");
         let msgs = server.api.history(&chat).await;
         check_chat(&chat, &msgs);
         assert_eq!(msgs.len(), 15);
@@ -490,20 +416,14 @@ async fn sigterm_exits_zero_and_keeps_data() {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
     let server = Chatd::start(dir.path(), port).await;
-    let chats = vec![
-        server.api.new_chat(&["erin", "u"]).await,
-        server.api.new_chat(&["frank", "u"]).await,
-    ];
+    let chats = vec![server.api.new_chat(&["erin", "u"]).await, server.api.new_chat(&["frank", "u"]).await];
     let load = start_load(&server.api, &chats, 4);
     sleep_ms(200).await;
     let (status, took) = server.sigterm().await;
     let (acked, _) = join_load(load).await;
     assert!(status.success(), "SIGTERM: {status}");
     assert!(!acked.is_empty());
-    assert!(
-        chat_snapshots(&dir.path().join("data")).len() >= chats.len(),
-        "the clean stop wrote no chat snapshots"
-    );
+    assert!(chat_snapshots(&dir.path().join("data")).len() >= chats.len(), "the clean stop wrote no chat snapshots");
 
     let server = Chatd::start(dir.path(), port).await;
     for chat in &chats {
@@ -512,17 +432,11 @@ async fn sigterm_exits_zero_and_keeps_data() {
             assert_eq!(stored.get(client_id), Some(seq), "acknowledged {client_id}");
         }
         let next = stored.len() as u64 + 1;
-        assert_eq!(
-            server.api.send_ok(chat, &format!("after-{chat}")).await,
-            next
-        );
+        assert_eq!(server.api.send_ok(chat, &format!("after-{chat}")).await, next);
     }
     let (status, _) = server.sigterm().await;
     assert!(status.success(), "second SIGTERM: {status}");
-    eprintln!(
-        "exited {took:?} after SIGTERM, {} acknowledged",
-        acked.len()
-    );
+    eprintln!("exited {took:?} after SIGTERM, {} acknowledged", acked.len());
 }
 
 /// Proves idle chat actors stop (memory follows the chats in use), snapshot their index on the
@@ -538,9 +452,7 @@ async fn idle_chats_leave_memory_and_read_back() {
     settings.storage.data_dir = dir.path().join("data");
     settings.chat.idle_timeout_secs = 1;
     settings.chat.membership = chatd::config::Membership::Open;
-    let app = chatd::startup::Application::build(settings)
-        .await
-        .expect("build");
+    let app = chatd::startup::Application::build(settings).await.expect("build");
     let (registry, port, handle) = (app.registry(), app.port(), app.handle());
     let server = actix_web::rt::spawn(app.run_until_stopped());
     let api = Api::new(port);
@@ -549,10 +461,7 @@ async fn idle_chats_leave_memory_and_read_back() {
     let wait_idle = || async {
         let deadline = Instant::now() + Duration::from_secs(10);
         while live().await > 0 {
-            assert!(
-                Instant::now() < deadline,
-                "chats still live after 10 s idle"
-            );
+            assert!(Instant::now() < deadline, "chats still live after 10 s idle");
             sleep_ms(100).await;
         }
     };
@@ -574,12 +483,7 @@ async fn idle_chats_leave_memory_and_read_back() {
         let msgs = api.history(chat).await;
         check_chat(chat, &msgs);
         let ids: Vec<String> = (1..=5).map(|i| format!("{chat}-{i}")).collect();
-        assert_eq!(
-            msgs.iter()
-                .map(|m| m["client_id"].clone())
-                .collect::<Vec<_>>(),
-            ids
-        );
+        assert_eq!(msgs.iter().map(|m| m["client_id"].clone()).collect::<Vec<_>>(), ids);
         // The reloaded chat still knows its client ids: a retry is answered, not stored again.
         assert_eq!(api.send_ok(chat, &format!("{chat}-3")).await, 3);
         assert_eq!(api.send_ok(chat, &format!("{chat}-6")).await, 6);
@@ -609,10 +513,7 @@ async fn corruption_before_the_tail_is_not_served() {
     let (a, b) = corrupt_message_of_a(dir.path(), port, 2).await;
 
     let server = Chatd::start(dir.path(), port).await;
-    assert!(
-        server_log(dir.path()).contains("CORRUPTION"),
-        "not reported"
-    );
+    assert!(server_log(dir.path()).contains("CORRUPTION"), "not reported");
     check_damaged_a_and_healthy_b(&server.api, &a, &b).await;
     assert_eq!(server.api.send_ok(&b, "b-11").await, 11);
 }
@@ -632,9 +533,7 @@ async fn corrupt_message_of_a(dir: &Path, port: u16, n: u32) -> (String, String)
     let segment = last_segment(dir);
     let mut bytes = fs::read(&segment).expect("read segment");
     let needle = text_of(&format!("a-{n:02}")).into_bytes();
-    let found: Vec<usize> = (0..bytes.len() - needle.len())
-        .filter(|&i| bytes[i..].starts_with(&needle))
-        .collect();
+    let found: Vec<usize> = (0..bytes.len() - needle.len()).filter(|&i| bytes[i..].starts_with(&needle)).collect();
     assert_eq!(found.len(), 1, "the record of a-{n:02} is not unique");
     bytes[found[0] + 2] ^= 0x20;
     fs::write(&segment, bytes).expect("write segment");
@@ -643,14 +542,8 @@ async fn corrupt_message_of_a(dir: &Path, port: u16, n: u32) -> (String, String)
 
 async fn check_damaged_a_and_healthy_b(api: &Api, a: &str, b: &str) {
     for (path, body) in [
-        (
-            "/chat/History",
-            json!({ "chat_id": a, "after_seq": 0, "limit": 1000 }),
-        ),
-        (
-            "/chat/Send",
-            json!({ "chat_id": a, "user_id": "u", "text": text_of("a-new"), "client_id": "a-new" }),
-        ),
+        ("/chat/History", json!({ "chat_id": a, "after_seq": 0, "limit": 1000 })),
+        ("/chat/Send", json!({ "chat_id": a, "user_id": "u", "text": text_of("a-new"), "client_id": "a-new" })),
     ] {
         let (status, body) = api.post(path, body).await.expect(path);
         let endpoint = path.trim_start_matches("/chat/");
@@ -660,12 +553,7 @@ async fn check_damaged_a_and_healthy_b(api: &Api, a: &str, b: &str) {
     let msgs = api.history(b).await;
     check_chat(b, &msgs);
     let ids: Vec<String> = (1..=10).map(|i| format!("b-{i:02}")).collect();
-    assert_eq!(
-        msgs.iter()
-            .map(|m| m["client_id"].clone())
-            .collect::<Vec<_>>(),
-        ids
-    );
+    assert_eq!(msgs.iter().map(|m| m["client_id"].clone()).collect::<Vec<_>>(), ids);
 }
 
 /// Proves the same damage still keeps chat A out of service after a second restart: recovery

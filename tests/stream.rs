@@ -25,16 +25,7 @@ use chatd::startup::{Application, StartError, Stopper};
 const WAIT: Duration = Duration::from_secs(30);
 
 /// The fields of a Message, as History returns it and as each stream frame carries it.
-const MESSAGE_KEYS: [&str; 8] = [
-    "chat_id",
-    "client_id",
-    "id",
-    "sent_at",
-    "seq",
-    "subject",
-    "text",
-    "user_id",
-];
+const MESSAGE_KEYS: [&str; 8] = ["chat_id", "client_id", "id", "sent_at", "seq", "subject", "text", "user_id"];
 
 // ---- 1. live delivery ----
 
@@ -47,15 +38,8 @@ async fn every_subscriber_gets_every_message_in_the_same_order_with_its_own_echo
     let chat = srv.new_chat(None, &["alice", "bob"]).await;
     // Three paths, and the three ways of naming the chat: query, query, headers.
     let a = srv.ws(&connect_url("/chat/Connect", &chat, "alice")).await;
-    let b = srv
-        .ws(&connect_url("/chat/Chat/Connect", &chat, "bob"))
-        .await;
-    let c = srv
-        .ws_with(
-            "/v1/chat/Connect",
-            &[("Chat-Id", &chat), ("User-Id", "carol")],
-        )
-        .await;
+    let b = srv.ws(&connect_url("/chat/Chat/Connect", &chat, "bob")).await;
+    let c = srv.ws_with("/v1/chat/Connect", &[("Chat-Id", &chat), ("User-Id", "carol")]).await;
 
     let read_all = |mut rx: WsReader| actix_web::rt::spawn(async move { rx.messages(N).await });
     let (got_a, got_b, got_c) = (read_all(a.rx), read_all(b.rx), read_all(c.rx));
@@ -79,14 +63,8 @@ async fn every_subscriber_gets_every_message_in_the_same_order_with_its_own_echo
                 let reply = srv.send(None, &chat, user, &text, &client_id).await;
                 http_replies.insert(client_id.clone(), reply);
             }
-            "ws-a" => {
-                a_tx.send(json!({ "text": text, "client_id": client_id, "subject": "s" }))
-                    .await
-            }
-            _ => {
-                b_tx.send(json!({ "text": text, "client_id": client_id, "subject": "s" }))
-                    .await
-            }
+            "ws-a" => a_tx.send(json!({ "text": text, "client_id": client_id, "subject": "s" })).await,
+            _ => b_tx.send(json!({ "text": text, "client_id": client_id, "subject": "s" })).await,
         }
         sent.insert(client_id.clone(), (user, text, way));
         order.entry(way).or_default().push(client_id);
@@ -97,10 +75,7 @@ async fn every_subscriber_gets_every_message_in_the_same_order_with_its_own_echo
     let got_c = got_c.await.expect("reader c");
     assert_eq!(seqs(&got_a), (1..=N as u64).collect::<Vec<_>>());
     assert_eq!(got_a, got_b, "two subscribers saw different streams");
-    assert_eq!(
-        got_a, got_c,
-        "the read-only subscriber saw a different stream"
-    );
+    assert_eq!(got_a, got_c, "the read-only subscriber saw a different stream");
 
     let mut seen = HashSet::new();
     for m in &got_a {
@@ -108,16 +83,11 @@ async fn every_subscriber_gets_every_message_in_the_same_order_with_its_own_echo
         assert_eq!(m["chat_id"], chat.as_str(), "{m}");
         let client_id = m["client_id"].as_str().expect("client_id").to_owned();
         assert!(seen.insert(client_id.clone()), "delivered twice: {m}");
-        let (user, text, way) = sent
-            .get(&client_id)
-            .unwrap_or_else(|| panic!("a message nobody sent: {m}"));
+        let (user, text, way) = sent.get(&client_id).unwrap_or_else(|| panic!("a message nobody sent: {m}"));
         assert_eq!(m["user_id"], *user, "{m}");
         assert_eq!(m["text"], text.as_str(), "{m}");
         if *way == "http" {
-            assert_eq!(
-                &http_replies[&client_id], m,
-                "Send's reply differs from the streamed copy"
-            );
+            assert_eq!(&http_replies[&client_id], m, "Send's reply differs from the streamed copy");
         } else {
             assert_eq!(m["subject"], "s", "{m}");
         }
@@ -125,11 +95,8 @@ async fn every_subscriber_gets_every_message_in_the_same_order_with_its_own_echo
     assert_eq!(seen.len(), N);
     // Each sender's messages keep the order they were sent in.
     for (way, want) in &order {
-        let got: Vec<String> = got_a
-            .iter()
-            .map(|m| m["client_id"].as_str().unwrap().to_owned())
-            .filter(|c| sent[c].2 == *way)
-            .collect();
+        let got: Vec<String> =
+            got_a.iter().map(|m| m["client_id"].as_str().unwrap().to_owned()).filter(|c| sent[c].2 == *way).collect();
         assert_eq!(&got, want, "order of the messages sent over {way}");
     }
     // The streams are what History holds.
@@ -152,21 +119,17 @@ async fn a_websocket_send_retried_with_the_same_client_id_is_stored_and_streamed
     // The same client_id over HTTP, racing the frame: one of them stores it, the other waits.
     let racing = srv.send(None, &chat, "alice", "hello", "retry-1").await;
     a.tx.send(frame.clone()).await;
-    a.tx.send(json!({ "text": "a different text", "client_id": "retry-1" }))
-        .await;
+    a.tx.send(json!({ "text": "a different text", "client_id": "retry-1" })).await;
     let first = a.rx.message().await;
     assert_eq!(first["client_id"], "retry-1");
     assert_eq!(first["seq"], 1);
     assert_eq!(first["text"], "hello");
     assert_eq!(racing, first, "the racing HTTP retry got another message");
     // Once it is durable, an HTTP retry returns the stored message.
-    let later = srv
-        .send(None, &chat, "alice", "yet another text", "retry-1")
-        .await;
+    let later = srv.send(None, &chat, "alice", "yet another text", "retry-1").await;
     assert_eq!(later, first);
     a.tx.send(frame).await;
-    a.tx.send(json!({ "text": "after", "client_id": "after-1" }))
-        .await;
+    a.tx.send(json!({ "text": "after", "client_id": "after-1" })).await;
 
     // Frames are handled in order, so the marker comes after every retry was answered.
     let next = a.rx.message().await;
@@ -197,8 +160,7 @@ async fn resuming_with_since_while_others_send_loses_and_repeats_nothing() {
         let (srv, chat, sent) = (srv.clone(), chat.clone(), sent.clone());
         actix_web::rt::spawn(async move {
             for i in 1..=N {
-                srv.send(None, &chat, "alice", &format!("m{i}"), &format!("c{i}"))
-                    .await;
+                srv.send(None, &chat, "alice", &format!("m{i}"), &format!("c{i}")).await;
                 sent.set(i);
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
@@ -219,11 +181,7 @@ async fn resuming_with_since_while_others_send_loses_and_repeats_nothing() {
         let url = format!("{}&since={last}", connect_url(path, &chat, "bob"));
         ws = srv.ws(&url).await;
         let next = ws.rx.message().await;
-        assert_eq!(
-            next["seq"],
-            last + 1,
-            "the first message after since={last}"
-        );
+        assert_eq!(next["seq"], last + 1, "the first message after since={last}");
         all.push(next);
     }
     loop {
@@ -233,16 +191,10 @@ async fn resuming_with_since_while_others_send_loses_and_repeats_nothing() {
         }
         all.push(ws.rx.message().await);
     }
-    timeout(WAIT, sender)
-        .await
-        .expect("the sender finishes")
-        .expect("the sender task");
+    timeout(WAIT, sender).await.expect("the sender finishes").expect("the sender task");
     ws.rx.assert_silent(Duration::from_millis(200)).await;
 
-    assert!(
-        resumed_while_sending > 0,
-        "the sender finished before any reconnect: nothing concurrent was tested"
-    );
+    assert!(resumed_while_sending > 0, "the sender finished before any reconnect: nothing concurrent was tested");
     let got = seqs(&all);
     assert_eq!(got, (1..=N).collect::<Vec<_>>(), "gaps or duplicates");
     for m in &all {
@@ -264,32 +216,20 @@ async fn a_long_replay_joins_the_live_stream_without_gap() {
         .map(|i| {
             let (srv, chat) = (srv.clone(), chat.clone());
             async move {
-                srv.send(None, &chat, "alice", "old", &format!("c{i}"))
-                    .await;
+                srv.send(None, &chat, "alice", "old", &format!("c{i}")).await;
             }
         })
         .buffer_unordered(8)
         .collect::<()>()
         .await;
 
-    let mut ws = srv
-        .ws(&format!(
-            "{}&since=0",
-            connect_url("/chat/Connect", &chat, "bob")
-        ))
-        .await;
-    let mut sse = srv
-        .sse(
-            &format!("{}&since=0", connect_url("/chat/Connect", &chat, "bob")),
-            &[],
-        )
-        .await;
+    let mut ws = srv.ws(&format!("{}&since=0", connect_url("/chat/Connect", &chat, "bob"))).await;
+    let mut sse = srv.sse(&format!("{}&since=0", connect_url("/chat/Connect", &chat, "bob")), &[]).await;
     let sender = {
         let (srv, chat) = (srv.clone(), chat.clone());
         actix_web::rt::spawn(async move {
             for i in 1..=DURING {
-                srv.send(None, &chat, "alice", "new", &format!("d{i}"))
-                    .await;
+                srv.send(None, &chat, "alice", "new", &format!("d{i}")).await;
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
         })
@@ -304,10 +244,7 @@ async fn a_long_replay_joins_the_live_stream_without_gap() {
             sse_seqs.extend(sse.messages(50).await.0);
         }
     }
-    timeout(WAIT, sender)
-        .await
-        .expect("the sender finishes")
-        .expect("the sender task");
+    timeout(WAIT, sender).await.expect("the sender finishes").expect("the sender task");
     assert_eq!(ws_seqs, (1..=N).collect::<Vec<_>>(), "WebSocket");
     assert_eq!(sse_seqs, (1..=N).collect::<Vec<_>>(), "SSE");
     ws.rx.assert_silent(Duration::from_millis(200)).await;
@@ -342,18 +279,14 @@ async fn a_reader_that_stops_reading_is_cut_off_while_others_get_everything() {
             let text = format!("{i} {padding}");
             let chat = chat.clone();
             async move {
-                srv.send(None, &chat, "alice", &text, &format!("c{i}"))
-                    .await;
+                srv.send(None, &chat, "alice", &text, &format!("c{i}")).await;
             }
         })
         .buffer_unordered(SENDERS)
         .collect::<()>()
         .await;
 
-    let fast_seqs = timeout(WAIT, fast_reader)
-        .await
-        .expect("the fast reader finishes")
-        .expect("the fast reader task");
+    let fast_seqs = timeout(WAIT, fast_reader).await.expect("the fast reader finishes").expect("the fast reader task");
     assert_eq!(fast_seqs, (1..=N as u64).collect::<Vec<_>>());
 
     // Now the slow one reads: what was buffered, then the end.
@@ -362,28 +295,20 @@ async fn a_reader_that_stops_reading_is_cut_off_while_others_get_everything() {
         match slow.rx.next().await {
             Got::Json(m) => {
                 got += 1;
-                assert_eq!(
-                    m["seq"], got,
-                    "the slow reader's stream is not in order: {m}"
-                );
+                assert_eq!(m["seq"], got, "the slow reader's stream is not in order: {m}");
             }
             other => break other,
         }
     };
     match &end {
-        Got::Closed(Some(reason)) => assert_eq!(
-            u16::from(reason.code),
-            1013,
-            "close reason for a slow reader: {reason:?}"
-        ),
+        Got::Closed(Some(reason)) => {
+            assert_eq!(u16::from(reason.code), 1013, "close reason for a slow reader: {reason:?}")
+        }
         Got::Closed(None) => panic!("closed without a code; expected 1013"),
         Got::Ended | Got::Failed(_) => {}
         Got::Json(_) => unreachable!(),
     }
-    assert!(
-        (got as usize) < N,
-        "the slow reader got all {N} messages: it was never cut off"
-    );
+    assert!((got as usize) < N, "the slow reader got all {N} messages: it was never cut off");
     eprintln!("the slow reader got {got} of {N} messages, then {end:?}");
 }
 
@@ -396,39 +321,22 @@ async fn sse_streams_with_seq_ids_and_resumes_from_last_event_id() {
     let srv = start().await;
     let chat = srv.new_chat(None, &["alice", "bob"]).await;
     for i in 1..=3 {
-        srv.send(None, &chat, "alice", &format!("m{i}"), &format!("c{i}"))
-            .await;
+        srv.send(None, &chat, "alice", &format!("m{i}"), &format!("c{i}")).await;
     }
 
-    let mut s1 = srv
-        .sse(
-            &format!("{}&since=0", connect_url("/chat/Connect", &chat, "bob")),
-            &[],
-        )
-        .await;
+    let mut s1 = srv.sse(&format!("{}&since=0", connect_url("/chat/Connect", &chat, "bob")), &[]).await;
     assert_eq!(s1.messages(3).await.0, vec![1, 2, 3], "replay of since=0");
     for i in 4..=6 {
-        srv.send(None, &chat, "alice", &format!("m{i}"), &format!("c{i}"))
-            .await;
+        srv.send(None, &chat, "alice", &format!("m{i}"), &format!("c{i}")).await;
     }
     assert_eq!(s1.messages(3).await.0, vec![4, 5, 6], "live");
 
     // An EventSource reconnecting: its original URL (since=1) plus Last-Event-ID: 4.
-    let mut s2 = srv
-        .sse(
-            &format!("{}&since=1", connect_url("/v1/chat/Connect", &chat, "bob")),
-            &[("Last-Event-ID", "4")],
-        )
-        .await;
-    assert_eq!(
-        s2.messages(2).await.0,
-        vec![5, 6],
-        "resume after Last-Event-ID: 4"
-    );
+    let mut s2 =
+        srv.sse(&format!("{}&since=1", connect_url("/v1/chat/Connect", &chat, "bob")), &[("Last-Event-ID", "4")]).await;
+    assert_eq!(s2.messages(2).await.0, vec![5, 6], "resume after Last-Event-ID: 4");
     // Without since or Last-Event-ID: only new messages.
-    let mut s3 = srv
-        .sse(&connect_url("/chat/Chat/Connect", &chat, "bob"), &[])
-        .await;
+    let mut s3 = srv.sse(&connect_url("/chat/Chat/Connect", &chat, "bob"), &[]).await;
     srv.send(None, &chat, "alice", "m7", "c7").await;
     assert_eq!(s2.messages(1).await.0, vec![7]);
     assert_eq!(s3.messages(1).await.0, vec![7], "a stream without since");
@@ -439,17 +347,8 @@ async fn sse_streams_with_seq_ids_and_resumes_from_last_event_id() {
     let history = srv.history(None, &chat).await;
     assert_eq!(history.len(), 7);
     assert_eq!(msgs_1[0], history[6]);
-    let mut s4 = srv
-        .sse(
-            &connect_url("/chat/Connect", &chat, "bob"),
-            &[("Last-Event-ID", "0")],
-        )
-        .await;
-    assert_eq!(
-        s4.messages(7).await.1,
-        history,
-        "Last-Event-ID: 0 replays all"
-    );
+    let mut s4 = srv.sse(&connect_url("/chat/Connect", &chat, "bob"), &[("Last-Event-ID", "0")]).await;
+    assert_eq!(s4.messages(7).await.1, history, "Last-Event-ID: 0 replays all");
 }
 
 // ---- 6. fatal errors ----
@@ -461,9 +360,7 @@ async fn connect_errors_send_one_error_frame_then_close_with_4000_plus_code() {
     let srv = start().await;
     let chat = srv.new_chat(None, &["alice"]).await;
 
-    let mut ws = srv
-        .ws(&connect_url("/chat/Connect", "no-such-chat", "alice"))
-        .await;
+    let mut ws = srv.ws(&connect_url("/chat/Connect", "no-such-chat", "alice")).await;
     let frame = ws.rx.json().await;
     assert_error_frame(&frame, 404, "chat.Connect.NotFound", None);
     let reason = ws.rx.closed().await;
@@ -471,12 +368,7 @@ async fn connect_errors_send_one_error_frame_then_close_with_4000_plus_code() {
     assert_eq!(reason.description.as_deref(), Some("chat.Connect.NotFound"));
 
     // The chat exists, but in another namespace than the one named.
-    let mut ws = srv
-        .ws(&format!(
-            "{}&namespace=elsewhere",
-            connect_url("/chat/Connect", &chat, "alice")
-        ))
-        .await;
+    let mut ws = srv.ws(&format!("{}&namespace=elsewhere", connect_url("/chat/Connect", &chat, "alice"))).await;
     assert_error_frame(&ws.rx.json().await, 404, "chat.Connect.NotFound", None);
     assert_eq!(u16::from(ws.rx.closed().await.code), 4404);
 
@@ -486,15 +378,10 @@ async fn connect_errors_send_one_error_frame_then_close_with_4000_plus_code() {
     assert_error_frame(&frame, 400, "chat.Connect.MissingChatID", None);
     let reason = ws.rx.closed().await;
     assert_eq!(u16::from(reason.code), 4400, "{reason:?}");
-    assert_eq!(
-        reason.description.as_deref(),
-        Some("chat.Connect.MissingChatID")
-    );
+    assert_eq!(reason.description.as_deref(), Some("chat.Connect.MissingChatID"));
 
     // The same errors on SSE are plain micro error responses.
-    let (status, body) = srv
-        .get_sse(&connect_url("/chat/Connect", "no-such-chat", "alice"))
-        .await;
+    let (status, body) = srv.get_sse(&connect_url("/chat/Connect", "no-such-chat", "alice")).await;
     assert_eq!(status, 404, "{body}");
     assert_error_frame(&body, 404, "chat.Connect.NotFound", None);
     let (status, body) = srv.get_sse("/chat/Connect?user_id=alice").await;
@@ -512,36 +399,25 @@ async fn a_first_frame_can_name_the_chat() {
     let ns = "acme";
     let chat = srv.new_chat(Some(ns), &["alice", "bob"]).await;
     for i in 1..=3 {
-        srv.send(Some(ns), &chat, "bob", &format!("m{i}"), &format!("c{i}"))
-            .await;
+        srv.send(Some(ns), &chat, "bob", &format!("m{i}"), &format!("c{i}")).await;
     }
 
     let mut ws = srv.ws("/chat/Connect").await;
-    ws.tx
-        .send(json!({ "chat_id": chat, "user_id": "alice", "namespace": ns, "since": "1" }))
-        .await;
+    ws.tx.send(json!({ "chat_id": chat, "user_id": "alice", "namespace": ns, "since": "1" })).await;
     let replay = ws.rx.messages(2).await;
     assert_eq!(seqs(&replay), vec![2, 3], "replay after since=1");
     assert_eq!(replay[0]["text"], "m2");
 
-    ws.tx
-        .send(json!({ "text": "hi from a first-frame stream", "client_id": "ff-1" }))
-        .await;
+    ws.tx.send(json!({ "text": "hi from a first-frame stream", "client_id": "ff-1" })).await;
     let echo = ws.rx.message().await;
     assert_eq!(echo["seq"], 4);
     assert_eq!(echo["client_id"], "ff-1");
-    assert_eq!(
-        echo["user_id"], "alice",
-        "the user named in the first frame"
-    );
+    assert_eq!(echo["user_id"], "alice", "the user named in the first frame");
     assert_eq!(echo["chat_id"], chat.as_str());
 
     srv.send(Some(ns), &chat, "bob", "m5", "c5").await;
     let live = ws.rx.message().await;
-    assert_eq!(
-        (live["seq"].as_u64(), live["text"].as_str()),
-        (Some(5), Some("m5"))
-    );
+    assert_eq!((live["seq"].as_u64(), live["text"].as_str()), (Some(5), Some("m5")));
 
     let history = srv.history(Some(ns), &chat).await;
     assert_eq!(history.len(), 5);
@@ -555,13 +431,10 @@ async fn a_first_frame_may_give_since_as_a_number() {
     let srv = start().await;
     let chat = srv.new_chat(None, &["alice"]).await;
     for i in 1..=3 {
-        srv.send(None, &chat, "alice", &format!("m{i}"), &format!("c{i}"))
-            .await;
+        srv.send(None, &chat, "alice", &format!("m{i}"), &format!("c{i}")).await;
     }
     let mut ws = srv.ws("/chat/Connect").await;
-    ws.tx
-        .send(json!({ "chat_id": chat, "user_id": "alice", "since": 1 }))
-        .await;
+    ws.tx.send(json!({ "chat_id": chat, "user_id": "alice", "since": 1 })).await;
     let first = ws.rx.json().await;
     assert_eq!(first["seq"], 2, "expected the replay of seq 2, got {first}");
 }
@@ -577,76 +450,31 @@ async fn a_bad_frame_gets_an_error_frame_and_the_stream_stays_open() {
     let mut ws = srv.ws(&connect_url("/chat/Connect", &chat, "alice")).await;
     let mut watcher = srv.ws(&connect_url("/chat/Connect", &chat, "bob")).await;
 
-    ws.tx
-        .send(json!({ "subject": "no text", "client_id": "bad-1" }))
-        .await;
-    assert_error_frame(
-        &ws.rx.json().await,
-        400,
-        "chat.Send.MissingText",
-        Some("bad-1"),
-    );
-    ws.tx
-        .send(json!({ "text": "", "client_id": "bad-2" }))
-        .await;
-    assert_error_frame(
-        &ws.rx.json().await,
-        400,
-        "chat.Send.MissingText",
-        Some("bad-2"),
-    );
+    ws.tx.send(json!({ "subject": "no text", "client_id": "bad-1" })).await;
+    assert_error_frame(&ws.rx.json().await, 400, "chat.Send.MissingText", Some("bad-1"));
+    ws.tx.send(json!({ "text": "", "client_id": "bad-2" })).await;
+    assert_error_frame(&ws.rx.json().await, 400, "chat.Send.MissingText", Some("bad-2"));
     ws.tx.send_text("this is not JSON").await;
     assert_error_frame(&ws.rx.json().await, 400, "chat.Send.BadRequest", None);
     let too_long = "x".repeat(srv.max_text_bytes + 1);
-    ws.tx
-        .send(json!({ "text": too_long, "client_id": "bad-3" }))
-        .await;
-    assert_error_frame(
-        &ws.rx.json().await,
-        413,
-        "chat.Send.TooLarge",
-        Some("bad-3"),
-    );
+    ws.tx.send(json!({ "text": too_long, "client_id": "bad-3" })).await;
+    assert_error_frame(&ws.rx.json().await, 413, "chat.Send.TooLarge", Some("bad-3"));
 
-    ws.tx
-        .send(json!({ "text": "fine", "client_id": "good-1" }))
-        .await;
+    ws.tx.send(json!({ "text": "fine", "client_id": "good-1" })).await;
     let echo = ws.rx.message().await;
     assert_eq!(echo["client_id"], "good-1");
     assert_eq!(echo["seq"], 1, "a failed frame used up a seq");
     assert_eq!(watcher.rx.message().await, echo);
 
     // A stream without a user, and a non-member's stream, can read but not send.
-    let mut anonymous = srv
-        .ws(&format!("/chat/Connect?chat_id={}", enc(&chat)))
-        .await;
-    anonymous
-        .tx
-        .send(json!({ "text": "who am I", "client_id": "anon-1" }))
-        .await;
-    assert_error_frame(
-        &anonymous.rx.json().await,
-        400,
-        "chat.Send.MissingUserID",
-        Some("anon-1"),
-    );
-    let mut outsider = srv
-        .ws(&connect_url("/chat/Connect", &chat, "mallory"))
-        .await;
-    outsider
-        .tx
-        .send(json!({ "text": "let me in", "client_id": "out-1" }))
-        .await;
-    assert_error_frame(
-        &outsider.rx.json().await,
-        403,
-        "chat.Send.Forbidden",
-        Some("out-1"),
-    );
+    let mut anonymous = srv.ws(&format!("/chat/Connect?chat_id={}", enc(&chat))).await;
+    anonymous.tx.send(json!({ "text": "who am I", "client_id": "anon-1" })).await;
+    assert_error_frame(&anonymous.rx.json().await, 400, "chat.Send.MissingUserID", Some("anon-1"));
+    let mut outsider = srv.ws(&connect_url("/chat/Connect", &chat, "mallory")).await;
+    outsider.tx.send(json!({ "text": "let me in", "client_id": "out-1" })).await;
+    assert_error_frame(&outsider.rx.json().await, 403, "chat.Send.Forbidden", Some("out-1"));
 
-    ws.tx
-        .send(json!({ "text": "still fine", "client_id": "good-2" }))
-        .await;
+    ws.tx.send(json!({ "text": "still fine", "client_id": "good-2" })).await;
     let echo2 = ws.rx.message().await;
     assert_eq!(echo2["seq"], 2);
     assert_eq!(anonymous.rx.message().await, echo2);
@@ -663,9 +491,7 @@ async fn shutdown_closes_open_streams_with_1001() {
     let mut srv = start().await;
     let chat = srv.new_chat(None, &["alice"]).await;
     let mut ws = srv.ws(&connect_url("/chat/Connect", &chat, "alice")).await;
-    let mut sse = srv
-        .sse(&connect_url("/chat/Connect", &chat, "alice"), &[])
-        .await;
+    let mut sse = srv.sse(&connect_url("/chat/Connect", &chat, "alice"), &[]).await;
     srv.send(None, &chat, "alice", "before the end", "c1").await;
     assert_eq!(ws.rx.message().await["seq"], 1);
     assert_eq!(sse.messages(1).await.0, vec![1]);
@@ -674,20 +500,10 @@ async fn shutdown_closes_open_streams_with_1001() {
     let stopping = actix_web::rt::spawn(async move { stopper.stop(true).await });
     let reason = ws.rx.closed().await;
     assert_eq!(u16::from(reason.code), 1001, "{reason:?}");
-    assert!(
-        sse.next().await.is_none(),
-        "the SSE stream goes on after shutdown"
-    );
-    timeout(WAIT, stopping)
-        .await
-        .expect("stop returns")
-        .expect("the stop task");
+    assert!(sse.next().await.is_none(), "the SSE stream goes on after shutdown");
+    timeout(WAIT, stopping).await.expect("stop returns").expect("the stop task");
     let join = srv.join.take().expect("the server task");
-    timeout(WAIT, join)
-        .await
-        .expect("the server stops")
-        .expect("the server task")
-        .expect("a clean shutdown");
+    timeout(WAIT, join).await.expect("the server stops").expect("the server task").expect("a clean shutdown");
 }
 
 // ======== helpers ========
@@ -713,9 +529,7 @@ async fn start_with(tweak: impl FnOnce(&mut Settings)) -> Server {
     settings.server.port = 0;
     settings.storage.data_dir = dir.path().to_path_buf();
     let max_text_bytes = settings.limits.max_text_bytes;
-    let app = Application::build(settings)
-        .await
-        .expect("the server starts");
+    let app = Application::build(settings).await.expect("the server starts");
     let port = app.port();
     let stopper = app.handle();
     let join = actix_web::rt::spawn(app.run_until_stopped());
@@ -731,10 +545,8 @@ async fn start_with(tweak: impl FnOnce(&mut Settings)) -> Server {
 
 impl Server {
     async fn post(&self, ns: Option<&str>, path: &str, body: Value) -> (u16, Value) {
-        let mut req = self
-            .client
-            .post(format!("{}{path}", self.base))
-            .insert_header(("content-type", "application/json"));
+        let mut req =
+            self.client.post(format!("{}{path}", self.base)).insert_header(("content-type", "application/json"));
         if let Some(ns) = ns {
             req = req.insert_header(("micro-namespace", ns));
         }
@@ -752,28 +564,15 @@ impl Server {
     }
 
     async fn new_chat(&self, ns: Option<&str>, users: &[&str]) -> String {
-        let (status, body) = self
-            .post(ns, "/chat/New", json!({ "user_ids": users }))
-            .await;
+        let (status, body) = self.post(ns, "/chat/New", json!({ "user_ids": users })).await;
         assert_eq!(status, 200, "chat.New: {body}");
         body["chat_id"].as_str().expect("chat_id").to_owned()
     }
 
     /// `chat.Send` over HTTP, expecting success: the message.
-    async fn send(
-        &self,
-        ns: Option<&str>,
-        chat: &str,
-        user: &str,
-        text: &str,
-        client_id: &str,
-    ) -> Value {
+    async fn send(&self, ns: Option<&str>, chat: &str, user: &str, text: &str, client_id: &str) -> Value {
         let (status, body) = self
-            .post(
-                ns,
-                "/chat/Send",
-                json!({ "chat_id": chat, "user_id": user, "text": text, "client_id": client_id }),
-            )
+            .post(ns, "/chat/Send", json!({ "chat_id": chat, "user_id": user, "text": text, "client_id": client_id }))
             .await;
         assert_eq!(status, 200, "chat.Send: {body}");
         body["message"].clone()
@@ -781,13 +580,8 @@ impl Server {
 
     /// Every message of a chat (up to 1000), oldest first.
     async fn history(&self, ns: Option<&str>, chat: &str) -> Vec<Value> {
-        let (status, body) = self
-            .post(
-                ns,
-                "/chat/History",
-                json!({ "chat_id": chat, "after_seq": 0, "limit": 1000 }),
-            )
-            .await;
+        let (status, body) =
+            self.post(ns, "/chat/History", json!({ "chat_id": chat, "after_seq": 0, "limit": 1000 })).await;
         assert_eq!(status, 200, "chat.History: {body}");
         body["messages"].as_array().expect("messages").clone()
     }
@@ -807,18 +601,12 @@ impl Server {
             .unwrap_or_else(|e| panic!("{path}: WebSocket handshake failed: {e}"));
         assert_eq!(res.status().as_u16(), 101, "{path}");
         let (tx, rx) = conn.split();
-        Ws {
-            rx: WsReader { rx: Box::pin(rx) },
-            tx: WsWriter { tx: Box::pin(tx) },
-        }
+        Ws { rx: WsReader { rx: Box::pin(rx) }, tx: WsWriter { tx: Box::pin(tx) } }
     }
 
     /// Opens an SSE stream, expecting 200 and `text/event-stream`.
     async fn sse(&self, path: &str, headers: &[(&str, &str)]) -> Sse {
-        let mut req = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .insert_header(("accept", "text/event-stream"));
+        let mut req = self.client.get(format!("{}{path}", self.base)).insert_header(("accept", "text/event-stream"));
         for &(name, value) in headers {
             req = req.insert_header((name, value));
         }
@@ -827,29 +615,16 @@ impl Server {
             .unwrap_or_else(|_| panic!("{path}: no SSE response"))
             .unwrap_or_else(|e| panic!("{path}: SSE request failed: {e}"));
         assert_eq!(res.status().as_u16(), 200, "{path}");
-        let content_type = res
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        assert!(
-            content_type.starts_with("text/event-stream"),
-            "{path}: content-type {content_type:?}"
-        );
-        Sse {
-            body: res,
-            buf: Vec::new(),
-        }
+        let content_type = res.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        assert!(content_type.starts_with("text/event-stream"), "{path}: content-type {content_type:?}");
+        Sse { body: res, buf: Vec::new() }
     }
 
     /// An SSE request expected to fail: its status and JSON body.
     async fn get_sse(&self, path: &str) -> (u16, Value) {
         let mut res = timeout(
             WAIT,
-            self.client
-                .get(format!("{}{path}", self.base))
-                .insert_header(("accept", "text/event-stream"))
-                .send(),
+            self.client.get(format!("{}{path}", self.base)).insert_header(("accept", "text/event-stream")).send(),
         )
         .await
         .unwrap_or_else(|_| panic!("{path}: no answer"))
@@ -873,9 +648,7 @@ fn connect_url(path: &str, chat: &str, user: &str) -> String {
 fn enc(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -908,22 +681,16 @@ impl WsReader {
     /// The next data frame, or how the connection ended; pings and pongs are skipped.
     async fn next(&mut self) -> Got {
         loop {
-            let frame = timeout(WAIT, self.rx.next())
-                .await
-                .unwrap_or_else(|_| panic!("no WebSocket frame within {WAIT:?}"));
+            let frame =
+                timeout(WAIT, self.rx.next()).await.unwrap_or_else(|_| panic!("no WebSocket frame within {WAIT:?}"));
             return match frame {
                 None => Got::Ended,
                 Some(Err(e)) => Got::Failed(e.to_string()),
                 Some(Ok(Frame::Ping(_) | Frame::Pong(_))) => continue,
                 Some(Ok(Frame::Close(reason))) => Got::Closed(reason),
-                Some(Ok(Frame::Text(bytes))) => {
-                    Got::Json(serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-                        panic!(
-                            "a text frame that is not JSON ({e}): {:?}",
-                            String::from_utf8_lossy(&bytes)
-                        )
-                    }))
-                }
+                Some(Ok(Frame::Text(bytes))) => Got::Json(serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                    panic!("a text frame that is not JSON ({e}): {:?}", String::from_utf8_lossy(&bytes))
+                })),
                 Some(Ok(other)) => panic!("unexpected frame {other:?}"),
             };
         }
@@ -940,10 +707,7 @@ impl WsReader {
     /// The next frame, which must be a message (not an error frame).
     async fn message(&mut self) -> Value {
         let m = self.json().await;
-        assert!(
-            m.get("seq").is_some() && m.get("code").is_none(),
-            "expected a message, got {m}"
-        );
+        assert!(m.get("seq").is_some() && m.get("code").is_none(), "expected a message, got {m}");
         m
     }
 
@@ -1044,10 +808,7 @@ impl Sse {
                 }
                 continue;
             }
-            match timeout(WAIT, self.body.next())
-                .await
-                .unwrap_or_else(|_| panic!("no SSE bytes within {WAIT:?}"))
-            {
+            match timeout(WAIT, self.body.next()).await.unwrap_or_else(|_| panic!("no SSE bytes within {WAIT:?}")) {
                 Some(Ok(bytes)) => self.buf.extend_from_slice(&bytes),
                 Some(Err(e)) => {
                     eprintln!("the SSE body failed: {e}");
@@ -1065,8 +826,8 @@ impl Sse {
         for _ in 0..n {
             let event = self.next().await.expect("an SSE event, not the end");
             assert_eq!(event.event, None, "not a message event: {event:?}");
-            let m: Value = serde_json::from_str(&event.data)
-                .unwrap_or_else(|e| panic!("SSE data is not JSON ({e}): {event:?}"));
+            let m: Value =
+                serde_json::from_str(&event.data).unwrap_or_else(|e| panic!("SSE data is not JSON ({e}): {event:?}"));
             assert_message_shape(&m);
             let seq = m["seq"].as_u64().expect("seq");
             assert_eq!(event.id, Some(seq.to_string()), "id: of {event:?}");
@@ -1078,32 +839,21 @@ impl Sse {
 }
 
 fn seqs(messages: &[Value]) -> Vec<u64> {
-    messages
-        .iter()
-        .map(|m| m["seq"].as_u64().expect("seq"))
-        .collect()
+    messages.iter().map(|m| m["seq"].as_u64().expect("seq")).collect()
 }
 
 #[track_caller]
 fn assert_message_shape(m: &Value) {
-    let keys: BTreeSet<&str> = m
-        .as_object()
-        .unwrap_or_else(|| panic!("not an object: {m}"))
-        .keys()
-        .map(String::as_str)
-        .collect();
+    let keys: BTreeSet<&str> =
+        m.as_object().unwrap_or_else(|| panic!("not an object: {m}")).keys().map(String::as_str).collect();
     assert_eq!(keys, BTreeSet::from(MESSAGE_KEYS), "fields of {m}");
 }
 
 /// A micro error frame: exactly id, code, detail, status (and client_id when expected).
 #[track_caller]
 fn assert_error_frame(frame: &Value, code: u16, id: &str, client_id: Option<&str>) {
-    let keys: BTreeSet<&str> = frame
-        .as_object()
-        .unwrap_or_else(|| panic!("not an object: {frame}"))
-        .keys()
-        .map(String::as_str)
-        .collect();
+    let keys: BTreeSet<&str> =
+        frame.as_object().unwrap_or_else(|| panic!("not an object: {frame}")).keys().map(String::as_str).collect();
     let mut want = BTreeSet::from(["code", "detail", "id", "status"]);
     if client_id.is_some() {
         want.insert("client_id");
@@ -1112,10 +862,7 @@ fn assert_error_frame(frame: &Value, code: u16, id: &str, client_id: Option<&str
     assert_eq!(frame["id"], id, "{frame}");
     assert_eq!(frame["code"], code, "{frame}");
     assert!(frame["detail"].is_string(), "{frame}");
-    let status = awc::http::StatusCode::from_u16(code)
-        .unwrap()
-        .canonical_reason()
-        .unwrap();
+    let status = awc::http::StatusCode::from_u16(code).unwrap().canonical_reason().unwrap();
     assert_eq!(frame["status"], status, "{frame}");
     if let Some(client_id) = client_id {
         assert_eq!(frame["client_id"], client_id, "{frame}");

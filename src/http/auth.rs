@@ -38,9 +38,9 @@ impl Caller {
             (Principal::Backend, given) => Ok(given),
             (Principal::User(sub), None) => Ok(Some(sub.clone())),
             (Principal::User(sub), Some(user)) if &user == sub => Ok(Some(user)),
-            (Principal::User(sub), Some(user)) => Err(Error::Forbidden(format!(
-                "a token for {sub} cannot act as {user}"
-            ))),
+            (Principal::User(sub), Some(user)) => {
+                Err(Error::Forbidden(format!("a token for {sub} cannot act as {user}")))
+            }
         }
     }
 
@@ -70,12 +70,7 @@ impl Auth {
     pub fn new(settings: &Settings) -> Auth {
         Auth {
             anonymous: settings.anonymous(),
-            keys: settings
-                .auth
-                .api_keys
-                .iter()
-                .map(|k| (k.key.clone(), k.namespaces.clone()))
-                .collect(),
+            keys: settings.auth.api_keys.iter().map(|k| (k.key.clone(), k.namespaces.clone())).collect(),
             secrets: settings
                 .auth
                 .user_token_secrets
@@ -95,25 +90,16 @@ impl Auth {
             None => Ok(Namespace::default_ns()),
         };
         if self.anonymous {
-            return Ok(Caller {
-                ns: parse_ns(namespace)?,
-                principal: Principal::Backend,
-            });
+            return Ok(Caller { ns: parse_ns(namespace)?, principal: Principal::Backend });
         }
-        let token = token
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| Error::Unauthorized("a bearer token is required".into()))?;
+        let token =
+            token.filter(|t| !t.is_empty()).ok_or_else(|| Error::Unauthorized("a bearer token is required".into()))?;
         if let Some(namespaces) = self.keys.get(token) {
             let ns = parse_ns(namespace)?;
             if !namespaces.iter().any(|allowed| allowed == ns.as_str()) {
-                return Err(Error::Forbidden(
-                    "this API key is not valid for this namespace".into(),
-                ));
+                return Err(Error::Forbidden("this API key is not valid for this namespace".into()));
             }
-            return Ok(Caller {
-                ns,
-                principal: Principal::Backend,
-            });
+            return Ok(Caller { ns, principal: Principal::Backend });
         }
         self.user_token(namespace, token)
     }
@@ -122,31 +108,22 @@ impl Auth {
         let unauthorized = |why: &str| Error::Unauthorized(format!("invalid token: {why}"));
         // Which secret to verify with: the request's namespace, or else the one the token names.
         let claimed = unverified_ns(token);
-        let ns_name = namespace
-            .map(str::to_owned)
-            .or(claimed)
-            .unwrap_or_else(|| Namespace::default_ns().to_string());
-        let key = self.secrets.get(&ns_name).ok_or_else(|| {
-            unauthorized("not an API key, and no user tokens are configured for this namespace")
-        })?;
+        let ns_name = namespace.map(str::to_owned).or(claimed).unwrap_or_else(|| Namespace::default_ns().to_string());
+        let key = self
+            .secrets
+            .get(&ns_name)
+            .ok_or_else(|| unauthorized("not an API key, and no user tokens are configured for this namespace"))?;
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_required_spec_claims(&["exp", "sub"]);
         validation.leeway = 0;
-        let claims = jsonwebtoken::decode::<Claims>(token, key, &validation)
-            .map_err(|e| unauthorized(&e.to_string()))?
-            .claims;
+        let claims =
+            jsonwebtoken::decode::<Claims>(token, key, &validation).map_err(|e| unauthorized(&e.to_string()))?.claims;
         if claims.ns.as_deref() != Some(ns_name.as_str()) {
-            return Err(Error::Forbidden(
-                "this token is for another namespace".into(),
-            ));
+            return Err(Error::Forbidden("this token is for another namespace".into()));
         }
         let ns = Namespace::parse(&ns_name, self.max_id_bytes)?;
-        let sub =
-            UserId::parse(&claims.sub, self.max_id_bytes).map_err(|_| unauthorized("bad sub"))?;
-        Ok(Caller {
-            ns,
-            principal: Principal::User(sub),
-        })
+        let sub = UserId::parse(&claims.sub, self.max_id_bytes).map_err(|_| unauthorized("bad sub"))?;
+        Ok(Caller { ns, principal: Principal::User(sub) })
     }
 }
 
@@ -154,12 +131,6 @@ impl Auth {
 fn unverified_ns(token: &str) -> Option<String> {
     use base64::Engine;
     let payload = token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
-        .ok()?;
-    serde_json::from_slice::<serde_json::Value>(&bytes)
-        .ok()?
-        .get("ns")?
-        .as_str()
-        .map(str::to_owned)
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+    serde_json::from_slice::<serde_json::Value>(&bytes).ok()?.get("ns")?.as_str().map(str::to_owned)
 }

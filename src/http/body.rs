@@ -16,47 +16,32 @@ pub async fn parse<T: DeserializeOwned>(
     limit: usize,
 ) -> Result<T, Error> {
     let too_large = || Error::TooLarge(format!("request body is larger than {limit} bytes"));
-    let announced = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
+    let announced =
+        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     if announced.is_some_and(|len| len > limit) {
         return Err(too_large());
     }
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk
-            .map_err(|e| Error::BadRequest(format!("could not read the request body: {e}")))?;
+        let chunk = chunk.map_err(|e| Error::BadRequest(format!("could not read the request body: {e}")))?;
         if body.len() + chunk.len() > limit {
             return Err(too_large());
         }
         body.extend_from_slice(&chunk);
     }
-    let text = if body.iter().all(u8::is_ascii_whitespace) {
-        &b"{}"[..]
-    } else {
-        &body[..]
-    };
-    serde_json::from_slice(text)
-        .map_err(|e| Error::BadRequest(format!("malformed request body: {e}")))
+    let text = if body.iter().all(u8::is_ascii_whitespace) { &b"{}"[..] } else { &body[..] };
+    serde_json::from_slice(text).map_err(|e| Error::BadRequest(format!("malformed request body: {e}")))
 }
 
 /// An optional non-negative integer given as a JSON number or a numeric string
 /// (m3o clients sent int64 fields as strings).
 pub fn count<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     use serde::de::Error as _;
-    let bad = |v: &dyn std::fmt::Display| {
-        D::Error::custom(format!("expected a non-negative integer, got {v}"))
-    };
+    let bad = |v: &dyn std::fmt::Display| D::Error::custom(format!("expected a non-negative integer, got {v}"));
     match Option::<serde_json::Value>::deserialize(d)? {
         None | Some(serde_json::Value::Null) => Ok(None),
         Some(serde_json::Value::Number(n)) => n.as_u64().map(Some).ok_or_else(|| bad(&n)),
-        Some(serde_json::Value::String(s)) => s
-            .trim()
-            .parse::<u64>()
-            .map(Some)
-            .map_err(|_| bad(&format!("{s:?}"))),
+        Some(serde_json::Value::String(s)) => s.trim().parse::<u64>().map(Some).map_err(|_| bad(&format!("{s:?}"))),
         Some(other) => Err(bad(&other)),
     }
 }

@@ -22,30 +22,14 @@ pub async fn new(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    new_chat(&state, &req, payload)
-        .await
-        .map_err(|e| e.at("chat.New"))
+    new_chat(&state, &req, payload).await.map_err(|e| e.at("chat.New"))
 }
 
-async fn new_chat(
-    state: &AppState,
-    req: &HttpRequest,
-    payload: web::Payload,
-) -> Result<HttpResponse, Error> {
+async fn new_chat(state: &AppState, req: &HttpRequest, payload: web::Payload) -> Result<HttpResponse, Error> {
     let caller = state.caller(req)?;
     let body: NewRequest = body::parse(req, payload, state.settings.server.max_body_bytes).await?;
     let members = members(state, body.user_ids.unwrap_or_default(), 1)?;
-    let meta = create(
-        state,
-        &caller,
-        Create {
-            ns: caller.ns.clone(),
-            id: None,
-            members,
-            group: None,
-        },
-    )
-    .await?;
+    let meta = create(state, &caller, Create { ns: caller.ns.clone(), id: None, members, group: None }).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "chat_id": meta.id })))
 }
 
@@ -54,20 +38,14 @@ pub async fn create(state: &AppState, caller: &Caller, create: Create) -> Result
     let reader = caller.reader();
     if let Some(sub) = &reader {
         if !create.members.contains(sub) {
-            return Err(Error::Forbidden(format!(
-                "{sub} must be one of the chat's users"
-            )));
+            return Err(Error::Forbidden(format!("{sub} must be one of the chat's users")));
         }
     }
-    let meta = state
-        .registry
-        .send(create)
-        .await
-        .map_err(|e| Error::Internal(e.to_string()))??;
+    let meta = state.registry.send(create).await.map_err(|e| Error::Internal(e.to_string()))??;
     match reader {
-        Some(sub) if !meta.user_ids.contains(&sub) => Err(Error::Forbidden(format!(
-            "{sub} is not a member of this chat"
-        ))),
+        Some(sub) if !meta.user_ids.contains(&sub) => {
+            Err(Error::Forbidden(format!("{sub} is not a member of this chat")))
+        }
         _ => Ok(meta),
     }
 }
@@ -75,19 +53,13 @@ pub async fn create(state: &AppState, caller: &Caller, create: Create) -> Result
 /// Parses a member list: at least `min` distinct valid user ids, at most `limits.max_members`.
 pub fn members(state: &AppState, user_ids: Vec<String>, min: usize) -> Result<Members, Error> {
     let limits = &state.settings.limits;
-    let ids = user_ids
-        .iter()
-        .map(|u| UserId::parse(u, limits.max_id_bytes))
-        .collect::<Result<Vec<_>, _>>()?;
+    let ids = user_ids.iter().map(|u| UserId::parse(u, limits.max_id_bytes)).collect::<Result<Vec<_>, _>>()?;
     let members = Members::new(ids);
     if members.len() < min {
         return Err(Error::Missing(Field::UserIds));
     }
     if members.len() > limits.max_members {
-        return Err(Error::BadRequest(format!(
-            "a chat has at most {} members",
-            limits.max_members
-        )));
+        return Err(Error::BadRequest(format!("a chat has at most {} members", limits.max_members)));
     }
     Ok(members)
 }
@@ -108,16 +80,10 @@ pub async fn send(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    send_message(&state, &req, payload)
-        .await
-        .map_err(|e| e.at("chat.Send"))
+    send_message(&state, &req, payload).await.map_err(|e| e.at("chat.Send"))
 }
 
-async fn send_message(
-    state: &AppState,
-    req: &HttpRequest,
-    payload: web::Payload,
-) -> Result<HttpResponse, Error> {
+async fn send_message(state: &AppState, req: &HttpRequest, payload: web::Payload) -> Result<HttpResponse, Error> {
     let caller = state.caller(req)?;
     let body: SendRequest = body::parse(req, payload, state.settings.server.max_body_bytes).await?;
     let chat_id = given(&body.chat_id).ok_or(Error::Missing(Field::ChatId))?;
@@ -125,18 +91,10 @@ async fn send_message(
     let text = given(&body.text).ok_or(Error::Missing(Field::Text))?;
     let limits = &state.settings.limits;
     let chat_id = ChatId::parse(chat_id, limits.max_id_bytes)?;
-    let user_id = user_id
-        .map(|u| UserId::parse(u, limits.max_id_bytes))
-        .transpose()?;
-    let client_id = given(&body.client_id)
-        .map(|c| ClientId::parse(c, limits.max_id_bytes))
-        .transpose()?;
+    let user_id = user_id.map(|u| UserId::parse(u, limits.max_id_bytes)).transpose()?;
+    let client_id = given(&body.client_id).map(|c| ClientId::parse(c, limits.max_id_bytes)).transpose()?;
     let text = bounded(text, limits.max_text_bytes, "text")?;
-    let subject = bounded(
-        body.subject.as_deref().unwrap_or(""),
-        limits.max_subject_bytes,
-        "subject",
-    )?;
+    let subject = bounded(body.subject.as_deref().unwrap_or(""), limits.max_subject_bytes, "subject")?;
     let post = Post {
         user_id: acting_as(&caller, user_id, Field::UserId)?,
         text,
@@ -150,11 +108,7 @@ async fn send_message(
 }
 
 /// A user id field may be omitted only by a user token (it then means the token's `sub`).
-pub fn user_required<'a>(
-    caller: &Caller,
-    given: Option<&'a str>,
-    field: Field,
-) -> Result<Option<&'a str>, Error> {
+pub fn user_required<'a>(caller: &Caller, given: Option<&'a str>, field: Field) -> Result<Option<&'a str>, Error> {
     match (given, caller.reader()) {
         (None, None) => Err(Error::Missing(field)),
         (given, _) => Ok(given),
@@ -169,9 +123,7 @@ pub fn acting_as(caller: &Caller, given: Option<UserId>, field: Field) -> Result
 /// Text fields have a size limit of their own, below the body limit.
 pub fn bounded(text: &str, max: usize, what: &str) -> Result<String, Error> {
     if text.len() > max {
-        return Err(Error::TooLarge(format!(
-            "{what} is longer than {max} bytes"
-        )));
+        return Err(Error::TooLarge(format!("{what} is longer than {max} bytes")));
     }
     Ok(text.to_owned())
 }
@@ -193,41 +145,18 @@ pub async fn history(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    read_history(&state, &req, payload)
-        .await
-        .map_err(|e| e.at("chat.History"))
+    read_history(&state, &req, payload).await.map_err(|e| e.at("chat.History"))
 }
 
-async fn read_history(
-    state: &AppState,
-    req: &HttpRequest,
-    payload: web::Payload,
-) -> Result<HttpResponse, Error> {
+async fn read_history(state: &AppState, req: &HttpRequest, payload: web::Payload) -> Result<HttpResponse, Error> {
     let caller = state.caller(req)?;
-    let body: HistoryRequest =
-        body::parse(req, payload, state.settings.server.max_body_bytes).await?;
+    let body: HistoryRequest = body::parse(req, payload, state.settings.server.max_body_bytes).await?;
     let chat_id = given(&body.chat_id).ok_or(Error::Missing(Field::ChatId))?;
     let chat_id = ChatId::parse(chat_id, state.settings.limits.max_id_bytes)?;
     let limit = page_limit(state, body.limit, state.settings.history.default_limit);
-    let page = Page::History {
-        limit,
-        before: body.before_seq,
-        after: body.after_seq,
-    };
-    let messages = state
-        .ask(
-            &caller.ns,
-            &chat_id,
-            Read {
-                page,
-                reader: caller.reader(),
-            },
-        )
-        .await??;
-    let views: Vec<_> = messages
-        .iter()
-        .map(|m| MessageView::new(&chat_id, m))
-        .collect();
+    let page = Page::History { limit, before: body.before_seq, after: body.after_seq };
+    let messages = state.ask(&caller.ns, &chat_id, Read { page, reader: caller.reader() }).await??;
+    let views: Vec<_> = messages.iter().map(|m| MessageView::new(&chat_id, m)).collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "messages": views })))
 }
 

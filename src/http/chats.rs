@@ -24,11 +24,7 @@ struct ChatView<'a> {
 
 impl<'a> ChatView<'a> {
     fn new(meta: &'a ChatMeta) -> Self {
-        ChatView {
-            id: meta.id.as_str(),
-            user_ids: meta.user_ids.as_slice(),
-            created_at: meta.created_at,
-        }
+        ChatView { id: meta.id.as_str(), user_ids: meta.user_ids.as_slice(), created_at: meta.created_at }
     }
 }
 
@@ -66,34 +62,15 @@ pub async fn create_chat(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    create_one(&state, &req, payload)
-        .await
-        .map_err(|e| e.at("chats.CreateChat"))
+    create_one(&state, &req, payload).await.map_err(|e| e.at("chats.CreateChat"))
 }
 
-async fn create_one(
-    state: &AppState,
-    req: &HttpRequest,
-    payload: web::Payload,
-) -> Result<HttpResponse, Error> {
+async fn create_one(state: &AppState, req: &HttpRequest, payload: web::Payload) -> Result<HttpResponse, Error> {
     let caller = state.caller(req)?;
-    let body: CreateChatRequest =
-        body::parse(req, payload, state.settings.server.max_body_bytes).await?;
+    let body: CreateChatRequest = body::parse(req, payload, state.settings.server.max_body_bytes).await?;
     let members = members(state, body.user_ids.unwrap_or_default(), 2)?;
-    let id = given(&body.id)
-        .map(|id| ChatId::parse(id, state.settings.limits.max_id_bytes))
-        .transpose()?;
-    let meta = create(
-        state,
-        &caller,
-        Create {
-            ns: caller.ns.clone(),
-            id,
-            members,
-            group: None,
-        },
-    )
-    .await?;
+    let id = given(&body.id).map(|id| ChatId::parse(id, state.settings.limits.max_id_bytes)).transpose()?;
+    let meta = create(state, &caller, Create { ns: caller.ns.clone(), id, members, group: None }).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "chat": ChatView::new(&meta) })))
 }
 
@@ -111,30 +88,19 @@ pub async fn send_message(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    send(&state, &req, payload)
-        .await
-        .map_err(|e| e.at("chats.SendMessage"))
+    send(&state, &req, payload).await.map_err(|e| e.at("chats.SendMessage"))
 }
 
-async fn send(
-    state: &AppState,
-    req: &HttpRequest,
-    payload: web::Payload,
-) -> Result<HttpResponse, Error> {
+async fn send(state: &AppState, req: &HttpRequest, payload: web::Payload) -> Result<HttpResponse, Error> {
     let caller = state.caller(req)?;
-    let body: SendMessageRequest =
-        body::parse(req, payload, state.settings.server.max_body_bytes).await?;
+    let body: SendMessageRequest = body::parse(req, payload, state.settings.server.max_body_bytes).await?;
     let author_id = user_required(&caller, given(&body.author_id), Field::AuthorId)?;
     let chat_id = given(&body.chat_id).ok_or(Error::Missing(Field::ChatId))?;
     let text = given(&body.text).ok_or(Error::Missing(Field::Text))?;
     let limits = &state.settings.limits;
-    let author_id = author_id
-        .map(|u| UserId::parse(u, limits.max_id_bytes))
-        .transpose()?;
+    let author_id = author_id.map(|u| UserId::parse(u, limits.max_id_bytes)).transpose()?;
     let chat_id = ChatId::parse(chat_id, limits.max_id_bytes)?;
-    let id = given(&body.id)
-        .map(|id| MessageId::parse(id, limits.max_id_bytes))
-        .transpose()?;
+    let id = given(&body.id).map(|id| MessageId::parse(id, limits.max_id_bytes)).transpose()?;
     let text = bounded(text, limits.max_text_bytes, "text")?;
     let post = Post {
         user_id: acting_as(&caller, author_id, Field::AuthorId)?,
@@ -164,49 +130,22 @@ pub async fn list_messages(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    list(&state, &req, payload)
-        .await
-        .map_err(|e| e.at("chats.ListMessages"))
+    list(&state, &req, payload).await.map_err(|e| e.at("chats.ListMessages"))
 }
 
-async fn list(
-    state: &AppState,
-    req: &HttpRequest,
-    payload: web::Payload,
-) -> Result<HttpResponse, Error> {
+async fn list(state: &AppState, req: &HttpRequest, payload: web::Payload) -> Result<HttpResponse, Error> {
     let caller = state.caller(req)?;
-    let body: ListMessagesRequest =
-        body::parse(req, payload, state.settings.server.max_body_bytes).await?;
+    let body: ListMessagesRequest = body::parse(req, payload, state.settings.server.max_body_bytes).await?;
     let chat_id = given(&body.chat_id).ok_or(Error::Missing(Field::ChatId))?;
     let chat_id = ChatId::parse(chat_id, state.settings.limits.max_id_bytes)?;
     let newest_first = match body.order.as_deref() {
         None | Some("") | Some("desc") => true,
         Some("asc") => false,
-        Some(other) => {
-            return Err(Error::BadRequest(format!(
-                "order must be \"asc\" or \"desc\", not {other:?}"
-            )))
-        }
+        Some(other) => return Err(Error::BadRequest(format!("order must be \"asc\" or \"desc\", not {other:?}"))),
     };
     let limit = page_limit(state, body.limit, DEFAULT_LIMIT);
-    let page = Page::List {
-        limit,
-        offset: body.offset.unwrap_or(0),
-        newest_first,
-    };
-    let messages = state
-        .ask(
-            &caller.ns,
-            &chat_id,
-            Read {
-                page,
-                reader: caller.reader(),
-            },
-        )
-        .await??;
-    let views: Vec<_> = messages
-        .iter()
-        .map(|m| MessageView::new(&chat_id, m))
-        .collect();
+    let page = Page::List { limit, offset: body.offset.unwrap_or(0), newest_first };
+    let messages = state.ask(&caller.ns, &chat_id, Read { page, reader: caller.reader() }).await??;
+    let views: Vec<_> = messages.iter().map(|m| MessageView::new(&chat_id, m)).collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "messages": views })))
 }

@@ -18,9 +18,7 @@ pub struct Cors {
 
 impl Cors {
     pub fn new(origins: Vec<String>) -> Cors {
-        Cors {
-            origins: Rc::new(origins),
-        }
+        Cors { origins: Rc::new(origins) }
     }
 
     /// The value to send back for a request from `origin`, if that origin is allowed.
@@ -28,9 +26,7 @@ impl Cors {
         if self.origins.iter().any(|o| o == "*") {
             return Some("*".into());
         }
-        origin
-            .filter(|o| self.origins.iter().any(|allowed| allowed == o))
-            .map(str::to_owned)
+        origin.filter(|o| self.origins.iter().any(|allowed| allowed == o)).map(str::to_owned)
     }
 }
 
@@ -46,10 +42,7 @@ where
     type Future = Ready<Result<Self::Transform, Self::InitError>>;
 
     fn new_transform(&self, service: S) -> Self::Future {
-        ready(Ok(CorsService {
-            service: Rc::new(service),
-            cors: self.clone(),
-        }))
+        ready(Ok(CorsService { service: Rc::new(service), cors: self.clone() }))
     }
 }
 
@@ -70,10 +63,7 @@ where
     forward_ready!(service);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
-        let origin = req
-            .headers()
-            .get(header::ORIGIN)
-            .and_then(|v| v.to_str().ok());
+        let origin = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok());
         let allow = self.cors.allow(origin);
         if req.method() == Method::OPTIONS {
             let mut preflight = HttpResponse::NoContent();

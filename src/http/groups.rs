@@ -82,29 +82,12 @@ pub async fn create_group(
         }
         let limits = &state.settings.limits;
         let spec = GroupSpec {
-            name: bounded(
-                body.name.as_deref().unwrap_or(""),
-                limits.max_subject_bytes,
-                "name",
-            )?,
-            description: bounded(
-                body.description.as_deref().unwrap_or(""),
-                limits.max_text_bytes,
-                "description",
-            )?,
+            name: bounded(body.name.as_deref().unwrap_or(""), limits.max_subject_bytes, "name")?,
+            description: bounded(body.description.as_deref().unwrap_or(""), limits.max_text_bytes, "description")?,
             private: body.private,
         };
-        let meta = create(
-            &state,
-            &caller,
-            Create {
-                ns: caller.ns.clone(),
-                id: None,
-                members,
-                group: Some(spec),
-            },
-        )
-        .await?;
+        let meta =
+            create(&state, &caller, Create { ns: caller.ns.clone(), id: None, members, group: Some(spec) }).await?;
         Ok(group(&meta))
     }
     .await
@@ -122,29 +105,14 @@ async fn change(
     let id = given(&body.group_id).ok_or(Error::Missing(Field::ChatId))?;
     let user = user_required(&caller, given(&body.user_id), Field::UserId)?;
     let id = ChatId::parse(id, state.settings.limits.max_id_bytes)?;
-    let user = user
-        .map(|u| UserId::parse(u, state.settings.limits.max_id_bytes))
-        .transpose()?;
-    let change = make(
-        user.clone()
-            .or(caller.reader())
-            .ok_or(Error::Missing(Field::UserId))?,
-    );
+    let user = user.map(|u| UserId::parse(u, state.settings.limits.max_id_bytes)).transpose()?;
+    let change = make(user.clone().or(caller.reader()).ok_or(Error::Missing(Field::UserId))?);
     // Leaving acts as the user; inviting and kicking act on someone else, as a member.
     if let Change::Leave(_) = change {
         acting_as(&caller, user, Field::UserId)?;
     }
-    let update = Update {
-        ns: caller.ns.clone(),
-        id,
-        change,
-        by: caller.reader(),
-    };
-    let meta = state
-        .registry
-        .send(update)
-        .await
-        .map_err(|e| Error::Internal(e.to_string()))??;
+    let update = Update { ns: caller.ns.clone(), id, change, by: caller.reader() };
+    let meta = state.registry.send(update).await.map_err(|e| Error::Internal(e.to_string()))??;
     Ok(group(&meta))
 }
 
@@ -153,9 +121,7 @@ pub async fn invite(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    change(&state, &req, payload, Change::Invite)
-        .await
-        .map_err(|e| e.at("chat.Invite"))
+    change(&state, &req, payload, Change::Invite).await.map_err(|e| e.at("chat.Invite"))
 }
 
 pub async fn leave(
@@ -163,9 +129,7 @@ pub async fn leave(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    change(&state, &req, payload, Change::Leave)
-        .await
-        .map_err(|e| e.at("chat.Leave"))
+    change(&state, &req, payload, Change::Leave).await.map_err(|e| e.at("chat.Leave"))
 }
 
 pub async fn kick(
@@ -173,9 +137,7 @@ pub async fn kick(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    change(&state, &req, payload, Change::Kick)
-        .await
-        .map_err(|e| e.at("chat.Kick"))
+    change(&state, &req, payload, Change::Kick).await.map_err(|e| e.at("chat.Kick"))
 }
 
 pub async fn list(
@@ -186,16 +148,11 @@ pub async fn list(
     async {
         let (caller, body) = parse(&state, &req, payload).await?;
         let user = user_required(&caller, given(&body.user_id), Field::UserId)?;
-        let user = user
-            .map(|u| UserId::parse(u, state.settings.limits.max_id_bytes))
-            .transpose()?;
+        let user = user.map(|u| UserId::parse(u, state.settings.limits.max_id_bytes)).transpose()?;
         let user = acting_as(&caller, user, Field::UserId)?;
         let groups = state
             .registry
-            .send(List {
-                ns: caller.ns.clone(),
-                user,
-            })
+            .send(List { ns: caller.ns.clone(), user })
             .await
             .map_err(|e| Error::Internal(e.to_string()))?;
         let views: Vec<_> = groups.iter().map(GroupView::new).collect();
@@ -213,16 +170,8 @@ pub async fn delete(
     async {
         let (caller, body) = parse(&state, &req, payload).await?;
         let id = group_id(&state, &body)?;
-        let delete = Delete {
-            ns: caller.ns.clone(),
-            id,
-            by: caller.reader(),
-        };
-        let meta = state
-            .registry
-            .send(delete)
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))??;
+        let delete = Delete { ns: caller.ns.clone(), id, by: caller.reader() };
+        let meta = state.registry.send(delete).await.map_err(|e| Error::Internal(e.to_string()))??;
         Ok(group(&meta))
     }
     .await

@@ -51,32 +51,17 @@ impl AppState {
         settings: Arc<Settings>,
         shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> AppState {
-        AppState {
-            auth: Auth::new(&settings),
-            registry,
-            settings,
-            shutdown,
-            chats: RwLock::new(HashMap::new()),
-        }
+        AppState { auth: Auth::new(&settings), registry, settings, shutdown, chats: RwLock::new(HashMap::new()) }
     }
 
     /// Who is calling, for which namespace: the `micro-namespace` header (`micro` when absent
     /// or empty) and the `authorization: Bearer` value. 401, then 403 for another namespace.
     pub fn caller(&self, req: &HttpRequest) -> Result<Caller, Error> {
-        let header = |name: &str| {
-            req.headers()
-                .get(name)
-                .map(|v| std::str::from_utf8(v.as_bytes()))
-        };
-        let ns = header("micro-namespace")
-            .transpose()
-            .map_err(|_| Error::BadId("namespace must be UTF-8".into()))?;
+        let header = |name: &str| req.headers().get(name).map(|v| std::str::from_utf8(v.as_bytes()));
+        let ns = header("micro-namespace").transpose().map_err(|_| Error::BadId("namespace must be UTF-8".into()))?;
         let token = header("authorization")
             .and_then(Result::ok)
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             .map(str::trim);
         self.auth.check(ns, token)
     }
@@ -115,15 +100,8 @@ impl AppState {
     }
 
     async fn lookup(&self, key: &(Namespace, ChatId)) -> Result<Addr<ChatActor>, Error> {
-        let lookup = Lookup {
-            ns: key.0.clone(),
-            id: key.1.clone(),
-        };
-        let actor = self
-            .registry
-            .send(lookup)
-            .await
-            .map_err(|e| Error::Internal(format!("registry: {e}")))??;
+        let lookup = Lookup { ns: key.0.clone(), id: key.1.clone() };
+        let actor = self.registry.send(lookup).await.map_err(|e| Error::Internal(format!("registry: {e}")))??;
         let mut chats = self.chats.write().unwrap_or_else(|p| p.into_inner());
         if chats.len() >= CACHE_SWEEP_AT {
             chats.retain(|_, a| a.connected());
@@ -133,9 +111,6 @@ impl AppState {
     }
 
     fn forget(&self, key: &(Namespace, ChatId)) {
-        self.chats
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(key);
+        self.chats.write().unwrap_or_else(|p| p.into_inner()).remove(key);
     }
 }

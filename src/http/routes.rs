@@ -10,11 +10,7 @@ use crate::error::{ApiError, Error};
 fn paths(service: &str, endpoint: &str) -> [String; 3] {
     let mut title = service.to_owned();
     title[..1].make_ascii_uppercase();
-    [
-        format!("/{service}/{endpoint}"),
-        format!("/{service}/{title}/{endpoint}"),
-        format!("/v1/{service}/{endpoint}"),
-    ]
+    [format!("/{service}/{endpoint}"), format!("/{service}/{title}/{endpoint}"), format!("/v1/{service}/{endpoint}")]
 }
 
 /// One endpoint on its three paths for one method; any other method gets 405 naming it.
@@ -29,13 +25,9 @@ where
         Method::Post => (web::post(), "POST"),
         Method::Get => (web::get(), "GET"),
     };
-    cfg.service(
-        web::resource(paths(service, name))
-            .route(route.to(handler))
-            .default_service(web::to(move || async move {
-                Err::<HttpResponse, _>(Error::MethodNotAllowed(allow).at(id))
-            })),
-    );
+    cfg.service(web::resource(paths(service, name)).route(route.to(handler)).default_service(web::to(
+        move || async move { Err::<HttpResponse, _>(Error::MethodNotAllowed(allow).at(id)) },
+    )));
 }
 
 enum Method {
@@ -63,10 +55,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     endpoint(cfg, Post, "chats.ListMessages", chats::list_messages);
     // The chat page and the browser client.
     super::web::routes(cfg);
-    cfg.route(
-        "/health",
-        web::get().to(|| async { HttpResponse::Ok().json(serde_json::json!({ "status": "ok" })) }),
-    );
+    cfg.route("/health", web::get().to(|| async { HttpResponse::Ok().json(serde_json::json!({ "status": "ok" })) }));
 }
 
 /// Any path that names no endpoint.

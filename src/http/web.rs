@@ -30,11 +30,7 @@ macro_rules! asset {
 
 static ASSETS: [Asset; 4] = [
     asset!("/", "index.html", "text/html; charset=utf-8"),
-    asset!(
-        "/chatd.js",
-        "chatd.js",
-        "application/javascript; charset=utf-8"
-    ),
+    asset!("/chatd.js", "chatd.js", "application/javascript; charset=utf-8"),
     asset!("/app.js", "app.js", "application/javascript; charset=utf-8"),
     asset!("/style.css", "style.css", "text/css; charset=utf-8"),
 ];
@@ -77,11 +73,7 @@ async fn serve(asset: &'static Asset, req: HttpRequest) -> HttpResponse {
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
-    let mut response = if fresh {
-        HttpResponse::NotModified()
-    } else {
-        HttpResponse::Ok()
-    };
+    let mut response = if fresh { HttpResponse::NotModified() } else { HttpResponse::Ok() };
     response
         .insert_header((header::ETAG, etag))
         .insert_header((header::CACHE_CONTROL, "no-cache"))
@@ -94,7 +86,5 @@ async fn serve(asset: &'static Asset, req: HttpRequest) -> HttpResponse {
     if fresh {
         return response.finish();
     }
-    response
-        .insert_header((header::CONTENT_TYPE, asset.content_type))
-        .body(asset.body)
+    response.insert_header((header::CONTENT_TYPE, asset.content_type)).body(asset.body)
 }

@@ -5,14 +5,12 @@
 //! answered once its record is durable.
 
 use actix::prelude::*;
-use tokio::sync::oneshot;
 
 use super::{ChatKey, Registry};
 use crate::chat::{self, SetMeta};
 use crate::error::Error;
 use crate::model::{ChatId, ChatMeta, Namespace, UserId};
 use crate::store::record::Record;
-use crate::store::StoreError;
 
 #[derive(Debug, Clone)]
 pub enum Change {
@@ -59,17 +57,13 @@ impl Handler<Update> for Registry {
             Change::Join(user) if meta.user_ids.contains(&user) => false,
             Change::Join(user) if meta.private && !meta.invited.contains(&user) => {
                 return Box::pin(async move {
-                    Err(Error::Forbidden(format!(
-                        "{user} needs an invitation to join this private group"
-                    )))
+                    Err(Error::Forbidden(format!("{user} needs an invitation to join this private group")))
                 });
             }
             Change::Join(_) if meta.user_ids.len() >= max_members => {
-                return Box::pin(async move {
-                    Err(Error::BadRequest(format!(
-                        "a chat has at most {max_members} members"
-                    )))
-                });
+                return Box::pin(
+                    async move { Err(Error::BadRequest(format!("a chat has at most {max_members} members"))) },
+                );
             }
             Change::Join(user) => meta.user_ids.insert(user),
             Change::Leave(user) => meta.user_ids.remove(&user),
@@ -82,29 +76,8 @@ impl Handler<Update> for Registry {
         if let Some(actor) = entry.actor.as_ref().filter(|a| a.connected()) {
             actor.do_send(SetMeta(meta.clone()));
         }
-        let durable = append(
-            &self.store,
-            Record::ChatUpdated {
-                chat: entry.no,
-                meta: meta.clone(),
-            },
-        );
-        Box::pin(async move { durable.await.map(|()| meta) })
-    }
-}
-
-/// Appends a record; resolves once it is durable.
-fn append(
-    store: &crate::store::Store,
-    record: Record,
-) -> impl std::future::Future<Output = Result<(), Error>> {
-    let (tx, rx) = oneshot::channel::<Result<(), StoreError>>();
-    store.append(&record, Box::new(move |res| drop(tx.send(res.map(drop)))));
-    async move {
-        match rx.await {
-            Ok(res) => res.map_err(Error::from),
-            Err(_) => Err(Error::Internal("the log writer has stopped".into())),
-        }
+        let durable = self.store.append_durable(&Record::ChatUpdated { chat: entry.no, meta: meta.clone() });
+        Box::pin(async move { durable.await.map(|_| meta) })
     }
 }
 
@@ -123,9 +96,7 @@ impl Handler<List> for Registry {
         let mut chats: Vec<ChatMeta> = self
             .chats
             .iter()
-            .filter(|((ns, _), e)| {
-                *ns == msg.ns && e.durable && e.meta.user_ids.contains(&msg.user)
-            })
+            .filter(|((ns, _), e)| *ns == msg.ns && e.durable && e.meta.user_ids.contains(&msg.user))
             .map(|(_, e)| e.meta.clone())
             .collect();
         chats.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
@@ -159,7 +130,7 @@ impl Handler<Delete> for Registry {
         let Some(entry) = self.remove(&key) else {
             return Box::pin(async { Err(Error::chat_not_found()) });
         };
-        let durable = append(&self.store, Record::ChatDeleted { chat: entry.no });
+        let durable = self.store.append_durable(&Record::ChatDeleted { chat: entry.no });
         let store = self.store.clone();
         let actor = entry.actor.filter(|a| a.connected());
         let no = entry.no;

@@ -66,34 +66,19 @@ impl Registry {
                 .collect(),
             next_arbiter: 0,
             checkpoint_running: false,
-            limiter: Arc::new(RateLimiter::new(
-                settings.limits.sends_per_second,
-                settings.limits.send_burst,
-            )),
+            limiter: Arc::new(RateLimiter::new(settings.limits.sends_per_second, settings.limits.send_burst)),
             settings,
         };
         for CatalogEntry { chat, ns, meta } in recovered.catalog.chats {
             let unavailable = recovered.unavailable.contains(&chat);
-            registry.insert(
-                ns,
-                Entry {
-                    no: chat,
-                    meta,
-                    actor: None,
-                    durable: true,
-                    waiters: Vec::new(),
-                    unavailable,
-                },
-            );
+            registry.insert(ns, Entry { no: chat, meta, actor: None, durable: true, waiters: Vec::new(), unavailable });
         }
         registry
     }
 
     fn insert(&mut self, ns: Namespace, entry: Entry) {
         if !entry.meta.group {
-            self.by_members
-                .entry((ns.clone(), entry.meta.user_ids.clone()))
-                .or_insert_with(|| entry.meta.id.clone());
+            self.by_members.entry((ns.clone(), entry.meta.user_ids.clone())).or_insert_with(|| entry.meta.id.clone());
         }
         self.chats.insert((ns, entry.meta.id.clone()), entry);
     }
@@ -115,9 +100,7 @@ impl Registry {
             return Err(Error::chat_not_found());
         };
         if entry.unavailable {
-            return Err(Error::Unavailable(
-                "this chat's stored data failed a check; it is held out of service".into(),
-            ));
+            return Err(Error::Unavailable("this chat's stored data failed a check; it is held out of service".into()));
         }
         if let Some(actor) = entry.actor.as_ref().filter(|a| a.connected()) {
             return Ok(actor.clone());
@@ -148,10 +131,7 @@ impl Registry {
         }
         let (tx, rx) = oneshot::channel();
         entry.waiters.push(tx);
-        Box::pin(async move {
-            rx.await
-                .unwrap_or_else(|_| Err(Error::Internal("chat creation was abandoned".into())))
-        })
+        Box::pin(async move { rx.await.unwrap_or_else(|_| Err(Error::Internal("chat creation was abandoned".into()))) })
     }
 
     fn catalog(&self, pos: crate::store::record::Pos) -> Catalog {
@@ -159,24 +139,10 @@ impl Registry {
             .chats
             .iter()
             .filter(|(_, e)| e.durable)
-            .map(|((ns, _), e)| CatalogEntry {
-                chat: e.no,
-                ns: ns.clone(),
-                meta: e.meta.clone(),
-            })
+            .map(|((ns, _), e)| CatalogEntry { chat: e.no, ns: ns.clone(), meta: e.meta.clone() })
             .collect();
-        let unavailable = self
-            .chats
-            .values()
-            .filter(|e| e.unavailable)
-            .map(|e| e.no)
-            .collect();
-        Catalog {
-            pos: Some(pos),
-            next_chat: self.next_chat,
-            chats,
-            unavailable,
-        }
+        let unavailable = self.chats.values().filter(|e| e.unavailable).map(|e| e.no).collect();
+        Catalog { pos: Some(pos), next_chat: self.next_chat, chats, unavailable }
     }
 }
 
@@ -260,29 +226,10 @@ impl Handler<Create> for Registry {
         let me = ctx.address();
         let done_key = key.clone();
         self.store.append(
-            &Record::ChatCreated {
-                chat: no,
-                ns: msg.ns.clone(),
-                meta: meta.clone(),
-            },
-            Box::new(move |result| {
-                me.do_send(Created {
-                    key: done_key,
-                    result: result.map(|_| ()),
-                })
-            }),
+            &Record::ChatCreated { chat: no, ns: msg.ns.clone(), meta: meta.clone() },
+            Box::new(move |result| me.do_send(Created { key: done_key, result: result.map(|_| ()) })),
         );
-        self.insert(
-            msg.ns,
-            Entry {
-                no,
-                meta,
-                actor: None,
-                durable: false,
-                waiters: Vec::new(),
-                unavailable: false,
-            },
-        );
+        self.insert(msg.ns, Entry { no, meta, actor: None, durable: false, waiters: Vec::new(), unavailable: false });
         self.when_durable(&key)
     }
 }
@@ -349,10 +296,7 @@ impl Handler<LiveCount> for Registry {
     type Result = usize;
 
     fn handle(&mut self, _: LiveCount, _: &mut Self::Context) -> usize {
-        self.chats
-            .values()
-            .filter(|e| e.actor.as_ref().is_some_and(|a| a.connected()))
-            .count()
+        self.chats.values().filter(|e| e.actor.as_ref().is_some_and(|a| a.connected())).count()
     }
 }
 
@@ -379,11 +323,7 @@ impl Handler<Checkpoint> for Registry {
 impl Registry {
     fn checkpoint(&mut self) -> impl ActorFuture<Self, Output = Result<(), Error>> {
         let store = self.store.clone();
-        let live: Vec<Addr<ChatActor>> = self
-            .chats
-            .values()
-            .filter_map(|e| e.actor.clone())
-            .collect();
+        let live: Vec<Addr<ChatActor>> = self.chats.values().filter_map(|e| e.actor.clone()).collect();
         let snapshots = async move {
             let pos = store.mark().await?;
             for actor in live {
@@ -402,11 +342,10 @@ impl Registry {
             let catalog = res.map(|pos| act.catalog(pos));
             actix::fut::wrap_future(async move {
                 let catalog = catalog?;
-                let res =
-                    match tokio::task::spawn_blocking(move || store.save_catalog(&catalog)).await {
-                        Ok(res) => res.map_err(Error::from),
-                        Err(e) => Err(Error::Internal(format!("checkpoint task failed: {e}"))),
-                    };
+                let res = match tokio::task::spawn_blocking(move || store.save_catalog(&catalog)).await {
+                    Ok(res) => res.map_err(Error::from),
+                    Err(e) => Err(Error::Internal(format!("checkpoint task failed: {e}"))),
+                };
                 if let Err(err) = &res {
                     tracing::error!(error = %err, "checkpoint failed");
                 }
@@ -425,15 +364,12 @@ impl Handler<Shutdown> for Registry {
     type Result = ResponseActFuture<Self, Result<(), Error>>;
 
     fn handle(&mut self, _: Shutdown, _: &mut Self::Context) -> Self::Result {
-        Box::pin(
-            self.checkpoint()
-                .map(|res, act: &mut Self, ctx: &mut Context<Self>| {
-                    for arbiter in &act.arbiters {
-                        arbiter.stop();
-                    }
-                    ctx.stop();
-                    res
-                }),
-        )
+        Box::pin(self.checkpoint().map(|res, act: &mut Self, ctx: &mut Context<Self>| {
+            for arbiter in &act.arbiters {
+                arbiter.stop();
+            }
+            ctx.stop();
+            res
+        }))
     }
 }

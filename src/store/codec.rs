@@ -32,9 +32,7 @@ pub fn frame<T: Serialize>(value: &T, tag: u64) -> Result<Vec<u8>, StoreError> {
         .map_err(|e| StoreError::Io(format!("encode: {e}")))?;
     let len = out.len() - HEADER_LEN;
     if len > MAX_PAYLOAD {
-        return Err(StoreError::Io(format!(
-            "record of {len} bytes is too large"
-        )));
+        return Err(StoreError::Io(format!("record of {len} bytes is too large")));
     }
     out[0..4].copy_from_slice(&(len as u32).to_le_bytes());
     out[4..12].copy_from_slice(&tag.to_le_bytes());
@@ -49,11 +47,7 @@ pub fn frame<T: Serialize>(value: &T, tag: u64) -> Result<Vec<u8>, StoreError> {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Frame<'a> {
     /// A whole frame whose checksums hold; `len` counts header and payload.
-    Valid {
-        payload: &'a [u8],
-        len: usize,
-        tag: u64,
-    },
+    Valid { payload: &'a [u8], len: usize, tag: u64 },
     /// The slice ends before the frame does (a torn write, if at the end of a log).
     Short,
     /// A sound header but a damaged payload: `len` bytes belonging to `tag`.
@@ -71,9 +65,7 @@ pub fn read_frame(buf: &[u8]) -> Frame<'_> {
         return Frame::Bad;
     }
     let len = word(0) as usize;
-    let tag = u64::from_le_bytes([
-        buf[4], buf[5], buf[6], buf[7], buf[8], buf[9], buf[10], buf[11],
-    ]);
+    let tag = u64::from_le_bytes([buf[4], buf[5], buf[6], buf[7], buf[8], buf[9], buf[10], buf[11]]);
     if len > MAX_PAYLOAD {
         return Frame::Bad;
     }
@@ -82,16 +74,9 @@ pub fn read_frame(buf: &[u8]) -> Frame<'_> {
     }
     let payload = &buf[HEADER_LEN..HEADER_LEN + len];
     if crc32c::crc32c(payload) != word(16) {
-        return Frame::BadPayload {
-            len: HEADER_LEN + len,
-            tag,
-        };
+        return Frame::BadPayload { len: HEADER_LEN + len, tag };
     }
-    Frame::Valid {
-        payload,
-        len: HEADER_LEN + len,
-        tag,
-    }
+    Frame::Valid { payload, len: HEADER_LEN + len, tag }
 }
 
 pub fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, StoreError> {
@@ -107,29 +92,18 @@ mod tests {
     #[test]
     fn a_frame_round_trips_and_any_flipped_bit_is_caught() {
         let bytes = frame(&("hello", 42u64), 7).expect("encode");
-        let Frame::Valid { payload, len, tag } = read_frame(&bytes) else {
-            panic!("not valid")
-        };
+        let Frame::Valid { payload, len, tag } = read_frame(&bytes) else { panic!("not valid") };
         assert_eq!((len, tag), (bytes.len(), 7));
-        assert_eq!(
-            decode::<(String, u64)>(payload).expect("decode"),
-            ("hello".to_string(), 42)
-        );
+        assert_eq!(decode::<(String, u64)>(payload).expect("decode"), ("hello".to_string(), 42));
         for i in 0..bytes.len() {
             let mut bad = bytes.clone();
             bad[i] ^= 0x10;
             let read = read_frame(&bad);
-            assert!(
-                !matches!(read, Frame::Valid { .. }),
-                "flip at {i} went unnoticed"
-            );
+            assert!(!matches!(read, Frame::Valid { .. }), "flip at {i} went unnoticed");
             if i >= HEADER_LEN {
                 assert_eq!(
                     read,
-                    Frame::BadPayload {
-                        len: bytes.len(),
-                        tag: 7
-                    },
+                    Frame::BadPayload { len: bytes.len(), tag: 7 },
                     "payload damage is pinned on its owner"
                 );
             }

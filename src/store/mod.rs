@@ -52,9 +52,7 @@ impl From<StoreError> for Error {
     fn from(err: StoreError) -> Error {
         match err {
             StoreError::DiskFull => Error::DiskFull,
-            StoreError::Corrupt(detail) => {
-                Error::Unavailable(format!("stored data failed a check: {detail}"))
-            }
+            StoreError::Corrupt(detail) => Error::Unavailable(format!("stored data failed a check: {detail}")),
             other => Error::Internal(other.to_string()),
         }
     }
@@ -65,25 +63,16 @@ fn erase_in_place(layout: &Layout, locs: &[Loc]) -> Result<(), StoreError> {
     let mut touched: Vec<(u64, File)> = Vec::new();
     for loc in locs {
         let filler = erased_frame(loc.len as usize)?;
-        let at = match touched
-            .iter()
-            .position(|(segment, _)| *segment == loc.pos.segment)
-        {
+        let at = match touched.iter().position(|(segment, _)| *segment == loc.pos.segment) {
             Some(at) => at,
             None => {
                 let path = wal::segment_path(&layout.wal, loc.pos.segment);
-                let file = std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(path)
-                    .map_err(io_error)?;
+                let file = std::fs::OpenOptions::new().write(true).open(path).map_err(io_error)?;
                 touched.push((loc.pos.segment, file));
                 touched.len() - 1
             }
         };
-        touched[at]
-            .1
-            .write_all_at(&filler, loc.pos.offset)
-            .map_err(io_error)?;
+        touched[at].1.write_all_at(&filler, loc.pos.offset).map_err(io_error)?;
     }
     for (_, file) in touched {
         file.sync_data().map_err(io_error)?;
@@ -103,9 +92,7 @@ fn erased_frame(len: usize) -> Result<Vec<u8>, StoreError> {
             return Ok(frame);
         }
     }
-    Err(StoreError::Io(format!(
-        "cannot erase a record of {len} bytes in place"
-    )))
+    Err(StoreError::Io(format!("cannot erase a record of {len} bytes in place")))
 }
 
 pub fn io_error(e: io::Error) -> StoreError {
@@ -129,10 +116,7 @@ pub struct Layout {
 
 impl Layout {
     fn new(data_dir: &Path) -> Layout {
-        Layout {
-            wal: data_dir.join("wal"),
-            snap: data_dir.join("snap"),
-        }
+        Layout { wal: data_dir.join("wal"), snap: data_dir.join("snap") }
     }
 
     pub fn catalog(&self) -> PathBuf {
@@ -167,12 +151,7 @@ impl Store {
             segment_bytes: settings.segment_bytes.max(4096),
         };
         let (wal, _writer) = Wal::start(layout.wal.clone(), recovered.end, opts)?;
-        let store = Store {
-            layout,
-            wal,
-            segments: Mutex::new(HashMap::new()),
-            catalog_lock: Mutex::new(()),
-        };
+        let store = Store { layout, wal, segments: Mutex::new(HashMap::new()), catalog_lock: Mutex::new(()) };
         Ok((Arc::new(store), recovered))
     }
 
@@ -184,34 +163,33 @@ impl Store {
         }
     }
 
-    /// Appends a record and waits until it is durable.
-    pub async fn append_durable(&self, record: &Record) -> Result<Loc, StoreError> {
+    /// Appends a record now (its place in the log is fixed by this call) and returns a future
+    /// that resolves once it is durable.
+    pub fn append_durable(&self, record: &Record) -> impl std::future::Future<Output = Result<Loc, Error>> + 'static {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.append(record, Box::new(move |res| drop(tx.send(res))));
-        rx.await
-            .unwrap_or_else(|_| Err(StoreError::Failed("the log writer has stopped".into())))
+        async move {
+            match rx.await {
+                Ok(res) => res.map_err(Error::from),
+                Err(_) => Err(Error::Internal("the log writer has stopped".into())),
+            }
+        }
     }
 
     /// The log's end, once everything appended so far is durable (fsynced whatever the mode).
     pub async fn mark(&self) -> Result<Pos, StoreError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.wal.mark(Box::new(move |res| drop(tx.send(res))));
-        rx.await
-            .unwrap_or_else(|_| Err(StoreError::Failed("the log writer has stopped".into())))
+        rx.await.unwrap_or_else(|_| Err(StoreError::Failed("the log writer has stopped".into())))
     }
 
     /// Reads one message of `chat` back from the log. Blocking.
     pub fn read_message(&self, chat: ChatNo, loc: Loc) -> Result<Message, StoreError> {
         let file = self.segment(loc.pos.segment)?;
         let mut buf = vec![0u8; loc.len as usize];
-        file.read_exact_at(&mut buf, loc.pos.offset)
-            .map_err(io_error)?;
-        let corrupt = || {
-            StoreError::Corrupt(format!(
-                "log record at {}:{} of chat {chat}",
-                loc.pos.segment, loc.pos.offset
-            ))
-        };
+        file.read_exact_at(&mut buf, loc.pos.offset).map_err(io_error)?;
+        let corrupt =
+            || StoreError::Corrupt(format!("log record at {}:{} of chat {chat}", loc.pos.segment, loc.pos.offset));
         let Frame::Valid { payload, .. } = codec::read_frame(&buf) else {
             return Err(corrupt());
         };
@@ -222,15 +200,11 @@ impl Store {
     }
 
     fn segment(&self, segment: u64) -> Result<Arc<File>, StoreError> {
-        let mut open = self
-            .segments
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut open = self.segments.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(file) = open.get(&segment) {
             return Ok(file.clone());
         }
-        let file =
-            Arc::new(File::open(wal::segment_path(&self.layout.wal, segment)).map_err(io_error)?);
+        let file = Arc::new(File::open(wal::segment_path(&self.layout.wal, segment)).map_err(io_error)?);
         open.insert(segment, file.clone());
         Ok(file)
     }
@@ -238,10 +212,7 @@ impl Store {
     /// A chat's index from its snapshot, or from the whole log if the snapshot is damaged. Blocking.
     pub fn load_index(&self, chat: ChatNo) -> Result<ChatIndex, StoreError> {
         match snapshot::read::<ChatIndex>(&self.layout.chat(chat)) {
-            Ok(found) => Ok(found.unwrap_or(ChatIndex {
-                chat,
-                entries: Vec::new(),
-            })),
+            Ok(found) => Ok(found.unwrap_or(ChatIndex { chat, entries: Vec::new() })),
             Err(err) => {
                 tracing::error!(chat, error = %err, "chat snapshot is damaged; rebuilding it from the log");
                 let segments = recovery::list_segments(&self.layout.wal)?;
@@ -279,10 +250,7 @@ impl Store {
 
     /// Writes the catalog atomically. Blocking.
     pub fn save_catalog(&self, catalog: &Catalog) -> Result<(), StoreError> {
-        let _one_at_a_time = self
-            .catalog_lock
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _one_at_a_time = self.catalog_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         snapshot::write(&self.layout.catalog(), catalog)
     }
 }

@@ -35,52 +35,34 @@ pub fn recover(layout: &Layout) -> Result<Recovered, StoreError> {
         }
     };
     let segments = list_segments(&layout.wal)?;
-    let from = catalog.pos.unwrap_or(Pos {
-        segment: segments.first().copied().unwrap_or(1),
-        offset: 0,
-    });
+    let from = catalog.pos.unwrap_or(Pos { segment: segments.first().copied().unwrap_or(1), offset: 0 });
 
     let mut known: HashSet<ChatNo> = catalog.chats.iter().map(|c| c.chat).collect();
     let mut tails: BTreeMap<ChatNo, Vec<(u64, IndexEntry)>> = BTreeMap::new();
     let mut deleted = Vec::new();
-    let scanned = scan(
-        layout,
-        &segments,
-        from,
-        Repair::CutTornTail,
-        |loc, record| match record {
-            Record::ChatCreated { chat, ns, meta } => {
-                catalog.next_chat = catalog.next_chat.max(chat + 1);
-                if known.insert(chat) {
-                    catalog.chats.push(CatalogEntry { chat, ns, meta });
-                }
+    let scanned = scan(layout, &segments, from, Repair::CutTornTail, |loc, record| match record {
+        Record::ChatCreated { chat, ns, meta } => {
+            catalog.next_chat = catalog.next_chat.max(chat + 1);
+            if known.insert(chat) {
+                catalog.chats.push(CatalogEntry { chat, ns, meta });
             }
-            Record::Message { chat, msg } => {
-                tails.entry(chat).or_default().push((
-                    msg.seq,
-                    IndexEntry {
-                        loc,
-                        client_id: msg.client_id,
-                    },
-                ));
+        }
+        Record::Message { chat, msg } => {
+            tails.entry(chat).or_default().push((msg.seq, IndexEntry { loc, client_id: msg.client_id }));
+        }
+        Record::ChatUpdated { chat, meta } => {
+            if let Some(entry) = catalog.chats.iter_mut().find(|c| c.chat == chat) {
+                entry.meta = meta;
             }
-            Record::ChatUpdated { chat, meta } => {
-                if let Some(entry) = catalog.chats.iter_mut().find(|c| c.chat == chat) {
-                    entry.meta = meta;
-                }
-            }
-            Record::ChatDeleted { chat } => {
-                catalog.chats.retain(|c| c.chat != chat);
-                known.remove(&chat);
-                let tail = tails.remove(&chat).unwrap_or_default();
-                deleted.push((
-                    chat,
-                    tail.into_iter().map(|(_, e)| e.loc).collect::<Vec<Loc>>(),
-                ));
-            }
-            Record::Erased(_) => {}
-        },
-    )?;
+        }
+        Record::ChatDeleted { chat } => {
+            catalog.chats.retain(|c| c.chat != chat);
+            known.remove(&chat);
+            let tail = tails.remove(&chat).unwrap_or_default();
+            deleted.push((chat, tail.into_iter().map(|(_, e)| e.loc).collect::<Vec<Loc>>()));
+        }
+        Record::Erased(_) => {}
+    })?;
     // Chats held out before stay held out: nothing has repaired them.
     let mut unavailable: HashSet<ChatNo> = catalog.unavailable.iter().copied().collect();
     unavailable.extend(scanned.damaged);
@@ -95,10 +77,7 @@ pub fn recover(layout: &Layout) -> Result<Recovered, StoreError> {
             continue;
         }
         if !known.contains(&chat) {
-            tracing::error!(
-                chat,
-                "the log holds messages of a chat it never created; ignoring them"
-            );
+            tracing::error!(chat, "the log holds messages of a chat it never created; ignoring them");
             continue;
         }
         match fold_tail(layout, &segments, chat, tail) {
@@ -113,34 +92,17 @@ pub fn recover(layout: &Layout) -> Result<Recovered, StoreError> {
     catalog.pos = Some(end);
     catalog.unavailable = unavailable.iter().copied().collect();
     snapshot::write(&layout.catalog(), &catalog)?;
-    Ok(Recovered {
-        catalog,
-        end,
-        unavailable,
-    })
+    Ok(Recovered { catalog, end, unavailable })
 }
 
 /// Overwrites every message record of a deleted chat: those its snapshot knows and those in
 /// the replayed tail (or, if the snapshot is damaged, every one in the log).
-fn erase_deleted(
-    layout: &Layout,
-    segments: &[u64],
-    chat: ChatNo,
-    tail: Vec<Loc>,
-) -> Result<(), StoreError> {
+fn erase_deleted(layout: &Layout, segments: &[u64], chat: ChatNo, tail: Vec<Loc>) -> Result<(), StoreError> {
     let known = match snapshot::read::<ChatIndex>(&layout.chat(chat)) {
         Ok(found) => found.map(|index| index.entries),
-        Err(_) => Some(
-            rebuild_index(layout, segments, chat)
-                .map(|index| index.entries)
-                .unwrap_or_default(),
-        ),
+        Err(_) => Some(rebuild_index(layout, segments, chat).map(|index| index.entries).unwrap_or_default()),
     };
-    let mut locs: Vec<Loc> = known
-        .unwrap_or_default()
-        .into_iter()
-        .map(|e| e.loc)
-        .collect();
+    let mut locs: Vec<Loc> = known.unwrap_or_default().into_iter().map(|e| e.loc).collect();
     locs.extend(tail);
     super::erase_in_place(layout, &locs)?;
     snapshot::remove(&layout.chat(chat))
@@ -155,10 +117,7 @@ fn fold_tail(
     tail: Vec<(u64, IndexEntry)>,
 ) -> Result<ChatIndex, StoreError> {
     let mut index = match snapshot::read::<ChatIndex>(&layout.chat(chat)) {
-        Ok(found) => found.unwrap_or(ChatIndex {
-            chat,
-            entries: Vec::new(),
-        }),
+        Ok(found) => found.unwrap_or(ChatIndex { chat, entries: Vec::new() }),
         Err(err) => {
             tracing::error!(chat, error = %err, "chat snapshot is damaged; rebuilding it from the log");
             return rebuild_index(layout, segments, chat);
@@ -169,12 +128,7 @@ fn fold_tail(
         if seq == len + 1 {
             index.entries.push(entry);
         } else if seq > len + 1 {
-            tracing::warn!(
-                chat,
-                seq,
-                len,
-                "chat snapshot is behind the log; rebuilding it from the log"
-            );
+            tracing::warn!(chat, seq, len, "chat snapshot is behind the log; rebuilding it from the log");
             return rebuild_index(layout, segments, chat);
         }
     }
@@ -182,26 +136,16 @@ fn fold_tail(
 }
 
 /// The slow path: a chat's index from every record of the log. Fails on any gap in seq.
-pub fn rebuild_index(
-    layout: &Layout,
-    segments: &[u64],
-    chat: ChatNo,
-) -> Result<ChatIndex, StoreError> {
+pub fn rebuild_index(layout: &Layout, segments: &[u64], chat: ChatNo) -> Result<ChatIndex, StoreError> {
     let mut entries = Vec::new();
     let mut gap = None;
-    let from = Pos {
-        segment: segments.first().copied().unwrap_or(1),
-        offset: 0,
-    };
+    let from = Pos { segment: segments.first().copied().unwrap_or(1), offset: 0 };
     let scanned = scan(layout, segments, from, Repair::ReadOnly, |loc, record| {
         if let Record::Message { chat: c, msg } = record {
             if c == chat {
                 let expected = entries.len() as u64 + 1;
                 if msg.seq == expected {
-                    entries.push(IndexEntry {
-                        loc,
-                        client_id: msg.client_id,
-                    });
+                    entries.push(IndexEntry { loc, client_id: msg.client_id });
                 } else if msg.seq > expected && gap.is_none() {
                     gap = Some((expected, msg.seq));
                 }
@@ -209,14 +153,12 @@ pub fn rebuild_index(
         }
     })?;
     if scanned.damaged.contains(&chat) {
-        return Err(StoreError::Corrupt(format!(
-            "a record of chat {chat} in the log is damaged"
-        )));
+        return Err(StoreError::Corrupt(format!("a record of chat {chat} in the log is damaged")));
     }
     match gap {
-        Some((expected, found)) => Err(StoreError::Corrupt(format!(
-            "the log lacks message {expected} of chat {chat} (next found: {found})"
-        ))),
+        Some((expected, found)) => {
+            Err(StoreError::Corrupt(format!("the log lacks message {expected} of chat {chat} (next found: {found})")))
+        }
         None => Ok(ChatIndex { chat, entries }),
     }
 }
@@ -226,10 +168,7 @@ pub fn list_segments(dir: &Path) -> Result<Vec<u64>, StoreError> {
     for entry in fs::read_dir(dir).map_err(io_error)? {
         let name = entry.map_err(io_error)?.file_name();
         let name = name.to_string_lossy();
-        if let Some(number) = name
-            .strip_suffix(".wal")
-            .and_then(|n| n.parse::<u64>().ok())
-        {
+        if let Some(number) = name.strip_suffix(".wal").and_then(|n| n.parse::<u64>().ok()) {
             segments.push(number);
         }
     }
@@ -263,23 +202,12 @@ fn scan(
     repair: Repair,
     mut visit: impl FnMut(Loc, Record),
 ) -> Result<Scanned, StoreError> {
-    let mut scanned = Scanned {
-        end: from,
-        damaged: HashSet::new(),
-    };
-    for (i, &segment) in segments
-        .iter()
-        .enumerate()
-        .filter(|(_, &s)| s >= from.segment)
-    {
+    let mut scanned = Scanned { end: from, damaged: HashSet::new() };
+    for (i, &segment) in segments.iter().enumerate().filter(|(_, &s)| s >= from.segment) {
         let path = segment_path(&layout.wal, segment);
         let bytes = fs::read(&path).map_err(io_error)?;
         let is_last = i + 1 == segments.len();
-        let mut offset = if segment == from.segment {
-            from.offset as usize
-        } else {
-            0
-        };
+        let mut offset = if segment == from.segment { from.offset as usize } else { 0 };
         let mut seen_here = HashSet::new();
         let mut unattributed = false;
         while offset < bytes.len() {
@@ -288,17 +216,8 @@ fn scan(
                     match codec::decode::<Record>(payload) {
                         Ok(record) => {
                             seen_here.insert(tag);
-                            let pos = Pos {
-                                segment,
-                                offset: offset as u64,
-                            };
-                            visit(
-                                Loc {
-                                    pos,
-                                    len: len as u32,
-                                },
-                                record,
-                            );
+                            let pos = Pos { segment, offset: offset as u64 };
+                            visit(Loc { pos, len: len as u32 }, record);
                         }
                         Err(err) => {
                             tracing::error!(segment, offset, chat = tag, error = %err, "CORRUPTION: a checksummed log record does not decode");
@@ -321,17 +240,11 @@ fn scan(
                             cut,
                             "the log ends in a torn record (an interrupted write); cutting it off"
                         );
-                        let file = OpenOptions::new()
-                            .write(true)
-                            .open(&path)
-                            .map_err(io_error)?;
+                        let file = OpenOptions::new().write(true).open(&path).map_err(io_error)?;
                         file.set_len(offset as u64).map_err(io_error)?;
                         file.sync_all().map_err(io_error)?;
                     }
-                    scanned.end = Pos {
-                        segment,
-                        offset: offset as u64,
-                    };
+                    scanned.end = Pos { segment, offset: offset as u64 };
                     return Ok(scanned);
                 }
                 next => {
@@ -353,10 +266,7 @@ fn scan(
         if unattributed {
             scanned.damaged.extend(seen_here);
         }
-        scanned.end = Pos {
-            segment,
-            offset: bytes.len() as u64,
-        };
+        scanned.end = Pos { segment, offset: bytes.len() as u64 };
     }
     Ok(scanned)
 }

@@ -45,10 +45,7 @@ pub fn read<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, StoreError> {
     };
     match codec::read_frame(&bytes) {
         Frame::Valid { payload, len, .. } if len == bytes.len() => codec::decode(payload).map(Some),
-        _ => Err(StoreError::Corrupt(format!(
-            "snapshot {} fails its checksum",
-            path.display()
-        ))),
+        _ => Err(StoreError::Corrupt(format!("snapshot {} fails its checksum", path.display()))),
     }
 }
 

@@ -55,17 +55,9 @@ pub struct WalOptions {
 
 impl Wal {
     /// Starts the writer, appending at `end` (where recovery found the log to end).
-    pub fn start(
-        dir: PathBuf,
-        end: Pos,
-        opts: WalOptions,
-    ) -> Result<(Wal, JoinHandle<()>), StoreError> {
+    pub fn start(dir: PathBuf, end: Pos, opts: WalOptions) -> Result<(Wal, JoinHandle<()>), StoreError> {
         let path = segment_path(&dir, end.segment);
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(io_error)?;
+        let file = OpenOptions::new().create(true).append(true).open(&path).map_err(io_error)?;
         sync_dir(&dir)?;
         let writer = Writer {
             dir,
@@ -79,18 +71,14 @@ impl Wal {
             buf: Vec::new(),
         };
         let (tx, rx) = mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("chatd-wal".into())
-            .spawn(move || writer.run(rx))
-            .map_err(io_error)?;
+        let thread =
+            std::thread::Builder::new().name("chatd-wal".into()).spawn(move || writer.run(rx)).map_err(io_error)?;
         Ok((Wal { tx }, thread))
     }
 
     /// Queues a framed record; `done` runs once it is durable under the fsync mode.
     pub fn append(&self, frame: Vec<u8>, done: AppendDone) {
-        if let Err(mpsc::SendError(Request::Append { done, .. })) =
-            self.tx.send(Request::Append { frame, done })
-        {
+        if let Err(mpsc::SendError(Request::Append { done, .. })) = self.tx.send(Request::Append { frame, done }) {
             done(Err(StoreError::Failed("the log writer has stopped".into())));
         }
     }
@@ -120,10 +108,7 @@ impl Writer {
     fn run(mut self, rx: Receiver<Request>) {
         loop {
             let first = if self.unsynced && self.opts.fsync == FsyncMode::Interval {
-                let wait = self
-                    .opts
-                    .fsync_interval
-                    .saturating_sub(self.last_sync.elapsed());
+                let wait = self.opts.fsync_interval.saturating_sub(self.last_sync.elapsed());
                 match rx.recv_timeout(wait) {
                     Ok(req) => req,
                     Err(RecvTimeoutError::Timeout) => {
@@ -175,8 +160,8 @@ impl Writer {
             return self.fail(batch, io_error(e));
         }
         self.unsynced |= !self.buf.is_empty();
-        let interval_due = self.opts.fsync == FsyncMode::Interval
-            && self.last_sync.elapsed() >= self.opts.fsync_interval;
+        let interval_due =
+            self.opts.fsync == FsyncMode::Interval && self.last_sync.elapsed() >= self.opts.fsync_interval;
         if self.unsynced && (needs_sync || interval_due) {
             self.sync();
             if let Some(err) = self.failed.clone() {
@@ -186,20 +171,11 @@ impl Writer {
         for req in batch {
             match req {
                 Request::Append { frame, done } => {
-                    let loc = Loc {
-                        pos: Pos {
-                            segment: self.segment,
-                            offset: self.offset,
-                        },
-                        len: frame.len() as u32,
-                    };
+                    let loc = Loc { pos: Pos { segment: self.segment, offset: self.offset }, len: frame.len() as u32 };
                     self.offset += frame.len() as u64;
                     done(Ok(loc));
                 }
-                Request::Mark { done } => done(Ok(Pos {
-                    segment: self.segment,
-                    offset: self.offset,
-                })),
+                Request::Mark { done } => done(Ok(Pos { segment: self.segment, offset: self.offset })),
             }
         }
         if self.offset >= self.opts.segment_bytes {

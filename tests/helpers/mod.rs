@@ -55,9 +55,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
 }
 
 async fn start(settings: Settings, dir: TempDir) -> TestApp {
-    let app = Application::build(settings.clone())
-        .await
-        .expect("the server starts");
+    let app = Application::build(settings.clone()).await.expect("the server starts");
     let port = app.port();
     let registry = app.registry();
     let handle = app.handle();
@@ -76,23 +74,12 @@ async fn start(settings: Settings, dir: TempDir) -> TestApp {
 
 impl TestApp {
     /// Any request; `body` is sent as is.
-    pub async fn request(
-        &self,
-        method: Method,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: impl Into<Bytes>,
-    ) -> Reply {
-        let mut req = self
-            .client
-            .request(method, format!("{}{path}", self.address));
+    pub async fn request(&self, method: Method, path: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Reply {
+        let mut req = self.client.request(method, format!("{}{path}", self.address));
         for &(name, value) in headers {
             req = req.insert_header((name, value));
         }
-        let mut res = req
-            .send_body(body.into())
-            .await
-            .unwrap_or_else(|e| panic!("{path}: request failed: {e}"));
+        let mut res = req.send_body(body.into()).await.unwrap_or_else(|e| panic!("{path}: request failed: {e}"));
         let bytes = res.body().limit(16 << 20).await.expect("response body");
         let body = if bytes.is_empty() {
             Value::Null
@@ -100,67 +87,39 @@ impl TestApp {
             serde_json::from_slice(&bytes)
                 .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
         };
-        Reply {
-            status: res.status(),
-            headers: res.headers().clone(),
-            body,
-        }
+        Reply { status: res.status(), headers: res.headers().clone(), body }
     }
 
     /// POSTs raw bytes with exactly `headers` (no Content-Type unless given).
-    pub async fn post_raw(
-        &self,
-        path: &str,
-        body: impl Into<Bytes>,
-        headers: &[(&str, &str)],
-    ) -> Reply {
+    pub async fn post_raw(&self, path: &str, body: impl Into<Bytes>, headers: &[(&str, &str)]) -> Reply {
         self.request(Method::POST, path, headers, body).await
     }
 
     /// POSTs `json` as `application/json` in the default namespace.
     pub async fn post(&self, path: &str, json: Value) -> (StatusCode, Value) {
-        let reply = self
-            .post_raw(
-                path,
-                json.to_string(),
-                &[("content-type", "application/json")],
-            )
-            .await;
+        let reply = self.post_raw(path, json.to_string(), &[("content-type", "application/json")]).await;
         (reply.status, reply.body)
     }
 
     /// POSTs `json` in namespace `ns` (the `micro-namespace` header).
     pub async fn post_ns(&self, ns: &str, path: &str, json: Value) -> (StatusCode, Value) {
         let reply = self
-            .post_raw(
-                path,
-                json.to_string(),
-                &[
-                    ("content-type", "application/json"),
-                    ("micro-namespace", ns),
-                ],
-            )
+            .post_raw(path, json.to_string(), &[("content-type", "application/json"), ("micro-namespace", ns)])
             .await;
         (reply.status, reply.body)
     }
 
     /// `chat.New`, expecting success: the chat id.
     pub async fn new_chat(&self, user_ids: &[&str]) -> String {
-        let (status, body) = self
-            .post("/chat/New", json!({ "user_ids": user_ids }))
-            .await;
+        let (status, body) = self.post("/chat/New", json!({ "user_ids": user_ids })).await;
         assert_eq!(status, 200, "chat.New: {body}");
         body["chat_id"].as_str().expect("chat_id").to_owned()
     }
 
     /// `chat.Send`, expecting success: the message.
     pub async fn send(&self, chat_id: &str, user_id: &str, text: &str) -> Value {
-        let (status, body) = self
-            .post(
-                "/chat/Send",
-                json!({ "chat_id": chat_id, "user_id": user_id, "text": text }),
-            )
-            .await;
+        let (status, body) =
+            self.post("/chat/Send", json!({ "chat_id": chat_id, "user_id": user_id, "text": text })).await;
         assert_eq!(status, 200, "chat.Send: {body}");
         body["message"].clone()
     }
@@ -185,28 +144,19 @@ impl TestApp {
 
     async fn shutdown(self) -> (Settings, TempDir) {
         self.handle.stop(true).await;
-        self.join
-            .await
-            .expect("the server task")
-            .expect("a clean shutdown");
+        self.join.await.expect("the server task").expect("a clean shutdown");
         (self.settings, self.dir)
     }
 }
 
 /// The `seq` of each message.
 pub fn seqs(messages: &[Value]) -> Vec<u64> {
-    messages
-        .iter()
-        .map(|m| m["seq"].as_u64().expect("seq"))
-        .collect()
+    messages.iter().map(|m| m["seq"].as_u64().expect("seq")).collect()
 }
 
 /// The `text` of each message.
 pub fn texts(messages: &[Value]) -> Vec<String> {
-    messages
-        .iter()
-        .map(|m| m["text"].as_str().expect("text").to_owned())
-        .collect()
+    messages.iter().map(|m| m["text"].as_str().expect("text").to_owned()).collect()
 }
 
 /// Asserts a micro error: the status, `id`, and a body of exactly id, code, detail, status
@@ -214,18 +164,13 @@ pub fn texts(messages: &[Value]) -> Vec<String> {
 #[track_caller]
 pub fn assert_error(status: StatusCode, body: &Value, want_status: u16, want_id: &str) {
     assert_eq!(status, want_status, "status of {body}");
-    let obj = body
-        .as_object()
-        .unwrap_or_else(|| panic!("not a JSON object: {body}"));
+    let obj = body.as_object().unwrap_or_else(|| panic!("not a JSON object: {body}"));
     let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
     keys.sort_unstable();
     assert_eq!(keys, ["code", "detail", "id", "status"], "keys of {body}");
     assert_eq!(body["id"], want_id, "id of {body}");
     assert_eq!(body["code"], want_status, "code of {body}");
     assert!(body["detail"].is_string(), "detail of {body}");
-    let reason = StatusCode::from_u16(want_status)
-        .unwrap()
-        .canonical_reason()
-        .unwrap();
+    let reason = StatusCode::from_u16(want_status).unwrap().canonical_reason().unwrap();
     assert_eq!(body["status"], reason, "status text of {body}");
 }

@@ -75,15 +75,14 @@ impl Params {
         params.namespace = params.namespace.or_else(|| header("micro-namespace"));
         params.token = params.token.or_else(|| {
             let auth = header("authorization")?;
-            auth.strip_prefix("Bearer ")
-                .or_else(|| auth.strip_prefix("bearer "))
-                .map(str::to_owned)
+            auth.strip_prefix("Bearer ").or_else(|| auth.strip_prefix("bearer ")).map(str::to_owned)
         });
         // EventSource reconnects with its original URL plus Last-Event-ID: that one is newer.
         if let Some(last) = header("last-event-id") {
-            let seq = last.trim().parse().map_err(|_| {
-                Error::BadRequest(format!("Last-Event-ID must be a seq, not {last:?}"))
-            })?;
+            let seq = last
+                .trim()
+                .parse()
+                .map_err(|_| Error::BadRequest(format!("Last-Event-ID must be a seq, not {last:?}")))?;
             params.since = Some(seq);
         }
         Ok(params)
@@ -129,34 +128,18 @@ async fn subscribe(state: &AppState, params: &Params, kind: Kind) -> Result<Subs
         return Err(Error::Missing(Field::UserId));
     }
     let chat_id = ChatId::parse(chat_id, max_id)?;
-    let user_id = given(&params.user_id)
-        .map(|u| UserId::parse(u, max_id))
-        .transpose()?;
+    let user_id = given(&params.user_id).map(|u| UserId::parse(u, max_id)).transpose()?;
     let user_id = match kind {
         Kind::Connect => caller.acting_as(user_id)?,
         Kind::Join => Some(acting_as(&caller, user_id, Field::UserId)?),
     };
     if let (Kind::Join, Some(user)) = (kind, &user_id) {
-        let join = Update {
-            ns: caller.ns.clone(),
-            id: chat_id.clone(),
-            change: Change::Join(user.clone()),
-            by: None,
-        };
-        state
-            .registry
-            .send(join)
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))??;
+        let join = Update { ns: caller.ns.clone(), id: chat_id.clone(), change: Change::Join(user.clone()), by: None };
+        state.registry.send(join).await.map_err(|e| Error::Internal(e.to_string()))??;
     }
     let (events_tx, events) = mpsc::channel(QUEUE);
     let (close_tx, close) = mpsc::channel(1);
-    let subscribe = Subscribe {
-        events: events_tx,
-        close: close_tx,
-        user: user_id.clone(),
-        reader: caller.reader(),
-    };
+    let subscribe = Subscribe { events: events_tx, close: close_tx, user: user_id.clone(), reader: caller.reader() };
     let until = state.ask(&caller.ns, &chat_id, subscribe).await??;
     // Without `since`, only new messages arrive.
     let since = params.since.unwrap_or(until).min(until);
@@ -173,31 +156,16 @@ async fn subscribe(state: &AppState, params: &Params, kind: Kind) -> Result<Subs
 }
 
 /// The next page of a replay after `sent`, as (seq, JSON) pairs; empty once `until` is reached.
-async fn replay_page(
-    state: &AppState,
-    sub: &Subscription,
-    sent: u64,
-) -> Result<Vec<(u64, String)>, Error> {
+async fn replay_page(state: &AppState, sub: &Subscription, sent: u64) -> Result<Vec<(u64, String)>, Error> {
     if sent >= sub.until {
         return Ok(Vec::new());
     }
-    let page = Page::History {
-        limit: REPLAY_PAGE,
-        before: Some(sub.until + 1),
-        after: Some(sent),
-    };
+    let page = Page::History { limit: REPLAY_PAGE, before: Some(sub.until + 1), after: Some(sent) };
     // The subscription already passed the membership check.
-    let messages = state
-        .ask(&sub.ns, &sub.chat_id, Read { page, reader: None })
-        .await??;
+    let messages = state.ask(&sub.ns, &sub.chat_id, Read { page, reader: None }).await??;
     Ok(messages
         .iter()
-        .map(|m| {
-            (
-                m.seq,
-                serde_json::to_string(&MessageView::new(&sub.chat_id, m)).unwrap_or_default(),
-            )
-        })
+        .map(|m| (m.seq, serde_json::to_string(&MessageView::new(&sub.chat_id, m)).unwrap_or_default()))
         .collect())
 }
 
@@ -205,9 +173,7 @@ async fn replay_page(
 fn close_error(close: Close) -> Option<Error> {
     match close {
         Close::SlowReader => None,
-        Close::Kicked => Some(Error::Forbidden(
-            "you are no longer a member of this chat".into(),
-        )),
+        Close::Kicked => Some(Error::Forbidden("you are no longer a member of this chat".into())),
         Close::Deleted => Some(Error::chat_not_found()),
     }
 }
@@ -237,21 +203,14 @@ async fn stream(
 ) -> Result<HttpResponse, ApiError> {
     let params = Params::from_request(&req).map_err(|e| e.at(kind.endpoint()))?;
     let header_has = |name, value: &str| {
-        req.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.to_ascii_lowercase().contains(value))
+        req.headers().get(name).and_then(|v| v.to_str().ok()).is_some_and(|v| v.to_ascii_lowercase().contains(value))
     };
     if header_has(header::UPGRADE, "websocket") {
         return ws::open(state, req, payload, params, kind).await;
     }
     if header_has(header::ACCEPT, "text/event-stream") {
-        return sse::open(state, params, kind)
-            .await
-            .map_err(|e| e.at(kind.endpoint()));
+        return sse::open(state, params, kind).await.map_err(|e| e.at(kind.endpoint()));
     }
-    let err = Error::BadRequest(
-        "this is a stream: open a WebSocket, or GET with Accept: text/event-stream".into(),
-    );
+    let err = Error::BadRequest("this is a stream: open a WebSocket, or GET with Accept: text/event-stream".into());
     Err(err.at(kind.endpoint()))
 }

@@ -10,18 +10,12 @@ use super::{close_error, replay_page, subscribe, Kind, Params, Subscription, PIN
 use crate::error::Error;
 use crate::http::AppState;
 
-pub(super) async fn open(
-    state: web::Data<AppState>,
-    params: Params,
-    kind: Kind,
-) -> Result<HttpResponse, Error> {
+pub(super) async fn open(state: web::Data<AppState>, params: Params, kind: Kind) -> Result<HttpResponse, Error> {
     let sub = subscribe(&state, &params, kind).await?;
     let (tx, rx) = mpsc::channel::<Bytes>(16);
     actix_web::rt::spawn(serve(state, sub, tx, kind));
     let body = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv()
-            .await
-            .map(|chunk| (Ok::<_, std::convert::Infallible>(chunk), rx))
+        rx.recv().await.map(|chunk| (Ok::<_, std::convert::Infallible>(chunk), rx))
     });
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "text/event-stream"))
@@ -41,18 +35,9 @@ fn error_event(err: Error, kind: Kind) -> Bytes {
 
 /// Feeds one SSE response. Ends when the client goes away (the body is dropped), when the chat
 /// ends the subscription, or at shutdown.
-async fn serve(
-    state: web::Data<AppState>,
-    mut sub: Subscription,
-    out: mpsc::Sender<Bytes>,
-    kind: Kind,
-) {
+async fn serve(state: web::Data<AppState>, mut sub: Subscription, out: mpsc::Sender<Bytes>, kind: Kind) {
     let mut shutdown = state.shutdown.clone();
-    if out
-        .send(Bytes::from_static(b": connected\n\n"))
-        .await
-        .is_err()
-    {
+    if out.send(Bytes::from_static(b": connected\n\n")).await.is_err() {
         return;
     }
     let mut sent = sub.since;

@@ -28,9 +28,8 @@ pub(super) async fn open(
     params: Params,
     kind: Kind,
 ) -> Result<HttpResponse, ApiError> {
-    let (response, session, frames) = actix_ws::handle(&req, payload).map_err(|e| {
-        Error::BadRequest(format!("bad WebSocket handshake: {e}")).at(kind.endpoint())
-    })?;
+    let (response, session, frames) = actix_ws::handle(&req, payload)
+        .map_err(|e| Error::BadRequest(format!("bad WebSocket handshake: {e}")).at(kind.endpoint()))?;
     let frames = frames.max_frame_size(state.settings.server.max_body_bytes);
     // Named in the request: subscribe now, before the 101 goes out.
     let early = match params.chat_id() {
@@ -38,13 +37,7 @@ pub(super) async fn open(
         None => None,
     };
     actix_web::rt::spawn(async move {
-        let mut ws = Ws {
-            state,
-            session,
-            frames,
-            kind,
-            last_heard: Instant::now(),
-        };
+        let mut ws = Ws { state, session, frames, kind, last_heard: Instant::now() };
         let sub = match early {
             Some(sub) => sub,
             None => ws.hello(&params).await,
@@ -83,9 +76,7 @@ impl Ws {
                     .map_err(|e| Error::BadRequest(format!("malformed first frame: {e}")))?;
                 subscribe(&self.state, &params.or(base), self.kind).await
             }
-            Ok(_) => Err(Error::BadRequest(
-                "expected a first text frame naming chat_id".into(),
-            )),
+            Ok(_) => Err(Error::BadRequest("expected a first text frame naming chat_id".into())),
             Err(_) => Err(Error::BadRequest("no chat named within 10 s".into())),
         }
     }
@@ -97,23 +88,12 @@ impl Ws {
         if let Ok(json) = serde_json::to_string(&body) {
             let _ = self.session.text(json).await;
         }
-        let _ = self
-            .session
-            .close(Some(CloseReason {
-                code: CloseCode::Other(code),
-                description: Some(body.id),
-            }))
-            .await;
+        let _ =
+            self.session.close(Some(CloseReason { code: CloseCode::Other(code), description: Some(body.id) })).await;
     }
 
     async fn close(self, code: CloseCode, why: &str) {
-        let _ = self
-            .session
-            .close(Some(CloseReason {
-                code,
-                description: Some(why.to_owned()),
-            }))
-            .await;
+        let _ = self.session.close(Some(CloseReason { code, description: Some(why.to_owned()) })).await;
     }
 
     async fn serve(mut self, mut sub: Subscription) {
@@ -196,33 +176,19 @@ impl Ws {
         }
     }
 
-    async fn try_post(
-        &self,
-        sub: &Subscription,
-        text: &str,
-    ) -> Result<(), (Error, Option<String>)> {
-        let frame: Outgoing = serde_json::from_str(text)
-            .map_err(|e| (Error::BadRequest(format!("malformed frame: {e}")), None))?;
+    async fn try_post(&self, sub: &Subscription, text: &str) -> Result<(), (Error, Option<String>)> {
+        let frame: Outgoing =
+            serde_json::from_str(text).map_err(|e| (Error::BadRequest(format!("malformed frame: {e}")), None))?;
         let client_id = given(&frame.client_id).map(str::to_owned);
         let fail = |err: Error| (err, client_id.clone());
         let limits = &self.state.settings.limits;
-        let user_id = sub
-            .user_id
-            .clone()
-            .ok_or(Error::Missing(Field::UserId))
-            .map_err(fail)?;
-        let text = given(&frame.text)
-            .ok_or(Error::Missing(Field::Text))
-            .map_err(fail)?;
+        let user_id = sub.user_id.clone().ok_or(Error::Missing(Field::UserId)).map_err(fail)?;
+        let text = given(&frame.text).ok_or(Error::Missing(Field::Text)).map_err(fail)?;
         let post = Post {
             user_id,
             text: bounded(text, limits.max_text_bytes, "text").map_err(fail)?,
-            subject: bounded(
-                frame.subject.as_deref().unwrap_or(""),
-                limits.max_subject_bytes,
-                "subject",
-            )
-            .map_err(fail)?,
+            subject: bounded(frame.subject.as_deref().unwrap_or(""), limits.max_subject_bytes, "subject")
+                .map_err(fail)?,
             client_id: client_id
                 .as_deref()
                 .map(|c| ClientId::parse(c, limits.max_id_bytes))
@@ -232,11 +198,6 @@ impl Ws {
             limited: sub.limited,
         };
         // Success needs no answer here: the message comes back on the stream, with its seq.
-        self.state
-            .ask(&sub.ns, &sub.chat_id, post)
-            .await
-            .and_then(|r| r)
-            .map(drop)
-            .map_err(fail)
+        self.state.ask(&sub.ns, &sub.chat_id, post).await.and_then(|r| r).map(drop).map_err(fail)
     }
 }

@@ -1,0 +1,114 @@
+//! The read path: which seqs a page holds, read back from the log off the actor's thread.
+
+use std::time::Instant;
+
+use actix::prelude::*;
+
+use super::{blocking, ready, ChatActor};
+use crate::error::Error;
+use crate::model::{Message, UserId};
+use crate::store::record::Loc;
+
+impl ChatActor {
+    /// Reads messages `seqs` back from the log, off the actor's thread.
+    pub(super) fn read(&self, seqs: impl Iterator<Item = u64>) -> ResponseFuture<Result<Vec<Message>, Error>> {
+        let locs: Vec<Loc> = seqs.filter_map(|seq| self.index.get(seq as usize - 1).copied()).collect();
+        let store = self.init.store.clone();
+        let chat = self.init.no;
+        Box::pin(async move {
+            blocking(move || locs.into_iter().map(|loc| store.read_message(chat, loc)).collect::<Result<Vec<_>, _>>())
+                .await
+        })
+    }
+}
+
+/// Which messages a listing wants.
+#[derive(Debug, Clone, Copy)]
+pub enum Page {
+    /// The chat API's History: `limit` messages, oldest first, bounded by seqs (exclusive).
+    History { limit: u64, before: Option<u64>, after: Option<u64> },
+    /// The chats API's ListMessages: skip `offset` in the chosen order, then take `limit`.
+    List { limit: u64, offset: u64, newest_first: bool },
+}
+
+impl Page {
+    /// The seqs this page holds, in the order they are listed, for a chat of `len` messages.
+    pub fn seqs(self, len: u64) -> Box<dyn Iterator<Item = u64>> {
+        match self {
+            Page::History { limit, before, after } => {
+                let hi = before.map_or(len, |b| b.saturating_sub(1).min(len));
+                let lo = match after {
+                    Some(a) => a.saturating_add(1),
+                    None => hi.saturating_sub(limit).saturating_add(1),
+                };
+                let hi = hi.min(lo.saturating_add(limit).saturating_sub(1));
+                Box::new(lo.max(1)..=hi)
+            }
+            Page::List { limit, offset, newest_first: false } => {
+                Box::new(offset.saturating_add(1)..=len.min(offset.saturating_add(limit)))
+            }
+            Page::List { limit, offset, newest_first: true } => {
+                let top = len.saturating_sub(offset);
+                Box::new((top.saturating_sub(limit).saturating_add(1)..=top).rev())
+            }
+        }
+    }
+}
+
+/// Read a page of messages. A `reader` (a user token's user) must be a member.
+#[derive(Message, Clone)]
+#[rtype(result = "Result<Vec<Message>, Error>")]
+pub struct Read {
+    pub page: Page,
+    pub reader: Option<UserId>,
+}
+
+impl Handler<Read> for ChatActor {
+    type Result = ResponseFuture<Result<Vec<Message>, Error>>;
+
+    fn handle(&mut self, read: Read, _: &mut Self::Context) -> Self::Result {
+        self.last_used = Instant::now();
+        if let Some(err) = self.unservable() {
+            return ready(Err(err));
+        }
+        if let Some(Err(err)) = read.reader.as_ref().map(|r| self.check_member(r)) {
+            return ready(Err(err));
+        }
+        self.read(read.page.seqs(self.index.len() as u64))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Page;
+
+    fn seqs(page: Page, len: u64) -> Vec<u64> {
+        page.seqs(len).collect()
+    }
+
+    #[test]
+    fn history_pages() {
+        let h = |limit, before, after| Page::History { limit, before, after };
+        assert_eq!(seqs(h(3, None, None), 10), vec![8, 9, 10]);
+        assert_eq!(seqs(h(3, None, None), 2), vec![1, 2]);
+        assert_eq!(seqs(h(3, Some(5), None), 10), vec![2, 3, 4]);
+        assert_eq!(seqs(h(3, Some(0), None), 10), Vec::<u64>::new());
+        assert_eq!(seqs(h(3, Some(1), None), 10), Vec::<u64>::new());
+        assert_eq!(seqs(h(3, None, Some(0)), 10), vec![1, 2, 3]);
+        assert_eq!(seqs(h(3, None, Some(9)), 10), vec![10]);
+        assert_eq!(seqs(h(3, None, Some(10)), 10), Vec::<u64>::new());
+        assert_eq!(seqs(h(50, Some(6), Some(2)), 10), vec![3, 4, 5]);
+        assert_eq!(seqs(h(2, Some(9), Some(2)), 10), vec![3, 4]);
+        assert_eq!(seqs(h(3, Some(100), None), 10), vec![8, 9, 10]);
+    }
+
+    #[test]
+    fn list_pages() {
+        let l = |limit, offset, newest_first| Page::List { limit, offset, newest_first };
+        assert_eq!(seqs(l(5, 15, true), 50), vec![35, 34, 33, 32, 31]);
+        assert_eq!(seqs(l(5, 15, false), 50), vec![16, 17, 18, 19, 20]);
+        assert_eq!(seqs(l(5, 48, true), 50), vec![2, 1]);
+        assert_eq!(seqs(l(5, 60, true), 50), Vec::<u64>::new());
+        assert_eq!(seqs(l(5, 48, false), 50), vec![49, 50]);
+    }
+}
