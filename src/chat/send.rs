@@ -70,12 +70,18 @@ impl Handler<Post> for ChatActor {
         };
         let me = ctx.address();
         let seq = msg.seq;
+        let sent = msg.clone();
         self.init.store.append(
             &Record::Message { chat: self.init.no, msg: msg.clone() },
-            Box::new(move |result| me.do_send(Durable { seq, result })),
+            Box::new(move |result| {
+                // The log writer answers the sender itself, saving a thread hop. The chat hears
+                // first, so anything the sender does after this answer finds the message indexed.
+                me.do_send(Durable { seq, result: result.clone() });
+                let _ = tx.send(result.map(|_| sent).map_err(Error::from));
+            }),
         );
         self.pending_by_client.insert(client_id, seq);
-        self.pending.push_back(Pending { msg, waiters: vec![tx] });
+        self.pending.push_back(Pending { msg, waiters: Vec::new() });
         answer(rx)
     }
 }

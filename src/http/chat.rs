@@ -104,7 +104,7 @@ async fn send_message(state: &AppState, req: &HttpRequest, payload: web::Payload
         limited: caller.reader().is_some(),
     };
     let msg = state.ask(&caller.ns, &chat_id, post).await??;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "message": MessageView::new(&chat_id, &msg) })))
+    Ok(HttpResponse::Ok().json(super::MessageReply { message: MessageView::new(&chat_id, &msg) }))
 }
 
 /// A user id field may be omitted only by a user token (it then means the token's `sub`).

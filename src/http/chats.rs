@@ -111,7 +111,7 @@ async fn send(state: &AppState, req: &HttpRequest, payload: web::Payload) -> Res
         limited: caller.reader().is_some(),
     };
     let msg = state.ask(&caller.ns, &chat_id, post).await??;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "message": MessageView::new(&chat_id, &msg) })))
+    Ok(HttpResponse::Ok().json(super::MessageReply { message: MessageView::new(&chat_id, &msg) }))
 }
 
 #[derive(Deserialize)]

@@ -42,6 +42,12 @@ pub struct AppState {
     chats: RwLock<HashMap<(Namespace, ChatId), Addr<ChatActor>>>,
 }
 
+/// `{"message": ...}`, serialized directly rather than through a JSON tree: the send path's answer.
+#[derive(serde::Serialize)]
+pub struct MessageReply<T> {
+    pub message: T,
+}
+
 /// Stale entries (of chats that stopped) are swept once the cache grows past this.
 const CACHE_SWEEP_AT: usize = 4096;
 
