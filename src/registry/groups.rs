@@ -55,7 +55,8 @@ impl Handler<Update> for Registry {
         let changed = match msg.change {
             Change::Invite(user) => meta.invited.insert(user),
             Change::Join(user) if meta.user_ids.contains(&user) => false,
-            Change::Join(user) if meta.private && !meta.invited.contains(&user) => {
+            // A chat made by New or CreateChat is its members' own: nobody joins it uninvited.
+            Change::Join(user) if (meta.private || !meta.group) && !meta.invited.contains(&user) => {
                 return Box::pin(async move {
                     Err(Error::Forbidden(format!("{user} needs an invitation to join this private group")))
                 });
