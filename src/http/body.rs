@@ -12,7 +12,7 @@ use crate::error::Error;
 /// Reads at most `limit` bytes and parses them as `T`.
 pub async fn parse<T: DeserializeOwned>(
     req: &HttpRequest,
-    mut payload: web::Payload,
+    mut payload: actix_web::dev::Payload,
     limit: usize,
 ) -> Result<T, Error> {
     let too_large = || Error::TooLarge(format!("request body is larger than {limit} bytes"));

@@ -1,35 +1,27 @@
 //! The `chat` service: New, Send, History (seeds 002-004).
-//! Every handler runs the checks in the contract's order: 401, namespace 403, the 400s in
-//! their listed order, 404, membership 403, 429.
+//! Every handler runs the checks in the contract's order: 401 and namespace 403 (done by
+//! [`Call`]), the 400s in their listed order, 404, membership 403, 429.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::HttpResponse;
 use serde::Deserialize;
 
 use super::body::{self, given};
-use super::{AppState, Caller};
+use super::call::Call;
+use super::{AppState, Caller, MessageReply};
 use crate::chat::{Page, Post, Read};
-use crate::error::{ApiError, Error, Field};
+use crate::error::{Error, Field};
 use crate::model::{ChatId, ChatMeta, ClientId, Members, MessageView, UserId};
 use crate::registry::Create;
 
 #[derive(Deserialize)]
-struct NewRequest {
+pub struct NewRequest {
     user_ids: Option<Vec<String>>,
 }
 
-pub async fn new(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> Result<HttpResponse, ApiError> {
-    new_chat(&state, &req, payload).await.map_err(|e| e.at("chat.New"))
-}
-
-async fn new_chat(state: &AppState, req: &HttpRequest, payload: web::Payload) -> Result<HttpResponse, Error> {
-    let caller = state.caller(req)?;
-    let body: NewRequest = body::parse(req, payload, state.settings.server.max_body_bytes).await?;
-    let members = members(state, body.user_ids.unwrap_or_default(), 1)?;
-    let meta = create(state, &caller, Create { ns: caller.ns.clone(), id: None, members, group: None }).await?;
+pub async fn new(call: Call<NewRequest>) -> Result<HttpResponse, Error> {
+    let Call { state, caller, body } = call;
+    let members = members(&state, body.user_ids.unwrap_or_default(), 1)?;
+    let meta = create(&state, &caller, Create { ns: caller.ns.clone(), id: None, members, group: None }).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "chat_id": meta.id })))
 }
 
@@ -65,7 +57,7 @@ pub fn members(state: &AppState, user_ids: Vec<String>, min: usize) -> Result<Me
 }
 
 #[derive(Deserialize)]
-struct SendRequest {
+pub struct SendRequest {
     #[serde(alias = "group_id")]
     chat_id: Option<String>,
     user_id: Option<String>,
@@ -75,17 +67,8 @@ struct SendRequest {
     client_id: Option<String>,
 }
 
-pub async fn send(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> Result<HttpResponse, ApiError> {
-    send_message(&state, &req, payload).await.map_err(|e| e.at("chat.Send"))
-}
-
-async fn send_message(state: &AppState, req: &HttpRequest, payload: web::Payload) -> Result<HttpResponse, Error> {
-    let caller = state.caller(req)?;
-    let body: SendRequest = body::parse(req, payload, state.settings.server.max_body_bytes).await?;
+pub async fn send(call: Call<SendRequest>) -> Result<HttpResponse, Error> {
+    let Call { state, caller, body } = call;
     let chat_id = given(&body.chat_id).ok_or(Error::Missing(Field::ChatId))?;
     let user_id = user_required(&caller, given(&body.user_id), Field::UserId)?;
     let text = given(&body.text).ok_or(Error::Missing(Field::Text))?;
@@ -104,7 +87,7 @@ async fn send_message(state: &AppState, req: &HttpRequest, payload: web::Payload
         limited: caller.reader().is_some(),
     };
     let msg = state.ask(&caller.ns, &chat_id, post).await??;
-    Ok(HttpResponse::Ok().json(super::MessageReply { message: MessageView::new(&chat_id, &msg) }))
+    Ok(HttpResponse::Ok().json(MessageReply { message: MessageView::new(&chat_id, &msg) }))
 }
 
 /// A user id field may be omitted only by a user token (it then means the token's `sub`).
@@ -129,7 +112,7 @@ pub fn bounded(text: &str, max: usize, what: &str) -> Result<String, Error> {
 }
 
 #[derive(Deserialize)]
-struct HistoryRequest {
+pub struct HistoryRequest {
     #[serde(alias = "group_id")]
     chat_id: Option<String>,
     #[serde(default, deserialize_with = "body::count")]
@@ -140,20 +123,11 @@ struct HistoryRequest {
     after_seq: Option<u64>,
 }
 
-pub async fn history(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> Result<HttpResponse, ApiError> {
-    read_history(&state, &req, payload).await.map_err(|e| e.at("chat.History"))
-}
-
-async fn read_history(state: &AppState, req: &HttpRequest, payload: web::Payload) -> Result<HttpResponse, Error> {
-    let caller = state.caller(req)?;
-    let body: HistoryRequest = body::parse(req, payload, state.settings.server.max_body_bytes).await?;
+pub async fn history(call: Call<HistoryRequest>) -> Result<HttpResponse, Error> {
+    let Call { state, caller, body } = call;
     let chat_id = given(&body.chat_id).ok_or(Error::Missing(Field::ChatId))?;
     let chat_id = ChatId::parse(chat_id, state.settings.limits.max_id_bytes)?;
-    let limit = page_limit(state, body.limit, state.settings.history.default_limit);
+    let limit = page_limit(&state, body.limit, state.settings.history.default_limit);
     let page = Page::History { limit, before: body.before_seq, after: body.after_seq };
     let messages = state.ask(&caller.ns, &chat_id, Read { page, reader: caller.reader() }).await??;
     let views: Vec<_> = messages.iter().map(|m| MessageView::new(&chat_id, m)).collect();

@@ -1,14 +1,15 @@
 //! The `chats` service: CreateChat, SendMessage, ListMessages (seeds 000-001).
 //! The same chats as the `chat` service, seen with `author_id` for `user_id`.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::HttpResponse;
 use serde::{Deserialize, Serialize};
 
 use super::body::{self, given};
+use super::call::Call;
 use super::chat::{acting_as, bounded, create, members, page_limit, user_required};
-use super::AppState;
+use super::MessageReply;
 use crate::chat::{Page, Post, Read};
-use crate::error::{ApiError, Error, Field};
+use crate::error::{Error, Field};
 use crate::model::{ChatId, ChatMeta, Message, MessageId, UserId};
 use crate::registry::Create;
 
@@ -52,30 +53,21 @@ impl<'a> MessageView<'a> {
 }
 
 #[derive(Deserialize)]
-struct CreateChatRequest {
+pub struct CreateChatRequest {
     id: Option<String>,
     user_ids: Option<Vec<String>>,
 }
 
-pub async fn create_chat(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> Result<HttpResponse, ApiError> {
-    create_one(&state, &req, payload).await.map_err(|e| e.at("chats.CreateChat"))
-}
-
-async fn create_one(state: &AppState, req: &HttpRequest, payload: web::Payload) -> Result<HttpResponse, Error> {
-    let caller = state.caller(req)?;
-    let body: CreateChatRequest = body::parse(req, payload, state.settings.server.max_body_bytes).await?;
-    let members = members(state, body.user_ids.unwrap_or_default(), 2)?;
+pub async fn create_chat(call: Call<CreateChatRequest>) -> Result<HttpResponse, Error> {
+    let Call { state, caller, body } = call;
+    let members = members(&state, body.user_ids.unwrap_or_default(), 2)?;
     let id = given(&body.id).map(|id| ChatId::parse(id, state.settings.limits.max_id_bytes)).transpose()?;
-    let meta = create(state, &caller, Create { ns: caller.ns.clone(), id, members, group: None }).await?;
+    let meta = create(&state, &caller, Create { ns: caller.ns.clone(), id, members, group: None }).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "chat": ChatView::new(&meta) })))
 }
 
 #[derive(Deserialize)]
-struct SendMessageRequest {
+pub struct SendMessageRequest {
     #[serde(alias = "group_id")]
     chat_id: Option<String>,
     author_id: Option<String>,
@@ -83,17 +75,8 @@ struct SendMessageRequest {
     id: Option<String>,
 }
 
-pub async fn send_message(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> Result<HttpResponse, ApiError> {
-    send(&state, &req, payload).await.map_err(|e| e.at("chats.SendMessage"))
-}
-
-async fn send(state: &AppState, req: &HttpRequest, payload: web::Payload) -> Result<HttpResponse, Error> {
-    let caller = state.caller(req)?;
-    let body: SendMessageRequest = body::parse(req, payload, state.settings.server.max_body_bytes).await?;
+pub async fn send_message(call: Call<SendMessageRequest>) -> Result<HttpResponse, Error> {
+    let Call { state, caller, body } = call;
     let author_id = user_required(&caller, given(&body.author_id), Field::AuthorId)?;
     let chat_id = given(&body.chat_id).ok_or(Error::Missing(Field::ChatId))?;
     let text = given(&body.text).ok_or(Error::Missing(Field::Text))?;
@@ -111,11 +94,11 @@ async fn send(state: &AppState, req: &HttpRequest, payload: web::Payload) -> Res
         limited: caller.reader().is_some(),
     };
     let msg = state.ask(&caller.ns, &chat_id, post).await??;
-    Ok(HttpResponse::Ok().json(super::MessageReply { message: MessageView::new(&chat_id, &msg) }))
+    Ok(HttpResponse::Ok().json(MessageReply { message: MessageView::new(&chat_id, &msg) }))
 }
 
 #[derive(Deserialize)]
-struct ListMessagesRequest {
+pub struct ListMessagesRequest {
     #[serde(alias = "group_id")]
     chat_id: Option<String>,
     #[serde(default, deserialize_with = "body::count")]
@@ -125,17 +108,8 @@ struct ListMessagesRequest {
     order: Option<String>,
 }
 
-pub async fn list_messages(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> Result<HttpResponse, ApiError> {
-    list(&state, &req, payload).await.map_err(|e| e.at("chats.ListMessages"))
-}
-
-async fn list(state: &AppState, req: &HttpRequest, payload: web::Payload) -> Result<HttpResponse, Error> {
-    let caller = state.caller(req)?;
-    let body: ListMessagesRequest = body::parse(req, payload, state.settings.server.max_body_bytes).await?;
+pub async fn list_messages(call: Call<ListMessagesRequest>) -> Result<HttpResponse, Error> {
+    let Call { state, caller, body } = call;
     let chat_id = given(&body.chat_id).ok_or(Error::Missing(Field::ChatId))?;
     let chat_id = ChatId::parse(chat_id, state.settings.limits.max_id_bytes)?;
     let newest_first = match body.order.as_deref() {
@@ -143,7 +117,7 @@ async fn list(state: &AppState, req: &HttpRequest, payload: web::Payload) -> Res
         Some("asc") => false,
         Some(other) => return Err(Error::BadRequest(format!("order must be \"asc\" or \"desc\", not {other:?}"))),
     };
-    let limit = page_limit(state, body.limit, DEFAULT_LIMIT);
+    let limit = page_limit(&state, body.limit, DEFAULT_LIMIT);
     let page = Page::List { limit, offset: body.offset.unwrap_or(0), newest_first };
     let messages = state.ask(&caller.ns, &chat_id, Read { page, reader: caller.reader() }).await??;
     let views: Vec<_> = messages.iter().map(|m| MessageView::new(&chat_id, m)).collect();

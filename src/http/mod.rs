@@ -7,6 +7,7 @@
 
 mod auth;
 pub(crate) mod body;
+mod call;
 pub(crate) mod chat;
 mod chats;
 mod cors;

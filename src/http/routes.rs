@@ -3,6 +3,11 @@
 
 use actix_web::{web, HttpResponse};
 
+use std::future::Future;
+
+use serde::de::DeserializeOwned;
+
+use super::call::{Call, Endpoint};
 use super::{chat, chats, groups, stream};
 use crate::error::{ApiError, Error};
 
@@ -25,9 +30,23 @@ where
         Method::Post => (web::post(), "POST"),
         Method::Get => (web::get(), "GET"),
     };
-    cfg.service(web::resource(paths(service, name)).route(route.to(handler)).default_service(web::to(
-        move || async move { Err::<HttpResponse, _>(Error::MethodNotAllowed(allow).at(id)) },
-    )));
+    cfg.service(web::resource(paths(service, name)).app_data(Endpoint(id)).route(route.to(handler)).default_service(
+        web::to(move || async move { Err::<HttpResponse, _>(Error::MethodNotAllowed(allow).at(id)) }),
+    ));
+}
+
+/// A unary endpoint: its handler's errors become the endpoint's micro errors.
+fn unary<F, Fut, T>(cfg: &mut web::ServiceConfig, id: &'static str, handler: F)
+where
+    F: Fn(Call<T>) -> Fut + Clone + 'static,
+    Fut: Future<Output = Result<HttpResponse, Error>> + 'static,
+    T: DeserializeOwned + 'static,
+{
+    let handler = move |call: Call<T>| {
+        let answer = handler(call);
+        async move { answer.await.map_err(|e| e.at(id)) }
+    };
+    endpoint(cfg, Method::Post, id, handler);
 }
 
 enum Method {
@@ -38,21 +57,20 @@ enum Method {
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    use Method::{Get, Post};
-    endpoint(cfg, Post, "chat.New", chat::new);
-    endpoint(cfg, Post, "chat.Send", chat::send);
-    endpoint(cfg, Post, "chat.History", chat::history);
-    endpoint(cfg, Get, "chat.Connect", stream::connect);
-    endpoint(cfg, Post, "chat.Create", groups::create_group);
-    endpoint(cfg, Post, "chat.Invite", groups::invite);
-    endpoint(cfg, Get, "chat.Join", stream::join);
-    endpoint(cfg, Post, "chat.Leave", groups::leave);
-    endpoint(cfg, Post, "chat.Kick", groups::kick);
-    endpoint(cfg, Post, "chat.List", groups::list);
-    endpoint(cfg, Post, "chat.Delete", groups::delete);
-    endpoint(cfg, Post, "chats.CreateChat", chats::create_chat);
-    endpoint(cfg, Post, "chats.SendMessage", chats::send_message);
-    endpoint(cfg, Post, "chats.ListMessages", chats::list_messages);
+    unary(cfg, "chat.New", chat::new);
+    unary(cfg, "chat.Send", chat::send);
+    unary(cfg, "chat.History", chat::history);
+    endpoint(cfg, Method::Get, "chat.Connect", stream::connect);
+    unary(cfg, "chat.Create", groups::create);
+    unary(cfg, "chat.Invite", groups::invite);
+    endpoint(cfg, Method::Get, "chat.Join", stream::join);
+    unary(cfg, "chat.Leave", groups::leave);
+    unary(cfg, "chat.Kick", groups::kick);
+    unary(cfg, "chat.List", groups::list);
+    unary(cfg, "chat.Delete", groups::delete);
+    unary(cfg, "chats.CreateChat", chats::create_chat);
+    unary(cfg, "chats.SendMessage", chats::send_message);
+    unary(cfg, "chats.ListMessages", chats::list_messages);
     // The chat page and the browser client.
     super::web::routes(cfg);
     cfg.route("/health", web::get().to(|| async { HttpResponse::Ok().json(serde_json::json!({ "status": "ok" })) }));
