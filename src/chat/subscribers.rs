@@ -96,7 +96,7 @@ impl Handler<Subscribe> for ChatActor {
 }
 
 /// New metadata from the registry (members, invites): takes effect at once; the streams of
-/// users who are no longer members close.
+/// users it removes close.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct SetMeta(pub ChatMeta);
@@ -105,9 +105,14 @@ impl Handler<SetMeta> for ChatActor {
     type Result = ();
 
     fn handle(&mut self, SetMeta(meta): SetMeta, _: &mut Self::Context) {
-        self.init.meta = meta;
-        let members = self.init.meta.user_ids.clone();
-        self.close_subscribers(Close::Kicked, |sub| sub.user.as_ref().is_some_and(|u| !members.contains(u)));
+        let old = std::mem::replace(&mut self.init.meta, meta);
+        let now = &self.init.meta.user_ids;
+        // Only the users this change removed lose their streams; observers who never were
+        // members (an API key's stream, or anyone under open membership) keep theirs.
+        let removed: Vec<UserId> = old.user_ids.as_slice().iter().filter(|u| !now.contains(u)).cloned().collect();
+        if !removed.is_empty() {
+            self.close_subscribers(Close::Kicked, |sub| sub.user.as_ref().is_some_and(|u| removed.contains(u)));
+        }
     }
 }
 

@@ -55,11 +55,10 @@ pub struct GroupRequest {
 
 pub async fn create(call: Call<GroupRequest>) -> Result<HttpResponse, Error> {
     let Call { state, caller, body } = call;
-    let mut members = members(&state, body.user_ids.unwrap_or_default(), 0)?;
-    // A user creating a group is in it.
-    if let Some(sub) = caller.reader() {
-        members.insert(sub);
-    }
+    let mut user_ids = body.user_ids.unwrap_or_default();
+    // A user creating a group is in it (and counts against the members limit).
+    user_ids.extend(caller.reader().map(|sub| sub.to_string()));
+    let members = members(&state, user_ids, 0)?;
     let limits = &state.settings.limits;
     let spec = GroupSpec {
         name: bounded(body.name.as_deref().unwrap_or(""), limits.max_subject_bytes, "name")?,

@@ -46,7 +46,8 @@ impl Handler<Update> for Registry {
             return Box::pin(async { Err(Error::chat_not_found()) });
         };
         let mut meta = entry.meta.clone();
-        if let (Change::Invite(_) | Change::Kick(_), Some(by)) = (&msg.change, &msg.by) {
+        // A user token may change a chat only as a member; anyone may try to join.
+        if let (Change::Invite(_) | Change::Kick(_) | Change::Leave(_), Some(by)) = (&msg.change, &msg.by) {
             if !meta.user_ids.contains(by) {
                 let err = not_member(by);
                 return Box::pin(async move { Err(err) });

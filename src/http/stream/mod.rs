@@ -63,6 +63,12 @@ struct Params {
 
 impl Params {
     fn from_request(req: &HttpRequest) -> Result<Params, Error> {
+        // Ids must be UTF-8; `web::Query` would quietly replace bad bytes instead.
+        for part in req.query_string().split(['&', '=']) {
+            if percent_encoding::percent_decode_str(part).decode_utf8().is_err() {
+                return Err(Error::BadId("query parameters must be UTF-8".into()));
+            }
+        }
         let mut params = web::Query::<Params>::from_query(req.query_string())
             .map(web::Query::into_inner)
             .map_err(|e| Error::BadRequest(format!("bad query string: {e}")))?;

@@ -62,6 +62,14 @@ async fn serve(state: web::Data<AppState>, mut sub: Subscription, out: mpsc::Sen
     keepalive.tick().await;
     loop {
         let chunk = tokio::select! {
+            // The chat's reason for ending the stream goes first: it ends the queue too.
+            biased;
+            reason = sub.close.recv() => {
+                if let Some(err) = reason.and_then(close_error) {
+                    let _ = out.send(error_event(err, kind)).await;
+                }
+                return;
+            }
             next = sub.events.recv() => match next {
                 Some(next) if next.seq > sent => {
                     sent = next.seq;
@@ -70,12 +78,6 @@ async fn serve(state: web::Data<AppState>, mut sub: Subscription, out: mpsc::Sen
                 Some(_) => continue,
                 None => return,
             },
-            reason = sub.close.recv() => {
-                if let Some(err) = reason.and_then(close_error) {
-                    let _ = out.send(error_event(err, kind)).await;
-                }
-                return;
-            }
             _ = keepalive.tick() => Bytes::from_static(b": keepalive\n\n"),
             _ = shutdown.changed() => return,
         };

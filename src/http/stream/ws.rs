@@ -107,6 +107,17 @@ impl Ws {
         ping.tick().await;
         loop {
             tokio::select! {
+                // The chat's reason for ending the stream goes first: it ends the queue too.
+                biased;
+                reason = sub.close.recv() => {
+                    return match reason {
+                        Some(reason) => match close_error(reason) {
+                            Some(err) => self.fail(err).await,
+                            None => self.close(CloseCode::Again, "chatd.SlowReader").await,
+                        },
+                        None => self.close(CloseCode::Again, "chatd.Closed").await,
+                    };
+                }
                 event = sub.events.recv() => match event {
                     Some(event) if event.seq > sent => {
                         sent = event.seq;
@@ -117,12 +128,6 @@ impl Ws {
                     Some(_) => {}
                     None => return self.close(CloseCode::Again, "chatd.Closed").await,
                 },
-                reason = sub.close.recv() => {
-                    return match reason.and_then(close_error) {
-                        Some(err) => self.fail(err).await,
-                        None => self.close(CloseCode::Again, "chatd.SlowReader").await,
-                    };
-                }
                 frame = self.frames.next() => {
                     self.last_heard = Instant::now();
                     match frame {

@@ -1,0 +1,1702 @@
+//! Access control and input limits (API.md section 5, and the limits of sections 1 and 8),
+//! against the real server started in-process on port 0 with a temporary data dir.
+//!
+//! Self-contained: its helpers live at the bottom of this file. Every request, frame and event
+//! has a timeout, so a bug fails a test instead of hanging it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::rt::task::JoinHandle;
+use awc::error::WsProtocolError;
+use awc::ws::{CloseReason, Frame, Message};
+use base64::Engine;
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use tokio::time::timeout;
+
+use chatd::config::{ApiKey, Membership, Settings};
+use chatd::startup::{Application, StartError, Stopper};
+
+/// The longest any single request, frame or event may take before the test fails.
+const WAIT: Duration = Duration::from_secs(20);
+
+const ACME_KEY: &str = "acme-backend-key-0123456789";
+const BETA_KEY: &str = "beta-backend-key-9876543210";
+const BOTH_KEY: &str = "acme-and-beta-key-5555555555";
+const ACME_SECRET: &str = "acme signs its user tokens with this";
+const BETA_SECRET: &str = "beta signs its user tokens with that";
+
+/// Every unary endpoint, by its error id prefix and its first path.
+const UNARY: [(&str, &str); 12] = [
+    ("chat.New", "/chat/New"),
+    ("chat.Send", "/chat/Send"),
+    ("chat.History", "/chat/History"),
+    ("chat.Create", "/chat/Create"),
+    ("chat.Invite", "/chat/Invite"),
+    ("chat.Leave", "/chat/Leave"),
+    ("chat.Kick", "/chat/Kick"),
+    ("chat.List", "/chat/List"),
+    ("chat.Delete", "/chat/Delete"),
+    ("chats.CreateChat", "/chats/CreateChat"),
+    ("chats.SendMessage", "/chats/SendMessage"),
+    ("chats.ListMessages", "/chats/ListMessages"),
+];
+
+/// A body for each unary endpoint that would succeed for an API key of `chat`'s namespace.
+fn good_body(endpoint: &str, chat: &str) -> Value {
+    match endpoint {
+        "chat.New" => json!({ "user_ids": ["alice", "bob"] }),
+        "chat.Send" => json!({ "chat_id": chat, "user_id": "alice", "text": "hi" }),
+        "chat.History" => json!({ "chat_id": chat }),
+        "chat.Create" => json!({ "name": "g", "user_ids": ["alice"] }),
+        "chat.Invite" => json!({ "group_id": chat, "user_id": "carol" }),
+        "chat.Leave" => json!({ "group_id": chat, "user_id": "bob" }),
+        "chat.Kick" => json!({ "group_id": chat, "user_id": "bob" }),
+        "chat.List" => json!({ "user_id": "alice" }),
+        "chat.Delete" => json!({ "group_id": chat }),
+        "chats.CreateChat" => json!({ "user_ids": ["alice", "bob"] }),
+        "chats.SendMessage" => json!({ "chat_id": chat, "author_id": "alice", "text": "hi" }),
+        "chats.ListMessages" => json!({ "chat_id": chat }),
+        other => panic!("no body for {other}"),
+    }
+}
+
+/// Keys for acme, for beta, and one for both; user token secrets for acme and beta.
+fn secured(s: &mut Settings) {
+    s.auth.api_keys = vec![
+        ApiKey { key: ACME_KEY.into(), namespaces: vec!["acme".into()] },
+        ApiKey { key: BETA_KEY.into(), namespaces: vec!["beta".into()] },
+        ApiKey { key: BOTH_KEY.into(), namespaces: vec!["acme".into(), "beta".into()] },
+    ];
+    s.auth.user_token_secrets =
+        BTreeMap::from([("acme".to_owned(), ACME_SECRET.to_owned()), ("beta".to_owned(), BETA_SECRET.to_owned())]);
+}
+
+// ---- 1. API keys: 401 and 403 ----
+
+/// Every unary endpoint (on all three paths) and both stream transports refuse a request with
+/// no key, a wrong key, an empty bearer, a non-Bearer scheme or a bare key: 401
+/// `{service}.{Endpoint}.Unauthorized`, before anything in the body is looked at.
+#[actix_web::test]
+async fn a_missing_or_wrong_key_is_401_on_every_endpoint() {
+    let srv = start_with(secured).await;
+    let chat = srv.new_chat(&key(ACME_KEY, "acme"), &["alice", "bob"]).await;
+    let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("acme:{ACME_KEY}")));
+    let wrong: [Option<String>; 6] = [
+        None,
+        Some("Bearer not-a-key".into()),
+        Some("Bearer ".into()),
+        Some(basic),
+        Some(ACME_KEY.into()),
+        Some(format!("Bearer {ACME_KEY}x")),
+    ];
+    for (endpoint, path) in UNARY {
+        let (service, name) = endpoint.split_once('.').unwrap();
+        let title = if service == "chat" { "Chat" } else { "Chats" };
+        let paths = [path.to_owned(), format!("/{service}/{title}/{name}"), format!("/v1/{service}/{name}")];
+        for authorization in &wrong {
+            for path in &paths {
+                let mut headers = vec![("micro-namespace", "acme".to_owned())];
+                if let Some(a) = authorization {
+                    headers.push(("authorization", a.clone()));
+                }
+                let (status, body) = srv.call(path, &headers, good_body(endpoint, &chat)).await;
+                assert_error(
+                    status,
+                    &body,
+                    401,
+                    &format!("{endpoint}.Unauthorized"),
+                    &format!("{path} with {authorization:?}"),
+                );
+            }
+            // 401 comes before the 400s: an empty body is still 401.
+            let mut headers = vec![("micro-namespace", "acme".to_owned())];
+            if let Some(a) = authorization {
+                headers.push(("authorization", a.clone()));
+            }
+            let (status, body) = srv.call(path, &headers, json!({})).await;
+            assert_error(status, &body, 401, &format!("{endpoint}.Unauthorized"), path);
+        }
+    }
+    // The streams: a WebSocket gets one error frame, then close 4401; SSE gets a 401 body.
+    for (endpoint, path) in [("chat.Connect", "/chat/Connect"), ("chat.Join", "/chat/Join")] {
+        let url = format!("{path}?chat_id={}&user_id=alice&namespace=acme", enc(&chat));
+        let mut ws = srv.ws(&url, &Who::default()).await;
+        ws.rx.fails(401, &format!("{endpoint}.Unauthorized")).await;
+        let mut ws = srv.ws(&format!("{url}&token=nonsense"), &Who::default()).await;
+        ws.rx.fails(401, &format!("{endpoint}.Unauthorized")).await;
+        let mut ws = srv.ws(&url, &bearer("not-a-key", None)).await;
+        ws.rx.fails(401, &format!("{endpoint}.Unauthorized")).await;
+        let (status, body) = srv.sse_fails(&url, &Who::default()).await;
+        assert_error(status, &body, 401, &format!("{endpoint}.Unauthorized"), &url);
+    }
+    // Nothing was written by any of it.
+    let history = srv.history(&key(ACME_KEY, "acme"), &chat).await;
+    assert!(history.is_empty(), "{history:?}");
+}
+
+/// A key used on a namespace it is not bound to is 403 `{service}.{Endpoint}.Forbidden` on
+/// every endpoint and stream, with no namespace header (namespace `micro`) too; a key bound to
+/// both namespaces works in both.
+#[actix_web::test]
+async fn a_key_used_on_another_namespace_is_403_on_every_endpoint() {
+    let srv = start_with(secured).await;
+    let chat = srv.new_chat(&key(ACME_KEY, "acme"), &["alice", "bob"]).await;
+    let beta_chat = srv.new_chat(&key(BETA_KEY, "beta"), &["alice", "bob"]).await;
+    for (endpoint, path) in UNARY {
+        for who in [
+            key(ACME_KEY, "beta"),
+            bearer(ACME_KEY, None),
+            key(ACME_KEY, "micro"),
+            key(BETA_KEY, "acme"),
+            key(BOTH_KEY, "gamma"),
+        ] {
+            for body in [good_body(endpoint, &chat), json!({})] {
+                let (status, reply) = srv.post(&who, path, body).await;
+                assert_error(status, &reply, 403, &format!("{endpoint}.Forbidden"), &format!("{path} as {who:?}"));
+            }
+        }
+    }
+    for (endpoint, path) in [("chat.Connect", "/chat/Connect"), ("chat.Join", "/chat/Join")] {
+        let url = format!("{path}?chat_id={}&user_id=alice", enc(&chat));
+        let mut ws = srv.ws(&url, &key(ACME_KEY, "beta")).await;
+        ws.rx.fails(403, &format!("{endpoint}.Forbidden")).await;
+        let mut ws = srv.ws(&format!("{url}&namespace=beta&token={ACME_KEY}"), &Who::default()).await;
+        ws.rx.fails(403, &format!("{endpoint}.Forbidden")).await;
+        let (status, body) = srv.sse_fails(&url, &key(ACME_KEY, "beta")).await;
+        assert_error(status, &body, 403, &format!("{endpoint}.Forbidden"), &url);
+    }
+    // The key for both namespaces reads and writes both.
+    let m = srv.send(&key(BOTH_KEY, "acme"), &chat, "alice", "to acme").await;
+    assert_eq!(m["text"], "to acme");
+    let m = srv.send(&key(BOTH_KEY, "beta"), &beta_chat, "bob", "to beta").await;
+    assert_eq!(m["text"], "to beta");
+    assert_eq!(texts(&srv.history(&key(ACME_KEY, "acme"), &chat).await), ["to acme"]);
+    assert_eq!(texts(&srv.history(&key(BETA_KEY, "beta"), &beta_chat).await), ["to beta"]);
+}
+
+/// Checks run in the contract's order: 401, namespace 403, the 400s in their listed order,
+/// 404, membership 403 (429 comes last: see the rate limit test).
+#[actix_web::test]
+async fn checks_run_in_the_contract_order() {
+    let srv = start_with(secured).await;
+    let acme = key(ACME_KEY, "acme");
+    let chat = srv.new_chat(&acme, &["bob", "carol"]).await;
+    let alice = bearer(&user_token("acme", "alice"), Some("acme"));
+
+    // 401 beats everything, 403 (namespace) beats every 400.
+    let bad_json = srv.call_raw("/chat/Send", &[("authorization", "Bearer nope".into())], "{not json").await;
+    assert_error(bad_json.0, &bad_json.1, 401, "chat.Send.Unauthorized", "");
+    let (status, body) = srv.post(&key(ACME_KEY, "beta"), "/chat/Send", json!({ "chat_id": "\u{0}" })).await;
+    assert_error(status, &body, 403, "chat.Send.Forbidden", "");
+
+    // The 400s in their order, then 404.
+    let steps = [
+        (json!({}), 400, "chat.Send.MissingChatID"),
+        (json!({ "chat_id": "nope" }), 400, "chat.Send.MissingUserID"),
+        (json!({ "chat_id": "nope", "user_id": "alice" }), 400, "chat.Send.MissingText"),
+        (json!({ "chat_id": "no\u{0}pe", "user_id": "alice", "text": "t" }), 400, "chat.Send.BadID"),
+        (json!({ "chat_id": "nope", "user_id": "alice", "text": "t" }), 404, "chat.Send.NotFound"),
+    ];
+    for (body, code, id) in steps {
+        let (status, reply) = srv.post(&acme, "/chat/Send", body.clone()).await;
+        assert_error(status, &reply, code, id, &body.to_string());
+    }
+
+    // A user token: the 400s, then 404 for an unknown chat, then 403 for a chat alice is not in.
+    let (status, body) = srv.post(&alice, "/chat/Send", json!({ "chat_id": chat })).await;
+    assert_error(status, &body, 400, "chat.Send.MissingText", "");
+    let (status, body) = srv.post(&alice, "/chat/Send", json!({ "chat_id": "nope", "text": "t" })).await;
+    assert_error(status, &body, 404, "chat.Send.NotFound", "");
+    let (status, body) = srv.post(&alice, "/chat/Send", json!({ "chat_id": chat, "text": "t" })).await;
+    assert_error(status, &body, 403, "chat.Send.Forbidden", "");
+    let (status, body) = srv.post(&alice, "/chat/History", json!({ "chat_id": "nope" })).await;
+    assert_error(status, &body, 404, "chat.History.NotFound", "");
+    let (status, body) = srv.post(&alice, "/chat/History", json!({ "chat_id": chat })).await;
+    assert_error(status, &body, 403, "chat.History.Forbidden", "");
+    // And an API key sending as a non-member: 404 first, then membership 403.
+    let (status, body) =
+        srv.post(&acme, "/chat/Send", json!({ "chat_id": chat, "user_id": "mallory", "text": "t" })).await;
+    assert_error(status, &body, 403, "chat.Send.Forbidden", "");
+}
+
+// ---- 2. namespaces ----
+
+/// A key for beta cannot read, write or even detect acme's chats: every request naming an
+/// acme chat gets exactly the answer a never-made chat id gets, and acme's chat is untouched.
+#[actix_web::test]
+async fn a_namespace_key_cannot_read_write_or_detect_another_namespaces_chats() {
+    let srv = start_with(secured).await;
+    let acme = key(ACME_KEY, "acme");
+    let beta = key(BETA_KEY, "beta");
+    let chat = srv.new_chat(&acme, &["alice", "bob"]).await;
+    let (status, body) = srv
+        .post(&acme, "/chat/Create", json!({ "name": "acme-group", "user_ids": ["alice", "bob"], "private": true }))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let group = body["group"]["id"].as_str().unwrap().to_owned();
+    srv.send(&acme, &chat, "alice", "acme's secret").await;
+    srv.send(&acme, &group, "bob", "acme's group secret").await;
+
+    let never = "never-made-chat";
+    for target in [&chat, &group] {
+        for (endpoint, path) in UNARY {
+            if matches!(endpoint, "chat.New" | "chat.Create" | "chats.CreateChat") {
+                continue;
+            }
+            let body = good_body(endpoint, target);
+            let (status, reply) = srv.post(&beta, path, body.clone()).await;
+            let (never_status, never_reply) = srv.post(&beta, path, good_body(endpoint, never)).await;
+            if endpoint == "chat.List" {
+                assert_eq!(status, 200, "{reply}");
+                assert_eq!(reply, json!({ "groups": [] }), "beta lists acme's groups");
+                continue;
+            }
+            assert_error(status, &reply, 404, &format!("{endpoint}.NotFound"), path);
+            assert_eq!(
+                (status, &reply),
+                (never_status, &never_reply),
+                "{path}: beta can tell acme's chat from a never-made one"
+            );
+            // A key that is not for acme learns nothing either, whether or not the chat exists.
+            let (status, reply) = srv.post(&key(BETA_KEY, "acme"), path, body).await;
+            let (never_status, never_reply) = srv.post(&key(BETA_KEY, "acme"), path, good_body(endpoint, never)).await;
+            assert_error(status, &reply, 403, &format!("{endpoint}.Forbidden"), path);
+            assert_eq!((status, &reply), (never_status, &never_reply), "{path}");
+        }
+        for (endpoint, path) in [("chat.Connect", "/chat/Connect"), ("chat.Join", "/chat/Join")] {
+            for id in [target.as_str(), never] {
+                let url = format!("{path}?chat_id={}&user_id=alice", enc(id));
+                let mut ws = srv.ws(&url, &beta).await;
+                ws.rx.fails(404, &format!("{endpoint}.NotFound")).await;
+                let (status, body) = srv.sse_fails(&url, &beta).await;
+                assert_error(status, &body, 404, &format!("{endpoint}.NotFound"), &url);
+            }
+        }
+        // A beta user token (no namespace header: its `ns` is beta) cannot see it either.
+        let token = bearer(&user_token("beta", "alice"), None);
+        let (status, body) = srv.post(&token, "/chat/History", json!({ "chat_id": target })).await;
+        assert_error(status, &body, 404, "chat.History.NotFound", "beta token");
+    }
+
+    // The same members in beta make beta's own chat; the same id in beta is beta's own chat.
+    let beta_chat = srv.new_chat(&beta, &["alice", "bob"]).await;
+    assert_ne!(beta_chat, chat);
+    let (status, body) =
+        srv.post(&beta, "/chats/CreateChat", json!({ "id": chat, "user_ids": ["mallory", "trudy"] })).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["chat"]["user_ids"], json!(["mallory", "trudy"]));
+    assert!(srv.history(&beta, &chat).await.is_empty());
+    srv.send(&beta, &chat, "mallory", "beta's own").await;
+
+    // acme's chats are exactly as they were.
+    assert_eq!(texts(&srv.history(&acme, &chat).await), ["acme's secret"]);
+    assert_eq!(texts(&srv.history(&acme, &group).await), ["acme's group secret"]);
+    let (status, body) = srv.post(&acme, "/chat/List", json!({ "user_id": "bob" })).await;
+    assert_eq!(status, 200, "{body}");
+    let ids: Vec<&str> = body["groups"].as_array().unwrap().iter().map(|g| g["id"].as_str().unwrap()).collect();
+    assert!(ids.contains(&group.as_str()), "{body}");
+    assert_eq!(texts(&srv.history(&beta, &chat).await), ["beta's own"]);
+}
+
+// ---- 3. user tokens ----
+
+/// A user token acts as its `sub` in its own namespace: with the namespace header or without
+/// it (the token's `ns`), on unary calls and on streams (token as a query parameter or header).
+#[actix_web::test]
+async fn a_user_token_acts_as_its_sub_in_its_namespace() {
+    let srv = start_with(secured).await;
+    let token = user_token("acme", "alice");
+    for (i, who) in [bearer(&token, None), bearer(&token, Some("acme"))].into_iter().enumerate() {
+        let (status, body) = srv.post(&who, "/chat/New", json!({ "user_ids": ["alice", format!("bob{i}")] })).await;
+        assert_eq!(status, 200, "{body}");
+        let chat = body["chat_id"].as_str().unwrap().to_owned();
+        // An omitted user_id / author_id means sub.
+        let (status, body) = srv.post(&who, "/chat/Send", json!({ "chat_id": chat, "text": "one" })).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["message"]["user_id"], "alice");
+        let (status, body) =
+            srv.post(&who, "/chat/Send", json!({ "chat_id": chat, "user_id": "alice", "text": "two" })).await;
+        assert_eq!(status, 200, "{body}");
+        let (status, body) = srv.post(&who, "/chats/SendMessage", json!({ "chat_id": chat, "text": "three" })).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["message"]["author_id"], "alice");
+        let (status, body) = srv.post(&who, "/chats/ListMessages", json!({ "chat_id": chat, "order": "asc" })).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["messages"].as_array().unwrap().len(), 3);
+        let history = srv.history(&who, &chat).await;
+        assert_eq!(texts(&history), ["one", "two", "three"]);
+        // It is acme's chat: acme's key sees it, beta's does not.
+        assert_eq!(srv.history(&key(ACME_KEY, "acme"), &chat).await.len(), 3);
+
+        // Streams: token as a query parameter (browsers), or as the header.
+        let mut by_query =
+            srv.ws(&format!("/chat/Connect?chat_id={}&token={}", enc(&chat), enc(&token)), &Who::default()).await;
+        let mut by_header = srv.ws(&format!("/chat/Connect?chat_id={}", enc(&chat)), &who).await;
+        let mut sse = srv
+            .sse(&format!("/chat/Connect?chat_id={}&namespace=acme&token={}", enc(&chat), enc(&token)), &Who::default())
+            .await;
+        by_query.tx.send(json!({ "text": "over ws", "client_id": "c-ws" })).await;
+        for rx in [&mut by_query.rx, &mut by_header.rx] {
+            let m = rx.message().await;
+            assert_eq!(
+                (&m["text"], &m["user_id"], &m["client_id"]),
+                (&json!("over ws"), &json!("alice"), &json!("c-ws"))
+            );
+        }
+        let m = sse.message().await;
+        assert_eq!(m["text"], "over ws");
+    }
+}
+
+/// A WebSocket that names nothing in its URL may name its chat and carry its token in a
+/// first frame; a bad token there is refused like anywhere else.
+#[actix_web::test]
+async fn a_stream_may_carry_its_token_in_the_first_frame() {
+    let srv = start_with(secured).await;
+    let chat = srv.new_chat(&key(ACME_KEY, "acme"), &["alice", "bob"]).await;
+    let mut ws = srv.ws("/chat/Connect", &Who::default()).await;
+    ws.tx.send(json!({ "chat_id": chat, "token": user_token("acme", "alice") })).await;
+    ws.tx.send(json!({ "text": "hello", "client_id": "h" })).await;
+    let m = ws.rx.message().await;
+    assert_eq!((&m["user_id"], &m["text"]), (&json!("alice"), &json!("hello")));
+    for (token, code, id) in [
+        (user_token("beta", "alice"), 404, "chat.Connect.NotFound"),
+        ("bad".to_owned(), 401, "chat.Connect.Unauthorized"),
+        (user_token("acme", "carol"), 403, "chat.Connect.Forbidden"),
+    ] {
+        let mut ws = srv.ws("/chat/Connect", &Who::default()).await;
+        ws.tx.send(json!({ "chat_id": chat, "token": token })).await;
+        ws.rx.fails(code, id).await;
+    }
+    let mut ws = srv.ws("/chat/Connect", &Who::default()).await;
+    ws.tx.send(json!({ "chat_id": chat, "user_id": "alice", "namespace": "acme" })).await;
+    ws.rx.fails(401, "chat.Connect.Unauthorized").await;
+}
+
+/// Tokens that are expired, have no `exp`, are tampered with, are signed with another secret
+/// or algorithm, or are not JWTs at all: 401 on unary calls and on streams; nothing is stored.
+#[actix_web::test]
+async fn expired_tampered_and_foreign_tokens_are_401() {
+    let srv = start_with(secured).await;
+    let acme = key(ACME_KEY, "acme");
+    let chat = srv.new_chat(&acme, &["alice", "bob"]).await;
+    let now = now_secs();
+    let claims = |sub: &str, exp: i64| json!({ "sub": sub, "exp": exp, "ns": "acme" });
+
+    let good = user_token("acme", "alice");
+    let bob = user_token("acme", "bob");
+    let (gh, gp, gs) = split3(&good);
+    let (_, bp, _) = split3(&bob);
+    let mut flipped = gs.to_owned().into_bytes();
+    flipped[3] = if flipped[3] == b'A' { b'B' } else { b'A' };
+    let flipped = String::from_utf8(flipped).unwrap();
+    let b64 = |v: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string().as_bytes());
+    let none_alg = format!("{}.{}.", b64(json!({ "alg": "none", "typ": "JWT" })), b64(claims("alice", now + 3600)));
+    // The payload says exp is far away, but the signature is for the real (short) one.
+    let short = jwt_with(Header::default(), ACME_SECRET, &claims("alice", now + 3600));
+    let (sh, _, ss) = split3(&short);
+    let stretched = format!("{sh}.{}.{ss}", b64(claims("alice", now + 10 * 365 * 86400)));
+
+    let bad: Vec<(&str, String)> = vec![
+        ("expired", jwt(ACME_SECRET, &claims("alice", now - 5))),
+        ("expired long ago", jwt(ACME_SECRET, &claims("alice", 1_000_000))),
+        ("no exp", jwt(ACME_SECRET, &json!({ "sub": "alice", "ns": "acme" }))),
+        ("no sub", jwt(ACME_SECRET, &json!({ "exp": now + 3600, "ns": "acme" }))),
+        ("wrong secret", jwt("not acme's secret", &claims("alice", now + 3600))),
+        ("beta's secret", jwt(BETA_SECRET, &claims("alice", now + 3600))),
+        ("beta's own valid token, used in acme", user_token("beta", "alice")),
+        ("bob's payload, alice's signature", format!("{gh}.{bp}.{gs}")),
+        ("stretched exp", stretched),
+        ("flipped signature", format!("{gh}.{gp}.{flipped}")),
+        ("no signature", format!("{gh}.{gp}.")),
+        ("two parts", format!("{gh}.{gp}")),
+        ("alg none", none_alg),
+        ("HS384", jwt_with(Header::new(Algorithm::HS384), ACME_SECRET, &claims("alice", now + 3600))),
+        ("HS512", jwt_with(Header::new(Algorithm::HS512), ACME_SECRET, &claims("alice", now + 3600))),
+        ("control character in sub", jwt(ACME_SECRET, &claims("ali\u{0}ce", now + 3600))),
+        ("garbage", "a.b.c".into()),
+        ("not even dots", "garbage".into()),
+    ];
+    for (what, token) in &bad {
+        for who in [bearer(token, Some("acme")), bearer(token, None)] {
+            if what.starts_with("beta's own") && who.ns.is_none() {
+                continue; // without a namespace header it is simply a beta token
+            }
+            let (status, body) =
+                srv.post(&who, "/chat/Send", json!({ "chat_id": chat, "user_id": "alice", "text": what })).await;
+            assert_error(status, &body, 401, "chat.Send.Unauthorized", what);
+            let (status, body) = srv.post(&who, "/chat/History", json!({ "chat_id": chat })).await;
+            assert_error(status, &body, 401, "chat.History.Unauthorized", what);
+        }
+        let url = format!("/chat/Connect?chat_id={}&namespace=acme&token={}", enc(&chat), enc(token));
+        let mut ws = srv.ws(&url, &Who::default()).await;
+        ws.rx.fails(401, "chat.Connect.Unauthorized").await;
+        let (status, body) = srv.sse_fails(&url, &Who::default()).await;
+        assert_error(status, &body, 401, "chat.Connect.Unauthorized", what);
+    }
+    // A namespace without a token secret takes no user tokens at all.
+    let gamma = jwt(ACME_SECRET, &json!({ "sub": "alice", "exp": now + 3600, "ns": "gamma" }));
+    let (status, body) = srv.post(&bearer(&gamma, Some("gamma")), "/chat/New", json!({ "user_ids": ["alice"] })).await;
+    assert_error(status, &body, 401, "chat.New.Unauthorized", "gamma");
+
+    assert!(srv.history(&acme, &chat).await.is_empty());
+    // The good token still works.
+    let (status, body) =
+        srv.post(&bearer(&good, Some("acme")), "/chat/Send", json!({ "chat_id": chat, "text": "fine" })).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// A token that verifies with the request namespace's secret but names another namespace (or
+/// none) in `ns` is 403; so is a token for one namespace used with another's header.
+#[actix_web::test]
+async fn a_token_signed_for_another_namespace_is_refused() {
+    let srv = start_with(secured).await;
+    let chat = srv.new_chat(&key(ACME_KEY, "acme"), &["alice"]).await;
+    let now = now_secs();
+    let cases = [
+        ("ns beta, acme's secret", jwt(ACME_SECRET, &json!({ "sub": "alice", "exp": now + 3600, "ns": "beta" })), 403),
+        ("no ns", jwt(ACME_SECRET, &json!({ "sub": "alice", "exp": now + 3600 })), 403),
+        ("ns \"\"", jwt(ACME_SECRET, &json!({ "sub": "alice", "exp": now + 3600, "ns": "" })), 403),
+        ("beta's valid token", user_token("beta", "alice"), 401),
+    ];
+    for (what, token, code) in &cases {
+        let who = bearer(token, Some("acme"));
+        let (status, body) = srv.post(&who, "/chat/Send", json!({ "chat_id": chat, "text": "x" })).await;
+        let id = if *code == 401 { "chat.Send.Unauthorized" } else { "chat.Send.Forbidden" };
+        assert_error(status, &body, *code, id, what);
+        let url = format!("/chat/Connect?chat_id={}&namespace=acme&token={}", enc(&chat), enc(token));
+        let mut ws = srv.ws(&url, &Who::default()).await;
+        let id = id.replace("Send", "Connect");
+        ws.rx.fails(*code, &id).await;
+    }
+    // A valid beta token sent with no header acts in beta, where acme's chat does not exist.
+    let (status, body) = srv
+        .post(&bearer(&user_token("beta", "alice"), None), "/chat/Send", json!({ "chat_id": chat, "text": "x" }))
+        .await;
+    assert_error(status, &body, 404, "chat.Send.NotFound", "beta token");
+    assert!(srv.history(&key(ACME_KEY, "acme"), &chat).await.is_empty());
+}
+
+/// A user token naming another user anywhere is 403, and nothing is stored as that user.
+#[actix_web::test]
+async fn a_user_token_cannot_act_as_someone_else() {
+    let srv = start_with(secured).await;
+    let acme = key(ACME_KEY, "acme");
+    let chat = srv.new_chat(&acme, &["alice", "bob"]).await;
+    let (status, body) = srv.post(&acme, "/chat/Create", json!({ "name": "g", "user_ids": ["alice", "bob"] })).await;
+    assert_eq!(status, 200, "{body}");
+    let group = body["group"]["id"].as_str().unwrap().to_owned();
+    let alice = bearer(&user_token("acme", "alice"), Some("acme"));
+    let refusals = [
+        ("/chat/Send", json!({ "chat_id": chat, "user_id": "bob", "text": "as bob" }), "chat.Send.Forbidden"),
+        (
+            "/chats/SendMessage",
+            json!({ "chat_id": chat, "author_id": "bob", "text": "as bob" }),
+            "chats.SendMessage.Forbidden",
+        ),
+        ("/chat/List", json!({ "user_id": "bob" }), "chat.List.Forbidden"),
+        ("/chat/Leave", json!({ "group_id": group, "user_id": "bob" }), "chat.Leave.Forbidden"),
+    ];
+    for (path, body, id) in refusals {
+        let (status, reply) = srv.post(&alice, path, body).await;
+        assert_error(status, &reply, 403, id, path);
+    }
+    for (endpoint, path) in [("chat.Connect", "/chat/Connect"), ("chat.Join", "/chat/Join")] {
+        let url = format!("{path}?chat_id={}&user_id=bob", enc(&group));
+        let mut ws = srv.ws(&url, &alice).await;
+        ws.rx.fails(403, &format!("{endpoint}.Forbidden")).await;
+    }
+    // A stream's frames are sent as the token's user, whatever they say.
+    let mut ws = srv.ws(&format!("/chat/Connect?chat_id={}", enc(&chat)), &alice).await;
+    ws.tx.send(json!({ "text": "frame", "user_id": "bob", "client_id": "f1" })).await;
+    assert_eq!(ws.rx.message().await["user_id"], "alice");
+
+    let history = srv.history(&acme, &chat).await;
+    assert!(history.iter().all(|m| m["user_id"] == "alice"), "{history:?}");
+    // bob is still in the group.
+    let (_, body) = srv.post(&acme, "/chat/List", json!({ "user_id": "bob" })).await;
+    assert!(
+        body["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["id"] == group.as_str() && g["user_ids"] == json!(["alice", "bob"])),
+        "{body}"
+    );
+}
+
+/// A user token works only in chats where its `sub` is a member: sends, reads, streams, the
+/// group endpoints, and New or CreateChat that would leave it out are all 403.
+#[actix_web::test]
+async fn a_user_token_works_only_in_chats_it_is_a_member_of() {
+    let srv = start_with(secured).await;
+    let acme = key(ACME_KEY, "acme");
+    let chat = srv.new_chat(&acme, &["bob", "carol"]).await;
+    srv.send(&acme, &chat, "bob", "private talk").await;
+    let alice = bearer(&user_token("acme", "alice"), Some("acme"));
+    let refusals = [
+        ("/chat/Send", json!({ "chat_id": chat, "text": "let me in" }), "chat.Send.Forbidden"),
+        ("/chat/History", json!({ "chat_id": chat }), "chat.History.Forbidden"),
+        ("/chats/SendMessage", json!({ "chat_id": chat, "text": "let me in" }), "chats.SendMessage.Forbidden"),
+        ("/chats/ListMessages", json!({ "chat_id": chat }), "chats.ListMessages.Forbidden"),
+        ("/chat/New", json!({ "user_ids": ["bob", "carol"] }), "chat.New.Forbidden"),
+        ("/chats/CreateChat", json!({ "user_ids": ["bob", "carol"] }), "chats.CreateChat.Forbidden"),
+        ("/chats/CreateChat", json!({ "id": chat, "user_ids": ["alice", "bob"] }), "chats.CreateChat.Forbidden"),
+        ("/chat/Invite", json!({ "group_id": chat, "user_id": "alice" }), "chat.Invite.Forbidden"),
+        ("/chat/Kick", json!({ "group_id": chat, "user_id": "bob" }), "chat.Kick.Forbidden"),
+        ("/chat/Delete", json!({ "group_id": chat }), "chat.Delete.Forbidden"),
+    ];
+    for (path, body, id) in refusals {
+        let (status, reply) = srv.post(&alice, path, body.clone()).await;
+        assert_error(status, &reply, 403, id, &format!("{path} {body}"));
+    }
+    let url = format!("/chat/Connect?chat_id={}", enc(&chat));
+    let mut ws = srv.ws(&url, &alice).await;
+    ws.rx.fails(403, "chat.Connect.Forbidden").await;
+    let (status, body) = srv.sse_fails(&url, &alice).await;
+    assert_error(status, &body, 403, "chat.Connect.Forbidden", "sse");
+    let mut ws = srv.ws(&format!("{url}&since=0"), &alice).await;
+    ws.rx.fails(403, "chat.Connect.Forbidden").await;
+
+    // Nothing changed: same messages, same members, still there.
+    assert_eq!(texts(&srv.history(&acme, &chat).await), ["private talk"]);
+    let (status, body) = srv.post(&acme, "/chats/CreateChat", json!({ "id": chat, "user_ids": ["x", "y"] })).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["chat"]["user_ids"], json!(["bob", "carol"]));
+    // bob, a member, can do what alice could not.
+    let bob = bearer(&user_token("acme", "bob"), Some("acme"));
+    let (status, body) = srv.post(&bob, "/chat/History", json!({ "chat_id": chat })).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+// ---- 4. membership ----
+
+/// Sending requires the sender to be a member, for API keys and anonymous servers too, on
+/// every way of sending; a key may still read any chat and watch it as a non-member.
+/// `chat.membership = "open"` lifts the requirement for every caller.
+#[actix_web::test]
+async fn sending_requires_membership_unless_membership_is_open() {
+    let srv = start_with(secured).await;
+    let acme = key(ACME_KEY, "acme");
+    let chat = srv.new_chat(&acme, &["alice", "bob"]).await;
+    let (status, body) =
+        srv.post(&acme, "/chat/Send", json!({ "chat_id": chat, "user_id": "mallory", "text": "x" })).await;
+    assert_error(status, &body, 403, "chat.Send.Forbidden", "key, non-member");
+    let (status, body) =
+        srv.post(&acme, "/chats/SendMessage", json!({ "chat_id": chat, "author_id": "mallory", "text": "x" })).await;
+    assert_error(status, &body, 403, "chats.SendMessage.Forbidden", "key, non-member");
+    // A key watching as a non-member: it reads, but its frames are refused, and it stays open.
+    let mut ws = srv.ws(&format!("/chat/Connect?chat_id={}&user_id=mallory", enc(&chat)), &acme).await;
+    ws.tx.send(json!({ "text": "x", "client_id": "m1" })).await;
+    let frame = ws.rx.json().await;
+    assert_error_frame(&frame, 403, "chat.Send.Forbidden", Some("m1"));
+    srv.send(&acme, &chat, "alice", "members only").await;
+    assert_eq!(ws.rx.message().await["text"], "members only");
+    assert_eq!(texts(&srv.history(&acme, &chat).await), ["members only"]);
+    srv.stop().await;
+
+    // Anonymous servers enforce membership too.
+    let anon = start().await;
+    let chat = anon.new_chat(&Who::default(), &["alice"]).await;
+    let (status, body) =
+        anon.post(&Who::default(), "/chat/Send", json!({ "chat_id": chat, "user_id": "mallory", "text": "x" })).await;
+    assert_error(status, &body, 403, "chat.Send.Forbidden", "anonymous");
+    anon.stop().await;
+
+    // Open membership: anyone in the namespace may send, keys and user tokens alike.
+    let open = start_with(|s| {
+        secured(s);
+        s.chat.membership = Membership::Open;
+    })
+    .await;
+    let acme = key(ACME_KEY, "acme");
+    let chat = open.new_chat(&acme, &["alice", "bob"]).await;
+    let m = open.send(&acme, &chat, "mallory", "by key").await;
+    assert_eq!(m["user_id"], "mallory");
+    let trudy = bearer(&user_token("acme", "trudy"), Some("acme"));
+    let (status, body) = open.post(&trudy, "/chat/Send", json!({ "chat_id": chat, "text": "by token" })).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["message"]["user_id"], "trudy");
+    let (status, body) = open.post(&trudy, "/chat/History", json!({ "chat_id": chat })).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(texts(body["messages"].as_array().unwrap()), ["by key", "by token"]);
+    // ...but a token still acts only as its sub, and only in its namespace.
+    let (status, body) =
+        open.post(&trudy, "/chat/Send", json!({ "chat_id": chat, "user_id": "alice", "text": "x" })).await;
+    assert_error(status, &body, 403, "chat.Send.Forbidden", "open, as alice");
+    let (status, body) = open
+        .post(&bearer(&user_token("beta", "trudy"), None), "/chat/Send", json!({ "chat_id": chat, "text": "x" }))
+        .await;
+    assert_error(status, &body, 404, "chat.Send.NotFound", "open, beta");
+}
+
+// ---- 5. rate limit ----
+
+/// The per-user send rate: a user token gets `send_burst` sends, then 429
+/// `{service}.{Endpoint}.RateLimited` on every way of sending, until the rate refills it.
+/// Other users, API keys, retries and membership refusals are not affected by it.
+#[actix_web::test]
+async fn the_send_rate_limit_applies_to_user_tokens_only() {
+    let srv = start_with(|s| {
+        secured(s);
+        s.limits.sends_per_second = 1;
+        s.limits.send_burst = 3;
+    })
+    .await;
+    let acme = key(ACME_KEY, "acme");
+    let chat = srv.new_chat(&acme, &["alice", "bob"]).await;
+    let other = srv.new_chat(&acme, &["bob", "carol"]).await;
+    let alice = bearer(&user_token("acme", "alice"), Some("acme"));
+    let mut ws = srv.ws(&format!("/chat/Connect?chat_id={}", enc(&chat)), &alice).await;
+    let send = |n: usize| json!({ "chat_id": chat, "text": format!("a{n}"), "client_id": format!("a{n}") });
+    // The burst, then 429 on each way of sending.
+    for n in 0..3 {
+        let (status, body) = srv.post(&alice, "/chat/Send", send(n)).await;
+        assert_eq!(status, 200, "send {n}: {body}");
+    }
+    let (status, body) = srv.post(&alice, "/chat/Send", send(3)).await;
+    assert_error(status, &body, 429, "chat.Send.RateLimited", "4th send");
+    let (status, body) = srv.post(&alice, "/chats/SendMessage", json!({ "chat_id": chat, "text": "x" })).await;
+    assert_error(status, &body, 429, "chats.SendMessage.RateLimited", "");
+    ws.tx.send(json!({ "text": "x", "client_id": "ws1" })).await;
+    for n in 0..3 {
+        assert_eq!(ws.rx.message().await["text"], format!("a{n}"));
+    }
+    assert_error_frame(&ws.rx.json().await, 429, "chat.Send.RateLimited", Some("ws1"));
+    // The membership 403 comes before the 429.
+    let (status, body) = srv.post(&alice, "/chat/Send", json!({ "chat_id": other, "text": "x" })).await;
+    assert_error(status, &body, 403, "chat.Send.Forbidden", "non-member");
+    // A retry stores nothing, so it is answered.
+    let (status, body) = srv.post(&alice, "/chat/Send", send(0)).await;
+    assert_eq!(status, 200, "retry: {body}");
+    assert_eq!(body["message"]["seq"], 1);
+    // The rate refills the bucket: one more send after a second, then 429 again.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let (status, body) = srv.post(&alice, "/chat/Send", send(4)).await;
+    assert_eq!(status, 200, "after refill: {body}");
+    let (status, body) = srv.post(&alice, "/chat/Send", send(5)).await;
+    assert_error(status, &body, 429, "chat.Send.RateLimited", "after refill");
+
+    // Other users have their own buckets; API keys and their users are never limited.
+    let bob = bearer(&user_token("acme", "bob"), Some("acme"));
+    for n in 0..3 {
+        let (status, body) = srv.post(&bob, "/chat/Send", json!({ "chat_id": chat, "text": format!("b{n}") })).await;
+        assert_eq!(status, 200, "bob {n}: {body}");
+    }
+    for n in 0..20 {
+        srv.send(&acme, &chat, "alice", &format!("k{n}")).await;
+    }
+
+    // Exactly the accepted sends are stored, and the stream saw them all and is still open.
+    let history = srv.history(&acme, &chat).await;
+    let from_alice_token: Vec<String> = texts(&history).into_iter().filter(|t| t.starts_with('a')).collect();
+    assert_eq!(from_alice_token, ["a0", "a1", "a2", "a4"]);
+    assert_eq!(history.len(), 4 + 3 + 20);
+    srv.send(&acme, &chat, "bob", "still serving").await;
+    let mut streamed = Vec::new();
+    for _ in 0..(1 + 3 + 20 + 1) {
+        streamed.push(ws.rx.message().await["text"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(streamed.first().map(String::as_str), Some("a4"));
+    assert_eq!(streamed.last().map(String::as_str), Some("still serving"));
+}
+
+// ---- 6. anonymous mode ----
+
+/// With no keys and no secrets the server refuses to start on a non-loopback address unless
+/// `auth.allow_anonymous = true`; on loopback it starts and logs a WARN naming "anonymous".
+#[actix_web::test]
+async fn anonymous_mode_refuses_a_non_loopback_address_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = |host: &str, allow: bool, keys: bool| {
+        let mut s = Settings::default();
+        s.server.host = host.into();
+        s.server.port = 0;
+        s.server.workers = 1;
+        s.storage.data_dir = dir.path().join(host.replace(':', "_"));
+        s.auth.allow_anonymous = allow;
+        if keys {
+            secured(&mut s);
+        }
+        s
+    };
+    for host in ["0.0.0.0", "192.0.2.1", "::"] {
+        match Application::build(settings(host, false, false)).await {
+            Err(StartError::Config(why)) => {
+                assert!(why.contains("allow_anonymous"), "{host}: {why}")
+            }
+            Err(other) => panic!("{host}: expected a config error, got {other}"),
+            Ok(_) => panic!("{host}: started anonymously on a non-loopback address"),
+        }
+    }
+    // Allowed explicitly, or with keys: it starts and serves.
+    for (allow, keys) in [(true, false), (false, true)] {
+        let app = Application::build(settings("0.0.0.0", allow, keys))
+            .await
+            .unwrap_or_else(|e| panic!("allow={allow} keys={keys}: {e}"));
+        let srv = Server::from_app(app, None);
+        let who = if keys { key(ACME_KEY, "acme") } else { Who::default() };
+        let chat = srv.new_chat(&who, &["alice"]).await;
+        srv.send(&who, &chat, "alice", "served").await;
+        srv.stop().await;
+    }
+    // Loopback: starts, with a WARN line that says "anonymous".
+    let logs = Logs::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(logs.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let guard = tracing::subscriber::set_default(subscriber);
+    for host in ["127.0.0.1", "localhost"] {
+        let app = Application::build(settings(host, false, false)).await.unwrap_or_else(|e| panic!("{host}: {e}"));
+        Server::from_app(app, None).stop().await;
+    }
+    drop(guard);
+    let text = logs.text();
+    let warns: Vec<&str> = text.lines().filter(|l| l.contains("WARN") && l.contains("anonymous")).collect();
+    assert_eq!(warns.len(), 2, "logs:\n{text}");
+}
+
+/// In anonymous mode the authorization header is ignored (even a garbage one) and every
+/// request acts like a key for its namespace; namespaces stay isolated.
+#[actix_web::test]
+async fn anonymous_mode_ignores_the_authorization_header() {
+    let srv = start().await;
+    let junk = bearer("garbage.token.here", Some("acme"));
+    let chat = srv.new_chat(&junk, &["alice"]).await;
+    srv.send(&junk, &chat, "alice", "hello").await;
+    assert_eq!(texts(&srv.history(&Who { ns: Some("acme".into()), bearer: None }, &chat).await), ["hello"]);
+    let (status, body) = srv.post(&Who::default(), "/chat/History", json!({ "chat_id": chat })).await;
+    assert_error(status, &body, 404, "chat.History.NotFound", "micro");
+    let mut ws = srv
+        .ws(&format!("/chat/Connect?chat_id={}&user_id=alice&namespace=acme&token=junk", enc(&chat)), &Who::default())
+        .await;
+    ws.tx.send(json!({ "text": "ws", "client_id": "w" })).await;
+    assert_eq!(ws.rx.message().await["text"], "ws");
+}
+
+// ---- 7. limits ----
+
+/// Bodies over `server.max_body_bytes` get 413 `{service}.{Endpoint}.TooLarge` on every
+/// endpoint, whether announced by Content-Length, streamed chunked, or announced and never
+/// sent; a micro error body always comes back, and the server serves on.
+#[actix_web::test]
+async fn oversized_bodies_get_413_and_the_server_serves_on() {
+    const MAX: usize = 2048;
+    let srv = start_with(|s| {
+        secured(s);
+        s.server.max_body_bytes = MAX;
+    })
+    .await;
+    let acme = key(ACME_KEY, "acme");
+    let chat = srv.new_chat(&acme, &["alice"]).await;
+    let big = json!({ "chat_id": chat, "user_id": "alice", "text": "x".repeat(MAX) }).to_string();
+    let headers = [("micro-namespace", "acme".to_owned()), ("authorization", format!("Bearer {ACME_KEY}"))];
+    for (endpoint, path) in UNARY {
+        let (status, body) = srv.call_raw(path, &headers, big.clone()).await;
+        assert_error(status, &body, 413, &format!("{endpoint}.TooLarge"), path);
+        let (status, body) = srv.call_chunked(path, &headers, big.clone()).await;
+        assert_error(status, &body, 413, &format!("{endpoint}.TooLarge"), &format!("{path} chunked"));
+    }
+    // Just under the limit is fine.
+    let fits = json!({ "chat_id": chat, "user_id": "alice", "text": "y".repeat(MAX - 100) }).to_string();
+    assert!(fits.len() <= MAX);
+    let (status, body) = srv.call_raw("/chat/Send", &headers, fits).await;
+    assert_eq!(status, 200, "{body}");
+
+    // A raw request announcing a huge body it never sends is answered at once.
+    let request = format!(
+        "POST /chat/Send HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {ACME_KEY}\r\n\
+         micro-namespace: acme\r\ncontent-length: 1000000000000\r\n\r\n{{\"chat_id\":"
+    );
+    let (status, body) = srv.raw_http(&request).await;
+    assert_error(status, &body, 413, "chat.Send.TooLarge", "announced");
+
+    // And the server serves on.
+    srv.send(&acme, &chat, "alice", "after").await;
+    assert_eq!(srv.history(&acme, &chat).await.len(), 2);
+}
+
+/// Bodies, headers, query strings and frames built to hurt: deep nesting, invalid UTF-8, lone
+/// surrogates, wrong types, absurd numbers, a 10,000-byte namespace header, a WebSocket frame
+/// over the body limit. Each gets a 4xx micro error (or, for the frame, a closed stream), and
+/// the server serves on.
+#[actix_web::test]
+async fn hostile_bodies_headers_and_frames_are_refused_and_the_server_serves_on() {
+    let srv = start_with(|s| s.server.max_body_bytes = 64 * 1024).await;
+    let anon = Who::default();
+    let chat = srv.new_chat(&anon, &["alice"]).await;
+    let deep_array = "[".repeat(60_000);
+    let deep_object = format!("{{\"chat_id\":{}", "{\"a\":".repeat(10_000));
+    let bodies: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("deep array", deep_array.into_bytes(), "chat.Send.BadRequest"),
+        ("deep object", deep_object.into_bytes(), "chat.Send.BadRequest"),
+        (
+            "invalid UTF-8",
+            b"{\"chat_id\":\"\xff\xfe\",\"user_id\":\"alice\",\"text\":\"t\"}".to_vec(),
+            "chat.Send.BadRequest",
+        ),
+        ("lone surrogate", br#"{"chat_id":"\ud800","user_id":"alice","text":"t"}"#.to_vec(), "chat.Send.BadRequest"),
+        ("number for a string", br#"{"chat_id":5,"user_id":"alice","text":"t"}"#.to_vec(), "chat.Send.BadRequest"),
+        (
+            "object for a string",
+            br#"{"chat_id":{"$ne":null},"user_id":"alice","text":"t"}"#.to_vec(),
+            "chat.Send.BadRequest",
+        ),
+        ("a JSON array", b"[1,2,3]".to_vec(), "chat.Send.BadRequest"),
+        ("a JSON string", br#""chat_id""#.to_vec(), "chat.Send.BadRequest"),
+        ("a NUL byte", b"\0".to_vec(), "chat.Send.BadRequest"),
+        (
+            "null text",
+            format!(r#"{{"chat_id":"{chat}","user_id":"alice","text":null}}"#).into_bytes(),
+            "chat.Send.MissingText",
+        ),
+        (
+            "trailing garbage",
+            format!(r#"{{"chat_id":"{chat}","user_id":"alice","text":"t"}} junk"#).into_bytes(),
+            "chat.Send.BadRequest",
+        ),
+    ];
+    for (what, body, id) in bodies {
+        let (status, reply) = srv.call_raw("/chat/Send", &[], body).await;
+        assert_error(status, &reply, 400, id, what);
+    }
+    for (what, body) in [
+        ("huge number", r#"{"chat_id":"c","limit":1e999999}"#),
+        ("negative", r#"{"chat_id":"c","limit":-1}"#),
+        ("too big", r#"{"chat_id":"c","limit":18446744073709551616}"#),
+        ("fraction", r#"{"chat_id":"c","after_seq":1.5}"#),
+    ] {
+        let (status, reply) = srv.call_raw("/chat/History", &[], body).await;
+        assert_error(status, &reply, 400, "chat.History.BadRequest", what);
+    }
+    // A 10,000-byte namespace header.
+    let (status, body) = srv
+        .call_bytes_header(
+            "/chat/New",
+            "micro-namespace",
+            "n".repeat(10_000).as_bytes(),
+            json!({ "user_ids": ["alice"] }),
+        )
+        .await;
+    assert_error(status, &body, 400, "chat.New.BadID", "10,000-byte namespace");
+    // A query string naming a 10,000-byte chat (non-UTF-8 ones: see the ignored test below).
+    let (status, body) =
+        srv.sse_fails(&format!("/chat/Connect?chat_id={}&user_id=alice", "c".repeat(10_000)), &anon).await;
+    assert_error(status, &body, 400, "chat.Connect.BadID", "10,000-byte chat id");
+    // A WebSocket frame over the body limit ends that stream, and only that stream.
+    let url = format!("/chat/Connect?chat_id={}&user_id=alice", enc(&chat));
+    let mut victim = srv.ws(&url, &anon).await;
+    let mut bystander = srv.ws(&url, &anon).await;
+    victim.tx.send(json!({ "text": "x".repeat(100 * 1024), "client_id": "huge" })).await;
+    match victim.rx.next().await {
+        Got::Closed(_) | Got::Ended | Got::Failed(_) => {}
+        Got::Json(frame) => assert_eq!(frame["code"], 413, "{frame}"),
+    }
+    srv.send(&anon, &chat, "alice", "still serving").await;
+    assert_eq!(bystander.rx.message().await["text"], "still serving");
+    bystander.tx.send(json!({ "text": "me too", "client_id": "b" })).await;
+    assert_eq!(bystander.rx.message().await["text"], "me too");
+    assert_eq!(texts(&srv.history(&anon, &chat).await), ["still serving", "me too"]);
+}
+
+/// Ids are UTF-8 (API.md section 1): a stream's query parameter whose percent-decoded bytes
+/// are not UTF-8 is 400 `BadID`, like the namespace header, not silently turned into another
+/// id made of U+FFFD replacement characters.
+#[actix_web::test]
+async fn a_stream_query_id_that_is_not_utf8_is_400() {
+    let srv = start().await;
+    let anon = Who::default();
+    let (status, body) = srv
+        .post(&anon, "/chats/CreateChat", json!({ "id": "\u{fffd}\u{fffd}", "user_ids": ["alice", "\u{fffd}"] }))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    for url in [
+        "/chat/Connect?chat_id=%FF%FE&user_id=alice",
+        "/chat/Connect?chat_id=%FF%FE&user_id=%FF",
+        "/chat/Connect?chat_id=x&user_id=alice&namespace=%C0%AF",
+    ] {
+        let (status, body) = srv.sse_fails(url, &anon).await;
+        assert_error(status, &body, 400, "chat.Connect.BadID", url);
+    }
+}
+
+/// `limits.max_text_bytes` and `limits.max_subject_bytes` count bytes, not characters: one
+/// byte over is 413 on Send, SendMessage, a stream frame and Create's name and description;
+/// exactly at the limit is stored.
+#[actix_web::test]
+async fn text_and_subject_limits_are_413() {
+    let srv = start_with(|s| {
+        s.limits.max_text_bytes = 100;
+        s.limits.max_subject_bytes = 10;
+    })
+    .await;
+    let anon = Who::default();
+    let chat = srv.new_chat(&anon, &["alice"]).await;
+    let send =
+        |text: &str, subject: &str| json!({ "chat_id": chat, "user_id": "alice", "text": text, "subject": subject });
+    let cases = [
+        ("x".repeat(101), "s".to_owned()),
+        ("€".repeat(34), "s".to_owned()), // 34 chars, 102 bytes
+        ("x".into(), "s".repeat(11)),
+        ("x".into(), "é".repeat(6)), // 6 chars, 12 bytes
+    ];
+    for (text, subject) in &cases {
+        let (status, body) = srv.post(&anon, "/chat/Send", send(text, subject)).await;
+        assert_error(status, &body, 413, "chat.Send.TooLarge", &format!("{} / {}", text.len(), subject.len()));
+    }
+    let (status, body) = srv.post(&anon, "/chat/Send", send(&"€".repeat(33), &"s".repeat(10))).await;
+    assert_eq!(status, 200, "at the limit: {body}");
+    let (status, body) = srv
+        .post(&anon, "/chats/SendMessage", json!({ "chat_id": chat, "author_id": "alice", "text": "x".repeat(101) }))
+        .await;
+    assert_error(status, &body, 413, "chats.SendMessage.TooLarge", "");
+    let (status, body) =
+        srv.post(&anon, "/chat/Create", json!({ "name": "n".repeat(11), "user_ids": ["alice"] })).await;
+    assert_error(status, &body, 413, "chat.Create.TooLarge", "name");
+    let (status, body) = srv
+        .post(&anon, "/chat/Create", json!({ "name": "n", "description": "d".repeat(101), "user_ids": ["alice"] }))
+        .await;
+    assert_error(status, &body, 413, "chat.Create.TooLarge", "description");
+    // A stream frame over the limit: an error frame with its client_id; the stream stays open.
+    let mut ws = srv.ws(&format!("/chat/Connect?chat_id={}&user_id=alice", enc(&chat)), &anon).await;
+    ws.tx.send(json!({ "text": "x".repeat(101), "client_id": "big" })).await;
+    assert_error_frame(&ws.rx.json().await, 413, "chat.Send.TooLarge", Some("big"));
+    ws.tx.send(json!({ "text": "ok", "subject": "s".repeat(11), "client_id": "subj" })).await;
+    assert_error_frame(&ws.rx.json().await, 413, "chat.Send.TooLarge", Some("subj"));
+    ws.tx.send(json!({ "text": "ok", "client_id": "small" })).await;
+    assert_eq!(ws.rx.message().await["client_id"], "small");
+    assert_eq!(srv.history(&anon, &chat).await.len(), 2);
+}
+
+/// `limits.max_members`: New, CreateChat and Create with more distinct users are 400
+/// `BadRequest` (duplicates do not count); a Join that would pass it is refused.
+#[actix_web::test]
+async fn the_members_per_chat_limit_is_400() {
+    let srv = start_with(|s| {
+        secured(s);
+        s.limits.max_members = 3;
+    })
+    .await;
+    let acme = key(ACME_KEY, "acme");
+    let four = json!(["a", "b", "c", "d"]);
+    for (path, id, body) in [
+        ("/chat/New", "chat.New.BadRequest", json!({ "user_ids": four })),
+        ("/chats/CreateChat", "chats.CreateChat.BadRequest", json!({ "user_ids": four })),
+        ("/chat/Create", "chat.Create.BadRequest", json!({ "name": "g", "user_ids": four })),
+    ] {
+        let (status, reply) = srv.post(&acme, path, body).await;
+        assert_error(status, &reply, 400, id, path);
+    }
+    let (status, body) = srv.post(&acme, "/chat/New", json!({ "user_ids": ["a", "b", "c", "a", "b", "c"] })).await;
+    assert_eq!(status, 200, "duplicates do not count: {body}");
+    let (status, body) = srv.post(&acme, "/chat/Create", json!({ "name": "full", "user_ids": ["a", "b", "c"] })).await;
+    assert_eq!(status, 200, "{body}");
+    let group = body["group"]["id"].as_str().unwrap().to_owned();
+    let mut ws = srv.ws(&format!("/chat/Join?group_id={}&user_id=d", enc(&group)), &acme).await;
+    ws.rx.fails(400, "chat.Join.BadRequest").await;
+    let (_, body) = srv.post(&acme, "/chat/List", json!({ "user_id": "d" })).await;
+    assert_eq!(body, json!({ "groups": [] }));
+    // A member may still join again (no change), and the server serves on.
+    let mut ws = srv.ws(&format!("/chat/Join?group_id={}&user_id=a", enc(&group)), &acme).await;
+    srv.send(&acme, &group, "b", "still here").await;
+    assert_eq!(ws.rx.message().await["text"], "still here");
+}
+
+/// A user token creating a group is added to it; that must not take the group past
+/// `limits.max_members`.
+#[actix_web::test]
+async fn a_token_creating_a_group_cannot_pass_the_members_limit() {
+    let srv = start_with(|s| {
+        secured(s);
+        s.limits.max_members = 3;
+    })
+    .await;
+    let alice = bearer(&user_token("acme", "alice"), Some("acme"));
+    let (status, body) = srv.post(&alice, "/chat/Create", json!({ "name": "g", "user_ids": ["b", "c", "d"] })).await;
+    assert_error(status, &body, 400, "chat.Create.BadRequest", "4 with alice");
+}
+
+/// Ids longer than `limits.max_id_bytes` (in bytes) or holding control characters are 400
+/// `BadID` wherever they appear: chat, user, client and message ids, the namespace header and
+/// stream parameters. 10,000-byte ids included. The server serves on.
+#[actix_web::test]
+async fn long_ids_and_control_characters_are_400_bad_id() {
+    let srv = start().await;
+    let anon = Who::default();
+    let chat = srv.new_chat(&anon, &["alice"]).await;
+    let long = "x".repeat(257);
+    let huge = "y".repeat(10_000);
+    let wide = "é".repeat(129); // 258 bytes
+    let mut bad: Vec<String> = vec![long, huge, wide];
+    for c in ['\u{0}', '\n', '\r', '\t', '\u{1b}', '\u{7f}', '\u{85}', '\u{9f}'] {
+        bad.push(format!("a{c}b"));
+    }
+    for id in &bad {
+        let what = format!("{} bytes: {:?}", id.len(), id.chars().take(4).collect::<String>());
+        let requests = [
+            ("/chat/New", json!({ "user_ids": ["alice", id] }), "chat.New.BadID"),
+            ("/chat/Send", json!({ "chat_id": id, "user_id": "alice", "text": "t" }), "chat.Send.BadID"),
+            ("/chat/Send", json!({ "chat_id": chat, "user_id": id, "text": "t" }), "chat.Send.BadID"),
+            (
+                "/chat/Send",
+                json!({ "chat_id": chat, "user_id": "alice", "text": "t", "client_id": id }),
+                "chat.Send.BadID",
+            ),
+            ("/chat/History", json!({ "chat_id": id }), "chat.History.BadID"),
+            ("/chats/CreateChat", json!({ "id": id, "user_ids": ["alice", "bob"] }), "chats.CreateChat.BadID"),
+            (
+                "/chats/SendMessage",
+                json!({ "chat_id": chat, "author_id": "alice", "text": "t", "id": id }),
+                "chats.SendMessage.BadID",
+            ),
+            ("/chat/Create", json!({ "name": "g", "user_ids": [id] }), "chat.Create.BadID"),
+            ("/chat/Invite", json!({ "group_id": chat, "user_id": id }), "chat.Invite.BadID"),
+            ("/chat/List", json!({ "user_id": id }), "chat.List.BadID"),
+            ("/chat/Delete", json!({ "group_id": id }), "chat.Delete.BadID"),
+        ];
+        for (path, body, err) in requests {
+            let (status, reply) = srv.post(&anon, path, body).await;
+            assert_error(status, &reply, 400, err, &format!("{path} {what}"));
+        }
+        let url = format!("/chat/Connect?chat_id={}&user_id=alice", enc(id));
+        let mut ws = srv.ws(&url, &anon).await;
+        ws.rx.fails(400, "chat.Connect.BadID").await;
+        let url = format!("/chat/Connect?chat_id={}&user_id=alice&namespace={}", enc(&chat), enc(id));
+        let mut ws = srv.ws(&url, &anon).await;
+        ws.rx.fails(400, "chat.Connect.BadID").await;
+        // A stream frame's client_id.
+        let mut ws = srv.ws(&format!("/chat/Connect?chat_id={}&user_id=alice", enc(&chat)), &anon).await;
+        ws.tx.send(json!({ "text": "t", "client_id": id })).await;
+        let frame = ws.rx.json().await;
+        assert_eq!(frame["id"], "chat.Send.BadID", "{what}: {frame}");
+        assert_eq!(frame["code"], 400, "{frame}");
+    }
+    // The namespace header: too long, or not UTF-8.
+    for ns in ["n".repeat(257).into_bytes(), b"ab\xffcd".to_vec()] {
+        let (status, body) =
+            srv.call_bytes_header("/chat/New", "micro-namespace", &ns, json!({ "user_ids": ["alice"] })).await;
+        assert_error(status, &body, 400, "chat.New.BadID", "namespace header");
+    }
+    // At the limit is fine: 256 bytes, made of 2-byte characters.
+    let at_limit = "é".repeat(128);
+    let (status, body) =
+        srv.post(&anon, "/chats/CreateChat", json!({ "id": at_limit, "user_ids": ["alice", at_limit] })).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["chat"]["id"], at_limit.as_str());
+    let m = srv.send(&anon, &at_limit, &at_limit, "at the limit").await;
+    assert_eq!(m["user_id"], at_limit.as_str());
+    // Nothing bad got in, and the server serves on.
+    assert_eq!(srv.history(&anon, &chat).await.len(), 0);
+    srv.send(&anon, &chat, "alice", "fine").await;
+}
+
+/// Ids that look like paths, devices, file names, or odd Unicode are data: each round-trips
+/// exactly as a chat id, user id, client id and namespace, lookalikes stay distinct chats, and
+/// nothing is ever written outside the data dir or under a name taken from a client string.
+#[actix_web::test]
+async fn hostile_ids_are_stored_as_data_and_never_touch_a_path() {
+    let srv = start().await;
+    let escape = format!("chatd-escape-{}", uuid::Uuid::new_v4());
+    let ids: Vec<String> = vec![
+        "../../x".into(),
+        format!("../../../../../../../../tmp/{escape}"),
+        "/".into(),
+        "/etc/passwd".into(),
+        ".".into(),
+        "..".into(),
+        "a/b/c".into(),
+        "..\\..\\x".into(),
+        "%2e%2e%2fx".into(),
+        "$HOME".into(),
+        "~".into(),
+        "CON".into(),
+        "nul".into(),
+        "00000000000000000001.wal".into(),
+        "chat-0000000000000001.snap".into(),
+        "catalog.snap".into(),
+        " ".into(),
+        " padded ".into(),
+        "*?<>|\"'`;&".into(),
+        "😀👩‍👩‍👧".into(),
+        "e\u{301}".into(),
+        "é".into(),
+        "\u{202e}gnp.exe".into(),
+        "\u{feff}bom".into(),
+        "\u{200b}".into(),
+        "Ω中文العربية".into(),
+        "\u{10ffff}\u{fffd}".into(),
+    ];
+    let anon = Who::default();
+    for id in &ids {
+        let (status, body) = srv.post(&anon, "/chats/CreateChat", json!({ "id": id, "user_ids": [id, "other"] })).await;
+        assert_eq!(status, 200, "{id:?}: {body}");
+        assert_eq!(body["chat"]["id"], id.as_str(), "{id:?}");
+        let (status, body) = srv
+            .post(
+                &anon,
+                "/chat/Send",
+                json!({ "chat_id": id, "user_id": id, "client_id": id, "subject": id, "text": id }),
+            )
+            .await;
+        assert_eq!(status, 200, "{id:?}: {body}");
+        // The same id as a namespace is another namespace, where this chat does not exist.
+        let url = format!("/chat/Connect?chat_id={}&user_id={}&namespace={}", enc(id), enc(id), enc(id));
+        let mut ws = srv.ws(&url, &anon).await;
+        ws.rx.fails(404, "chat.Connect.NotFound").await;
+    }
+    // Every chat holds exactly its own message, with every field as sent.
+    for id in &ids {
+        let history = srv.history(&anon, id).await;
+        assert_eq!(history.len(), 1, "{id:?}: {history:?}");
+        for field in ["chat_id", "user_id", "client_id", "subject", "text"] {
+            assert_eq!(history[0][field], id.as_str(), "{id:?} {field}");
+        }
+    }
+    // "é" and "e\u{301}" look alike but are two chats; so are "/" and "//".
+    let (status, body) = srv.post(&anon, "/chat/History", json!({ "chat_id": "//" })).await;
+    assert_error(status, &body, 404, "chat.History.NotFound", "//");
+    // Namespaces named like paths, over a stream and a header: isolated from each other.
+    for ns in ["../../x", "..", "a/b", "micro/..", "😀"] {
+        let url = format!("/chat/Connect?chat_id=../../x&user_id=../../x&namespace={}", enc(ns));
+        let mut ws = srv.ws(&url, &anon).await;
+        ws.rx.fails(404, "chat.Connect.NotFound").await;
+        let (status, body) =
+            srv.call_bytes_header("/chat/New", "micro-namespace", ns.as_bytes(), json!({ "user_ids": [ns] })).await;
+        assert_eq!(status, 200, "namespace {ns:?}: {body}");
+        let chat = body["chat_id"].as_str().unwrap().to_owned();
+        let url = format!("/chat/Connect?chat_id={}&user_id={}&namespace={}", enc(&chat), enc(ns), enc(ns));
+        let mut ws = srv.ws(&url, &anon).await;
+        ws.tx.send(json!({ "text": ns, "client_id": ns })).await;
+        assert_eq!(ws.rx.message().await["text"], ns);
+    }
+    // The NUL and the 10,000 bytes: refused.
+    let slashes = "/".repeat(10_000);
+    for id in ["\u{0}", "../\u{0}", slashes.as_str()] {
+        let (status, body) = srv.post(&anon, "/chats/CreateChat", json!({ "id": id, "user_ids": ["a", "b"] })).await;
+        assert_error(status, &body, 400, "chats.CreateChat.BadID", "hostile");
+    }
+
+    // Survives a restart, and every file is where it belongs.
+    let root = srv.root_path();
+    let srv = srv.restart().await;
+    for id in &ids {
+        assert_eq!(texts(&srv.history(&anon, id).await), [id.as_str()]);
+    }
+    srv.send(&anon, "../../x", "../../x", "after restart").await;
+    let files = files_under(&root);
+    assert!(!files.is_empty());
+    for file in &files {
+        let rel = file.strip_prefix(&root).unwrap();
+        let rel = rel.to_string_lossy();
+        let ok = rel.strip_prefix("outer/inner/data/wal/").is_some_and(|name| {
+            name.len() == 24 && name.ends_with(".wal") && name[..20].bytes().all(|b| b.is_ascii_digit())
+        }) || rel.strip_prefix("outer/inner/data/snap/").is_some_and(|name| {
+            name == "catalog.snap"
+                || (name.starts_with("chat-")
+                    && name.ends_with(".snap")
+                    && name["chat-".len()..name.len() - ".snap".len()].bytes().all(|b| b.is_ascii_hexdigit()))
+        });
+        assert!(ok, "a file outside the store's layout: {rel:?}");
+    }
+    assert!(!Path::new("/tmp").join(&escape).exists());
+    srv.stop().await;
+}
+
+// ======== helpers ========
+
+/// Who a request comes from: its `micro-namespace` header and bearer value, each optional.
+#[derive(Debug, Clone, Default)]
+struct Who {
+    ns: Option<String>,
+    bearer: Option<String>,
+}
+
+fn key(key: &str, ns: &str) -> Who {
+    bearer(key, Some(ns))
+}
+
+fn bearer(value: &str, ns: Option<&str>) -> Who {
+    Who { ns: ns.map(str::to_owned), bearer: Some(value.to_owned()) }
+}
+
+impl Who {
+    fn headers(&self) -> Vec<(&'static str, String)> {
+        let mut headers = Vec::new();
+        if let Some(ns) = &self.ns {
+            headers.push(("micro-namespace", ns.clone()));
+        }
+        if let Some(b) = &self.bearer {
+            headers.push(("authorization", format!("Bearer {b}")));
+        }
+        headers
+    }
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+fn jwt(secret: &str, claims: &Value) -> String {
+    jwt_with(Header::default(), secret, claims)
+}
+
+fn jwt_with(header: Header, secret: &str, claims: &Value) -> String {
+    jsonwebtoken::encode(&header, claims, &EncodingKey::from_secret(secret.as_bytes())).expect("a token")
+}
+
+/// A valid user token: `sub` in `ns`, signed with `ns`'s secret, good for an hour.
+fn user_token(ns: &str, sub: &str) -> String {
+    let secret = match ns {
+        "acme" => ACME_SECRET,
+        "beta" => BETA_SECRET,
+        other => panic!("no secret for {other}"),
+    };
+    jwt(secret, &json!({ "sub": sub, "exp": now_secs() + 3600, "ns": ns }))
+}
+
+fn split3(token: &str) -> (&str, &str, &str) {
+    let mut parts = token.split('.');
+    (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap())
+}
+
+/// Captured log output.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl Logs {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
+    type Writer = Logs;
+    fn make_writer(&'a self) -> Logs {
+        self.clone()
+    }
+}
+
+struct Server {
+    base: String,
+    client: awc::Client,
+    stopper: Stopper,
+    join: Option<JoinHandle<Result<(), StartError>>>,
+    settings: Settings,
+    root: Option<TempDir>,
+}
+
+async fn start() -> Server {
+    start_with(|_| {}).await
+}
+
+/// Starts the server with `tweak` applied; its data dir is nested inside a temp dir so a
+/// write escaping it would still land somewhere the tests look.
+async fn start_with(tweak: impl FnOnce(&mut Settings)) -> Server {
+    let root = tempfile::tempdir().expect("temp dir");
+    let mut settings = Settings::default();
+    settings.server.workers = 2;
+    tweak(&mut settings);
+    settings.server.port = 0;
+    settings.storage.data_dir = root.path().join("outer/inner/data");
+    boot(settings, root).await
+}
+
+async fn boot(settings: Settings, root: TempDir) -> Server {
+    let app = Application::build(settings.clone()).await.expect("the server starts");
+    let mut srv = Server::from_app(app, Some(root));
+    srv.settings = settings;
+    srv
+}
+
+impl Server {
+    fn from_app(app: Application, root: Option<TempDir>) -> Server {
+        let port = app.port();
+        let stopper = app.handle();
+        let join = actix_web::rt::spawn(app.run_until_stopped());
+        Server {
+            base: format!("http://127.0.0.1:{port}"),
+            client: awc::Client::builder().timeout(WAIT).finish(),
+            stopper,
+            join: Some(join),
+            settings: Settings::default(),
+            root,
+        }
+    }
+
+    fn root_path(&self) -> PathBuf {
+        self.root.as_ref().expect("a temp dir").path().to_path_buf()
+    }
+
+    async fn stop(mut self) {
+        self.shutdown().await;
+    }
+
+    async fn shutdown(&mut self) {
+        self.stopper.stop(true).await;
+        if let Some(join) = self.join.take() {
+            timeout(WAIT, join)
+                .await
+                .expect("the server stops in time")
+                .expect("the server task")
+                .expect("a clean shutdown");
+        }
+    }
+
+    async fn restart(mut self) -> Server {
+        self.shutdown().await;
+        let root = self.root.take().expect("a temp dir");
+        boot(self.settings.clone(), root).await
+    }
+
+    /// POSTs `body` as JSON from `who`.
+    async fn post(&self, who: &Who, path: &str, body: Value) -> (u16, Value) {
+        self.call(path, &who.headers(), body).await
+    }
+
+    async fn call(&self, path: &str, headers: &[(&str, String)], body: Value) -> (u16, Value) {
+        self.call_raw(path, headers, body.to_string()).await
+    }
+
+    async fn call_raw(
+        &self,
+        path: &str,
+        headers: &[(&str, String)],
+        body: impl Into<actix_web::web::Bytes>,
+    ) -> (u16, Value) {
+        let mut req =
+            self.client.post(format!("{}{path}", self.base)).insert_header(("content-type", "application/json"));
+        for (name, value) in headers {
+            req = req.insert_header((*name, value.as_str()));
+        }
+        let body: actix_web::web::Bytes = body.into();
+        let res = timeout(WAIT, req.send_body(body))
+            .await
+            .unwrap_or_else(|_| panic!("{path}: no answer"))
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        read_json(path, res).await
+    }
+
+    /// POSTs `body` chunked (no Content-Length), in small pieces.
+    async fn call_chunked(&self, path: &str, headers: &[(&str, String)], body: String) -> (u16, Value) {
+        let mut req = self.client.post(format!("{}{path}", self.base));
+        for (name, value) in headers {
+            req = req.insert_header((*name, value.as_str()));
+        }
+        let chunks: Vec<Result<actix_web::web::Bytes, std::io::Error>> =
+            body.into_bytes().chunks(512).map(|c| Ok(actix_web::web::Bytes::copy_from_slice(c))).collect();
+        let res = timeout(WAIT, req.send_stream(futures_util::stream::iter(chunks)))
+            .await
+            .unwrap_or_else(|_| panic!("{path}: no answer"))
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        read_json(path, res).await
+    }
+
+    /// POSTs with one header given as raw bytes (which need not be ASCII or UTF-8).
+    async fn call_bytes_header(&self, path: &str, name: &str, value: &[u8], body: Value) -> (u16, Value) {
+        let value = awc::http::header::HeaderValue::from_bytes(value).expect("a header value");
+        let req = self.client.post(format!("{}{path}", self.base)).insert_header((name, value));
+        let res = timeout(WAIT, req.send_body(body.to_string()))
+            .await
+            .unwrap_or_else(|_| panic!("{path}: no answer"))
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        read_json(path, res).await
+    }
+
+    /// Writes `request` on a raw TCP connection and reads the response's status and JSON body.
+    async fn raw_http(&self, request: &str) -> (u16, Value) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = self.base.trim_start_matches("http://");
+        let mut stream = actix_web::rt::net::TcpStream::connect(addr).await.expect("connect");
+        stream.write_all(request.as_bytes()).await.expect("write");
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = timeout(WAIT, stream.read(&mut chunk)).await.expect("an answer in time").unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map(|v| v.trim().parse().unwrap())
+                    .unwrap_or(0);
+                if buf.len() >= end + 4 + len {
+                    let status = head[9..12].parse().unwrap();
+                    let body = serde_json::from_slice(&buf[end + 4..end + 4 + len])
+                        .unwrap_or_else(|_| panic!("not JSON: {:?}", String::from_utf8_lossy(&buf)));
+                    return (status, body);
+                }
+            }
+        }
+        panic!("the connection closed without a full answer: {:?}", String::from_utf8_lossy(&buf));
+    }
+
+    async fn new_chat(&self, who: &Who, users: &[&str]) -> String {
+        let (status, body) = self.post(who, "/chat/New", json!({ "user_ids": users })).await;
+        assert_eq!(status, 200, "chat.New: {body}");
+        body["chat_id"].as_str().expect("chat_id").to_owned()
+    }
+
+    async fn send(&self, who: &Who, chat: &str, user: &str, text: &str) -> Value {
+        let (status, body) =
+            self.post(who, "/chat/Send", json!({ "chat_id": chat, "user_id": user, "text": text })).await;
+        assert_eq!(status, 200, "chat.Send: {body}");
+        body["message"].clone()
+    }
+
+    async fn history(&self, who: &Who, chat: &str) -> Vec<Value> {
+        let (status, body) =
+            self.post(who, "/chat/History", json!({ "chat_id": chat, "after_seq": 0, "limit": 1000 })).await;
+        assert_eq!(status, 200, "chat.History: {body}");
+        body["messages"].as_array().expect("messages").clone()
+    }
+
+    /// Opens a WebSocket on `path` (with its query) carrying `who`'s headers; expects 101.
+    async fn ws(&self, path: &str, who: &Who) -> Ws {
+        let mut req = self.client.ws(format!("{}{path}", self.base));
+        for (name, value) in who.headers() {
+            req = req.set_header(name, value);
+        }
+        let (res, conn) = timeout(WAIT, req.connect())
+            .await
+            .unwrap_or_else(|_| panic!("{path}: no WebSocket handshake"))
+            .unwrap_or_else(|e| panic!("{path}: WebSocket handshake failed: {e}"));
+        assert_eq!(res.status().as_u16(), 101, "{path}");
+        let (tx, rx) = conn.split();
+        Ws { rx: WsReader { rx: Box::pin(rx) }, tx: WsWriter { tx: Box::pin(tx) } }
+    }
+
+    async fn sse_request(&self, path: &str, who: &Who) -> awc::ClientResponse {
+        let mut req = self.client.get(format!("{}{path}", self.base)).insert_header(("accept", "text/event-stream"));
+        for (name, value) in who.headers() {
+            req = req.insert_header((name, value));
+        }
+        timeout(WAIT, req.send())
+            .await
+            .unwrap_or_else(|_| panic!("{path}: no SSE response"))
+            .unwrap_or_else(|e| panic!("{path}: SSE request failed: {e}"))
+    }
+
+    /// Opens an SSE stream, expecting 200.
+    async fn sse(&self, path: &str, who: &Who) -> Sse {
+        let res = self.sse_request(path, who).await;
+        assert_eq!(res.status().as_u16(), 200, "{path}");
+        Sse { body: res, buf: Vec::new() }
+    }
+
+    /// An SSE request expected to fail: its status and body.
+    async fn sse_fails(&self, path: &str, who: &Who) -> (u16, Value) {
+        let res = self.sse_request(path, who).await;
+        assert_ne!(res.status().as_u16(), 200, "{path}: a stream, not a refusal");
+        read_json(path, res).await
+    }
+}
+
+async fn read_json(path: &str, mut res: awc::ClientResponse) -> (u16, Value) {
+    let bytes = timeout(WAIT, res.body().limit(64 << 20))
+        .await
+        .unwrap_or_else(|_| panic!("{path}: no body"))
+        .unwrap_or_else(|e| panic!("{path}: body: {e}"));
+    let json = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| panic!("{path}: {} not JSON: {:?}", res.status(), String::from_utf8_lossy(&bytes)));
+    (res.status().as_u16(), json)
+}
+
+/// Percent-encodes everything but unreserved characters.
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).expect("read_dir") {
+            let path = entry.expect("dir entry").path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+fn texts(messages: &[Value]) -> Vec<String> {
+    messages.iter().map(|m| m["text"].as_str().expect("text").to_owned()).collect()
+}
+
+/// A micro error response: the status, and a body of exactly id, code, detail, status.
+#[track_caller]
+fn assert_error(status: u16, body: &Value, code: u16, id: &str, what: &str) {
+    assert_eq!(status, code, "{what}: status of {body}");
+    assert_error_frame(body, code, id, None);
+}
+
+/// A micro error body or frame: exactly id, code, detail, status (and client_id if expected).
+#[track_caller]
+fn assert_error_frame(frame: &Value, code: u16, id: &str, client_id: Option<&str>) {
+    let obj = frame.as_object().unwrap_or_else(|| panic!("not an object: {frame}"));
+    let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    let mut want = vec!["code", "detail", "id", "status"];
+    if client_id.is_some() {
+        want.insert(0, "client_id");
+    }
+    assert_eq!(keys, want, "fields of {frame}");
+    assert_eq!(frame["id"], id, "{frame}");
+    assert_eq!(frame["code"], code, "{frame}");
+    assert!(frame["detail"].is_string(), "{frame}");
+    let status = awc::http::StatusCode::from_u16(code).unwrap().canonical_reason().unwrap();
+    assert_eq!(frame["status"], status, "{frame}");
+    if let Some(client_id) = client_id {
+        assert_eq!(frame["client_id"], client_id, "{frame}");
+    }
+}
+
+struct Ws {
+    rx: WsReader,
+    tx: WsWriter,
+}
+
+struct WsReader {
+    rx: Pin<Box<dyn Stream<Item = Result<Frame, WsProtocolError>>>>,
+}
+
+struct WsWriter {
+    tx: Pin<Box<dyn Sink<Message, Error = WsProtocolError>>>,
+}
+
+#[derive(Debug)]
+#[allow(dead_code)] // the payloads are for failure messages
+enum Got {
+    Json(Value),
+    Closed(Option<CloseReason>),
+    Ended,
+    Failed(String),
+}
+
+impl WsReader {
+    /// The next data frame, or how the connection ended; pings and pongs are skipped.
+    async fn next(&mut self) -> Got {
+        loop {
+            let frame =
+                timeout(WAIT, self.rx.next()).await.unwrap_or_else(|_| panic!("no WebSocket frame within {WAIT:?}"));
+            return match frame {
+                None => Got::Ended,
+                Some(Err(e)) => Got::Failed(e.to_string()),
+                Some(Ok(Frame::Ping(_) | Frame::Pong(_))) => continue,
+                Some(Ok(Frame::Close(reason))) => Got::Closed(reason),
+                Some(Ok(Frame::Text(bytes))) => Got::Json(serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                    panic!("a text frame that is not JSON ({e}): {:?}", String::from_utf8_lossy(&bytes))
+                })),
+                Some(Ok(other)) => panic!("unexpected frame {other:?}"),
+            };
+        }
+    }
+
+    async fn json(&mut self) -> Value {
+        match self.next().await {
+            Got::Json(v) => v,
+            other => panic!("expected a frame, got {other:?}"),
+        }
+    }
+
+    /// The next frame, which must be a message (not an error frame).
+    async fn message(&mut self) -> Value {
+        let m = self.json().await;
+        assert!(m.get("seq").is_some() && m.get("code").is_none(), "expected a message, got {m}");
+        m
+    }
+
+    /// One error frame `id`, then a close with 4000 + `code` and `id` as the reason.
+    async fn fails(&mut self, code: u16, id: &str) {
+        let frame = self.json().await;
+        assert_error_frame(&frame, code, id, None);
+        match self.next().await {
+            Got::Closed(Some(reason)) => {
+                assert_eq!(u16::from(reason.code), 4000 + code, "{reason:?}");
+                assert_eq!(reason.description.as_deref(), Some(id), "{reason:?}");
+            }
+            other => panic!("expected a close frame after {id}, got {other:?}"),
+        }
+    }
+}
+
+impl WsWriter {
+    async fn send(&mut self, frame: Value) {
+        timeout(WAIT, self.tx.send(Message::Text(frame.to_string().into())))
+            .await
+            .expect("the frame is sent in time")
+            .expect("the frame is sent");
+    }
+}
+
+struct Sse {
+    body: awc::ClientResponse,
+    buf: Vec<u8>,
+}
+
+impl Sse {
+    /// The next event with data, as (event type, data); `None` when the stream ends.
+    async fn next(&mut self) -> Option<(Option<String>, String)> {
+        loop {
+            if let Some(end) = self.buf.windows(2).position(|w| w == b"\n\n") {
+                let block: Vec<u8> = self.buf.drain(..end + 2).collect();
+                let block = String::from_utf8(block).expect("SSE is UTF-8");
+                let mut event = None;
+                let mut data = None;
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        event = Some(v.trim().to_owned());
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data = Some(v.trim_start().to_owned());
+                    }
+                }
+                match data {
+                    Some(data) => return Some((event, data)),
+                    None => continue,
+                }
+            }
+            match timeout(WAIT, self.body.next()).await.unwrap_or_else(|_| panic!("no SSE bytes within {WAIT:?}")) {
+                Some(Ok(bytes)) => self.buf.extend_from_slice(&bytes),
+                Some(Err(_)) | None => return None,
+            }
+        }
+    }
+
+    async fn message(&mut self) -> Value {
+        let (event, data) = self.next().await.expect("an SSE event");
+        assert_eq!(event, None, "not a message: {data}");
+        serde_json::from_str(&data).expect("JSON data")
+    }
+}

@@ -1,0 +1,1254 @@
+//! Groups: the m3o chat v2 endpoints on the chat service (Create, Invite, Join, Leave, Kick,
+//! List, Delete), membership taking effect at once (open streams included), and deletion
+//! erasing a chat's messages from disk. Against the real server started in-process on port 0
+//! with a temporary data dir.
+//!
+//! Self-contained: its helpers live at the bottom of this file. Every request, frame and event
+//! has a timeout, so a bug fails a test instead of hanging it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use actix::Addr;
+use actix_web::rt::task::JoinHandle;
+use awc::error::WsProtocolError;
+use awc::ws::{CloseReason, Frame, Message};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use jsonwebtoken::{EncodingKey, Header};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use tokio::time::timeout;
+
+use chatd::config::{ApiKey, Membership, Settings};
+use chatd::registry::{Checkpoint, LiveCount, Registry};
+use chatd::startup::{Application, StartError, Stopper};
+
+/// The longest any single request, frame or event may take before the test fails.
+const WAIT: Duration = Duration::from_secs(20);
+
+const ACME_KEY: &str = "acme-backend-key-0123456789";
+const ACME_SECRET: &str = "acme signs its user tokens with this";
+
+/// The fields of a group, exactly.
+const GROUP_KEYS: [&str; 6] = ["created_at", "description", "id", "name", "private", "user_ids"];
+
+fn secured(s: &mut Settings) {
+    s.auth.api_keys = vec![ApiKey { key: ACME_KEY.into(), namespaces: vec!["acme".into()] }];
+    s.auth.user_token_secrets = BTreeMap::from([("acme".to_owned(), ACME_SECRET.to_owned())]);
+}
+
+/// acme's API key.
+fn backend() -> Who {
+    Who { ns: Some("acme".into()), bearer: Some(ACME_KEY.into()) }
+}
+
+/// A user token for `sub` in acme.
+fn user(sub: &str) -> Who {
+    Who { ns: Some("acme".into()), bearer: Some(user_token(sub)) }
+}
+
+// ---- 1. Create ----
+
+/// Create answers `{"group"}` with exactly id, name, description, created_at, user_ids (sorted,
+/// de-duplicated) and private, on all three paths; every Create is a new group, even with the
+/// same members; a user token creating a group is in it.
+#[actix_web::test]
+async fn create_returns_a_group_with_exactly_its_fields() {
+    let srv = start_with(secured).await;
+    let before = now_secs();
+    let mut ids = BTreeSet::new();
+    for path in ["/chat/Create", "/chat/Chat/Create", "/v1/chat/Create"] {
+        let (status, body) = srv
+            .post(
+                &backend(),
+                path,
+                json!({
+                    "name": "Team",
+                    "description": "All of us",
+                    "user_ids": ["carol", "alice", "alice"],
+                    "unknown_field": 1
+                }),
+            )
+            .await;
+        assert_eq!(status, 200, "{path}: {body}");
+        let keys: Vec<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys, ["group"], "{body}");
+        let g = group_of(&body);
+        assert_eq!(g["name"], "Team");
+        assert_eq!(g["description"], "All of us");
+        assert_eq!(g["user_ids"], json!(["alice", "carol"]));
+        assert_eq!(g["private"], false);
+        let created = g["created_at"].as_i64().expect("created_at is a number");
+        assert!((before - 1..=now_secs() + 1).contains(&created), "created_at {created}");
+        assert!(ids.insert(g["id"].as_str().unwrap().to_owned()), "{body}");
+    }
+    let (status, body) =
+        srv.post(&backend(), "/chat/Create", json!({ "name": "Secret", "user_ids": ["alice"], "private": true })).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(group_of(&body)["private"], true);
+    // A user token is always a member of what it creates.
+    for (body, want) in
+        [(json!({ "name": "mine", "user_ids": ["bob"] }), json!(["alice", "bob"])), (json!({}), json!(["alice"]))]
+    {
+        let (status, reply) = srv.post(&user("alice"), "/chat/Create", body).await;
+        assert_eq!(status, 200, "{reply}");
+        assert_eq!(group_of(&reply)["user_ids"], want);
+        assert_eq!(group_of(&reply)["name"], reply["group"]["name"]);
+    }
+    // Wrong types are 400.
+    for body in [
+        json!({ "name": "x", "user_ids": ["a"], "private": "yes" }),
+        json!({ "name": "x", "user_ids": "a" }),
+        json!({ "name": 5 }),
+    ] {
+        let (status, reply) = srv.post(&backend(), "/chat/Create", body.clone()).await;
+        assert_error(status, &reply, 400, "chat.Create.BadRequest", &body.to_string());
+    }
+}
+
+/// `group_id` is accepted wherever `chat_id` is and `client` wherever `client_id` is: Send
+/// (retry-safe by `client`), History, SendMessage, ListMessages, the group endpoints, Connect
+/// by query or first frame, and stream frames. Plain chats made with New take them too.
+#[actix_web::test]
+async fn group_id_and_client_are_accepted_wherever_chat_id_and_client_id_are() {
+    let srv = start_with(secured).await;
+    let group = srv.create(&backend(), json!({ "name": "g", "user_ids": ["alice", "bob"] })).await;
+    let plain = srv.new_chat(&backend(), &["alice", "bob"]).await;
+    for id in [&group, &plain] {
+        let mut by_query = srv.ws(&format!("/chat/Connect?group_id={}&user_id=bob", enc(id)), &backend()).await;
+        let mut by_frame = srv.ws("/chat/Connect", &Who::default()).await;
+        by_frame.tx.send(json!({ "group_id": id, "token": user_token("alice") })).await;
+        let mut sse = srv.sse(&format!("/chat/Connect?group_id={}", enc(id)), &backend()).await;
+        let send = json!({ "group_id": id, "user_id": "alice", "text": "one", "client": "c-1" });
+        let (status, first) = srv.post(&backend(), "/chat/Send", send.clone()).await;
+        assert_eq!(status, 200, "{first}");
+        assert_eq!(first["message"]["client_id"], "c-1");
+        assert_eq!(first["message"]["chat_id"], id.as_str());
+        let (status, again) = srv.post(&backend(), "/chat/Send", send).await;
+        assert_eq!(status, 200, "{again}");
+        assert_eq!(again["message"], first["message"], "a retry by `client`");
+        let (status, body) = srv
+            .post(&backend(), "/chats/SendMessage", json!({ "group_id": id, "author_id": "bob", "text": "two" }))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        by_query.tx.send(json!({ "text": "three", "client": "c-3" })).await;
+        for rx in [&mut by_query.rx, &mut by_frame.rx] {
+            let got: Vec<Value> = vec![rx.message().await, rx.message().await, rx.message().await];
+            assert_eq!(texts(&got), ["one", "two", "three"]);
+            assert_eq!(got[2]["client_id"], "c-3");
+        }
+        for want in ["one", "two", "three"] {
+            assert_eq!(sse.message().await["text"], want);
+        }
+        let (status, body) = srv.post(&backend(), "/chat/History", json!({ "group_id": id })).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(texts(body["messages"].as_array().unwrap()), ["one", "two", "three"]);
+        let (status, body) =
+            srv.post(&backend(), "/chats/ListMessages", json!({ "group_id": id, "order": "asc" })).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["messages"].as_array().unwrap().len(), 3);
+        // The group endpoints take chat_id as well as group_id.
+        let (status, body) = srv.post(&backend(), "/chat/Kick", json!({ "chat_id": id, "user_id": "bob" })).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(group_of(&body)["user_ids"], json!(["alice"]));
+        by_query.rx.ends_refused(403, "chat.Connect.Forbidden").await;
+    }
+}
+
+// ---- 2. Join ----
+
+/// Join adds the user before the stream opens (a send right after the handshake works), then
+/// streams like Connect: live messages, the user's own frames, `since` replay. It works over
+/// SSE and on all three paths; joining twice changes nothing.
+#[actix_web::test]
+async fn join_adds_the_user_then_streams_like_connect() {
+    let srv = start_with(secured).await;
+    let group = srv.create(&backend(), json!({ "name": "open", "user_ids": ["alice"] })).await;
+    srv.send(&backend(), &group, "alice", "before bob").await;
+
+    // bob joins with his token, naming nobody: the token's user joins.
+    let mut bob = srv.ws(&format!("/chat/Join?group_id={}", enc(&group)), &user("bob")).await;
+    let (status, body) = srv.post(&user("bob"), "/chat/Send", json!({ "group_id": group, "text": "bob here" })).await;
+    assert_eq!(status, 200, "a member at once: {body}");
+    assert_eq!(bob.rx.message().await["text"], "bob here");
+    srv.send(&backend(), &group, "alice", "hi bob").await;
+    assert_eq!(bob.rx.message().await["text"], "hi bob");
+    bob.tx.send(json!({ "text": "framed", "client_id": "f" })).await;
+    let echo = bob.rx.message().await;
+    assert_eq!((&echo["user_id"], &echo["client_id"]), (&json!("bob"), &json!("f")));
+    assert_eq!(srv.list(&backend(), "bob").await, [group.as_str()]);
+
+    // Joining again, on the other paths, with since: a replay, and still one bob.
+    for path in ["/chat/Chat/Join", "/v1/chat/Join"] {
+        let mut again = srv.ws(&format!("{path}?group_id={}&user_id=bob&since=0", enc(&group)), &backend()).await;
+        let replay: Vec<Value> = vec![
+            again.rx.message().await,
+            again.rx.message().await,
+            again.rx.message().await,
+            again.rx.message().await,
+        ];
+        assert_eq!(texts(&replay), ["before bob", "bob here", "hi bob", "framed"]);
+    }
+    // carol joins over SSE.
+    let mut carol = srv.sse(&format!("/chat/Join?group_id={}&user_id=carol", enc(&group)), &backend()).await;
+    let g = srv.group(&backend(), &group).await;
+    assert_eq!(g["user_ids"], json!(["alice", "bob", "carol"]));
+    srv.send(&backend(), &group, "carol", "carol here").await;
+    assert_eq!(carol.message().await["text"], "carol here");
+    assert_eq!(bob.rx.message().await["text"], "carol here");
+
+    // Errors, as Connect's: one error frame, then close with 4000 + code.
+    let cases = [
+        ("/chat/Join?group_id=nope&user_id=bob".to_owned(), 404, "chat.Join.NotFound"),
+        (format!("/chat/Join?group_id={}", enc(&group)), 400, "chat.Join.MissingUserID"),
+        ("/chat/Join?user_id=bob".to_owned(), 400, "chat.Join.MissingChatID"),
+    ];
+    for (url, code, id) in cases {
+        if url.contains("group_id") {
+            let mut ws = srv.ws(&url, &backend()).await;
+            ws.rx.fails(code, id).await;
+        }
+        let (status, body) = srv.sse_fails(&url, &backend()).await;
+        assert_error(status, &body, code, id, &url);
+    }
+}
+
+/// A private group can be joined only by invited users, whoever asks (keys included); a user
+/// token must be a member to invite; an invitation lets exactly that user in.
+#[actix_web::test]
+async fn private_groups_need_an_invite() {
+    let srv = start_with(secured).await;
+    let group = srv.create(&user("alice"), json!({ "name": "inner circle", "private": true })).await;
+    let join = |who: &str| format!("/chat/Join?group_id={}&user_id={who}", enc(&group));
+    let mut ws = srv.ws(&join("bob"), &user("bob")).await;
+    ws.rx.fails(403, "chat.Join.Forbidden").await;
+    let (status, body) = srv.sse_fails(&join("bob"), &user("bob")).await;
+    assert_error(status, &body, 403, "chat.Join.Forbidden", "sse");
+    let mut ws = srv.ws(&join("dave"), &backend()).await;
+    ws.rx.fails(403, "chat.Join.Forbidden").await;
+    assert!(srv.list(&backend(), "bob").await.is_empty());
+    assert_eq!(srv.group(&backend(), &group).await["user_ids"], json!(["alice"]));
+
+    // Only a member may invite.
+    let (status, body) =
+        srv.post(&user("carol"), "/chat/Invite", json!({ "group_id": group, "user_id": "carol" })).await;
+    assert_error(status, &body, 403, "chat.Invite.Forbidden", "carol invites herself");
+    let (status, body) = srv.post(&user("alice"), "/chat/Invite", json!({ "group_id": group, "user_id": "bob" })).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(group_of(&body)["id"], group.as_str());
+    assert_eq!(group_of(&body)["private"], true);
+
+    // bob is in now; carol is still not.
+    let mut ws = srv.ws(&join("bob"), &user("bob")).await;
+    srv.send(&backend(), &group, "alice", "welcome").await;
+    assert_eq!(ws.rx.message().await["text"], "welcome");
+    assert_eq!(srv.group(&backend(), &group).await["user_ids"], json!(["alice", "bob"]));
+    let mut ws = srv.ws(&join("carol"), &user("carol")).await;
+    ws.rx.fails(403, "chat.Join.Forbidden").await;
+    // A key invites too.
+    let (status, body) = srv.post(&backend(), "/chat/Invite", json!({ "group_id": group, "user_id": "dave" })).await;
+    assert_eq!(status, 200, "{body}");
+    let _dave = srv.ws(&join("dave"), &backend()).await;
+    assert_eq!(srv.group(&backend(), &group).await["user_ids"], json!(["alice", "bob", "dave"]));
+}
+
+// ---- 3. Leave and Kick ----
+
+/// Kick takes effect at once: every open stream of the kicked user (token or key, Connect or
+/// Join, WebSocket or SSE) gets one Forbidden error and closes with 4403, and the user's next
+/// send, read or stream is refused; everyone else's streams carry on undisturbed.
+#[actix_web::test]
+async fn a_kicked_users_streams_close_and_their_access_ends_at_once() {
+    let srv = start_with(secured).await;
+    let group = srv.create(&backend(), json!({ "name": "g", "user_ids": ["alice", "bob", "carol"] })).await;
+    let connect = format!("/chat/Connect?group_id={}", enc(&group));
+    let mut bob_token = srv.ws(&connect, &user("bob")).await;
+    let mut bob_key = srv.ws(&format!("{connect}&user_id=bob"), &backend()).await;
+    let mut bob_join = srv.ws(&format!("/chat/Join?group_id={}", enc(&group)), &user("bob")).await;
+    let mut bob_sse = srv.sse(&connect, &user("bob")).await;
+    let mut carol = srv.ws(&format!("{connect}&user_id=carol"), &backend()).await;
+    let mut watcher = srv.ws(&connect, &backend()).await;
+    srv.send(&backend(), &group, "bob", "bob's last").await;
+    for rx in [&mut bob_token.rx, &mut bob_key.rx, &mut bob_join.rx, &mut carol.rx, &mut watcher.rx] {
+        assert_eq!(rx.message().await["text"], "bob's last");
+    }
+    assert_eq!(bob_sse.message().await["text"], "bob's last");
+
+    let (status, body) = srv.post(&user("alice"), "/chat/Kick", json!({ "group_id": group, "user_id": "bob" })).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(group_of(&body)["user_ids"], json!(["alice", "carol"]));
+    assert_group_shape(group_of(&body));
+
+    bob_token.rx.ends_refused(403, "chat.Connect.Forbidden").await;
+    bob_key.rx.ends_refused(403, "chat.Connect.Forbidden").await;
+    bob_join.rx.ends_refused(403, "chat.Join.Forbidden").await;
+    bob_sse.ends_refused(403, "chat.Connect.Forbidden").await;
+
+    // bob is out, at once, everywhere.
+    let (status, body) = srv.post(&user("bob"), "/chat/Send", json!({ "group_id": group, "text": "x" })).await;
+    assert_error(status, &body, 403, "chat.Send.Forbidden", "kicked, token");
+    let (status, body) =
+        srv.post(&backend(), "/chat/Send", json!({ "group_id": group, "user_id": "bob", "text": "x" })).await;
+    assert_error(status, &body, 403, "chat.Send.Forbidden", "kicked, key");
+    let (status, body) = srv.post(&user("bob"), "/chat/History", json!({ "group_id": group })).await;
+    assert_error(status, &body, 403, "chat.History.Forbidden", "kicked");
+    let mut again = srv.ws(&connect, &user("bob")).await;
+    again.rx.fails(403, "chat.Connect.Forbidden").await;
+    let (status, body) = srv.post(&user("bob"), "/chat/Kick", json!({ "group_id": group, "user_id": "alice" })).await;
+    assert_error(status, &body, 403, "chat.Kick.Forbidden", "kicked kicks back");
+    assert!(srv.list(&backend(), "bob").await.is_empty());
+
+    // The others carry on: their next frame is the next message, not an error.
+    srv.send(&backend(), &group, "carol", "after the kick").await;
+    assert_eq!(carol.rx.message().await["text"], "after the kick");
+    assert_eq!(watcher.rx.message().await["text"], "after the kick");
+    carol.tx.send(json!({ "text": "carol too", "client_id": "c" })).await;
+    assert_eq!(carol.rx.message().await["text"], "carol too");
+    assert_eq!(watcher.rx.message().await["text"], "carol too");
+    let history = srv.history(&backend(), &group).await;
+    assert_eq!(texts(&history), ["bob's last", "after the kick", "carol too"]);
+}
+
+/// Leave removes the user at once: their streams close with 4403 and their sends are refused.
+/// A token leaves as its own user (no user_id needed); a key names the user.
+#[actix_web::test]
+async fn leaving_takes_effect_at_once() {
+    let srv = start_with(secured).await;
+    let group = srv.create(&backend(), json!({ "name": "g", "user_ids": ["alice", "bob"] })).await;
+    let mut bob = srv.ws(&format!("/chat/Connect?group_id={}", enc(&group)), &user("bob")).await;
+    let mut alice = srv.ws(&format!("/chat/Connect?group_id={}", enc(&group)), &user("alice")).await;
+    let (status, body) = srv.post(&user("bob"), "/chat/Leave", json!({ "group_id": group })).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(group_of(&body)["user_ids"], json!(["alice"]));
+    bob.rx.ends_refused(403, "chat.Connect.Forbidden").await;
+    let (status, body) = srv.post(&user("bob"), "/chat/Send", json!({ "group_id": group, "text": "x" })).await;
+    assert_error(status, &body, 403, "chat.Send.Forbidden", "left");
+    srv.send(&backend(), &group, "alice", "alone").await;
+    assert_eq!(alice.rx.message().await["text"], "alone");
+
+    let (status, body) = srv.post(&backend(), "/chat/Leave", json!({ "group_id": group, "user_id": "alice" })).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(group_of(&body)["user_ids"], json!([]));
+    alice.rx.ends_refused(403, "chat.Connect.Forbidden").await;
+    // The 400s and 404.
+    for (body, code, id) in [
+        (json!({ "user_id": "alice" }), 400, "chat.Leave.MissingChatID"),
+        (json!({ "group_id": group }), 400, "chat.Leave.MissingUserID"),
+        (json!({ "group_id": "nope", "user_id": "alice" }), 404, "chat.Leave.NotFound"),
+    ] {
+        let (status, reply) = srv.post(&backend(), "/chat/Leave", body).await;
+        assert_error(status, &reply, code, id, "");
+    }
+}
+
+/// Kicking and inviting by a user token need the token's user to be a member; any member may.
+/// A kick also withdraws an invitation to a private group.
+#[actix_web::test]
+async fn kick_and_invite_by_a_user_token_need_membership() {
+    let srv = start_with(secured).await;
+    let group = srv.create(&backend(), json!({ "name": "g", "user_ids": ["alice", "bob"] })).await;
+    for (path, body) in [
+        ("/chat/Kick", json!({ "group_id": group, "user_id": "bob" })),
+        ("/chat/Invite", json!({ "group_id": group, "user_id": "carol" })),
+    ] {
+        let (status, reply) = srv.post(&user("carol"), path, body).await;
+        let endpoint = path.trim_start_matches("/chat/");
+        assert_error(status, &reply, 403, &format!("chat.{endpoint}.Forbidden"), path);
+    }
+    assert_eq!(srv.group(&backend(), &group).await["user_ids"], json!(["alice", "bob"]));
+    let (status, body) = srv.post(&user("bob"), "/chat/Kick", json!({ "group_id": group, "user_id": "alice" })).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(group_of(&body)["user_ids"], json!(["bob"]));
+
+    let private = srv.create(&user("alice"), json!({ "name": "p", "private": true })).await;
+    let (status, body) =
+        srv.post(&user("alice"), "/chat/Invite", json!({ "group_id": private, "user_id": "dave" })).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) =
+        srv.post(&user("alice"), "/chat/Kick", json!({ "group_id": private, "user_id": "dave" })).await;
+    assert_eq!(status, 200, "{body}");
+    let mut ws = srv.ws(&format!("/chat/Join?group_id={}", enc(&private)), &user("dave")).await;
+    ws.rx.fails(403, "chat.Join.Forbidden").await;
+}
+
+/// A user token for someone outside a private group learns nothing about it from the group
+/// endpoints: Leave, Kick, Invite, Delete, Join and the reads are all refused without the
+/// group's name or members in the answer.
+#[actix_web::test]
+async fn a_non_member_token_learns_nothing_about_a_private_group() {
+    let srv = start_with(secured).await;
+    let secret_name = format!("secret-{}", uuid::Uuid::new_v4().simple());
+    let group = srv
+        .create(
+            &user("alice"),
+            json!({ "name": secret_name, "description": "top secret", "user_ids": ["bob"], "private": true }),
+        )
+        .await;
+    for (endpoint, body) in [
+        ("Leave", json!({ "group_id": group })),
+        ("Leave", json!({ "group_id": group, "user_id": "mallory" })),
+        ("Kick", json!({ "group_id": group, "user_id": "mallory" })),
+        ("Kick", json!({ "group_id": group, "user_id": "bob" })),
+        ("Invite", json!({ "group_id": group, "user_id": "mallory" })),
+        ("Delete", json!({ "group_id": group })),
+        ("History", json!({ "group_id": group })),
+    ] {
+        let (status, reply) = srv.post(&user("mallory"), &format!("/chat/{endpoint}"), body.clone()).await;
+        assert!(!reply.to_string().contains(&secret_name), "{endpoint} {body} shows the group: {reply}");
+        assert_error(status, &reply, 403, &format!("chat.{endpoint}.Forbidden"), &body.to_string());
+    }
+    let mut ws = srv.ws(&format!("/chat/Join?group_id={}", enc(&group)), &user("mallory")).await;
+    ws.rx.fails(403, "chat.Join.Forbidden").await;
+    assert!(srv.list(&backend(), "mallory").await.is_empty());
+    assert_eq!(srv.group(&backend(), &group).await["user_ids"], json!(["alice", "bob"]));
+}
+
+// ---- 4. List ----
+
+/// List answers the groups a user is a member of, oldest first, each with exactly a group's
+/// fields; private groups stay out of everyone else's List, invited-but-not-joined users
+/// included; a user token lists only its own groups.
+#[actix_web::test]
+async fn list_shows_a_users_own_groups_and_keeps_private_groups_out_of_others() {
+    let srv = start_with(secured).await;
+    let p1 = srv.create(&backend(), json!({ "name": "p1", "user_ids": ["alice", "bob"], "private": true })).await;
+    let g2 = srv.create(&backend(), json!({ "name": "g2", "user_ids": ["alice"] })).await;
+    let p3 = srv.create(&backend(), json!({ "name": "p3", "user_ids": ["carol"], "private": true })).await;
+    let (status, body) = srv.post(&backend(), "/chat/Invite", json!({ "group_id": p3, "user_id": "alice" })).await;
+    assert_eq!(status, 200, "{body}");
+
+    let (status, body) = srv.post(&user("alice"), "/chat/List", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let keys: Vec<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(keys, ["groups"]);
+    for g in body["groups"].as_array().unwrap() {
+        assert_group_shape(g);
+    }
+    let ids = |body: &Value| -> BTreeSet<String> {
+        body["groups"].as_array().unwrap().iter().map(|g| g["id"].as_str().unwrap().to_owned()).collect()
+    };
+    assert_eq!(ids(&body), BTreeSet::from([p1.clone(), g2.clone()]));
+    for path in ["/chat/List", "/chat/Chat/List", "/v1/chat/List"] {
+        let (status, body) = srv.post(&backend(), path, json!({ "user_id": "alice" })).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(ids(&body), BTreeSet::from([p1.clone(), g2.clone()]), "{path}");
+    }
+    assert_eq!(srv.list(&backend(), "bob").await, [p1.as_str()]);
+    assert_eq!(srv.list(&backend(), "carol").await, [p3.as_str()]);
+    assert!(srv.list(&backend(), "dave").await.is_empty());
+    let (status, body) = srv.post(&user("carol"), "/chat/List", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(ids(&body), BTreeSet::from([p3.clone()]));
+    // A token lists only its own user's groups.
+    let (status, body) = srv.post(&user("dave"), "/chat/List", json!({ "user_id": "carol" })).await;
+    assert_error(status, &body, 403, "chat.List.Forbidden", "dave lists carol");
+    let (status, body) = srv.post(&backend(), "/chat/List", json!({})).await;
+    assert_error(status, &body, 400, "chat.List.MissingUserID", "key, no user");
+    // Changes show at once.
+    let (status, body) = srv.post(&user("bob"), "/chat/Leave", json!({ "group_id": p1 })).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(srv.list(&backend(), "bob").await.is_empty());
+    let _join = srv.ws(&format!("/chat/Join?group_id={}", enc(&p3)), &user("alice")).await;
+    assert_eq!(
+        srv.list(&backend(), "alice").await.into_iter().collect::<BTreeSet<_>>(),
+        BTreeSet::from([p1.clone(), g2.clone(), p3.clone()])
+    );
+}
+
+// ---- 5. Delete ----
+
+/// Delete answers the group, closes its streams with NotFound (4404), makes every endpoint
+/// answer 404 at once, and erases its messages from disk (overwritten in the log, snapshot
+/// removed) without touching any other chat's; it stays gone after a restart, and a new chat
+/// made with its id starts empty.
+#[actix_web::test]
+async fn delete_erases_the_chat_from_disk_for_good() {
+    let srv = start_with(secured).await;
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    let (doomed_name, doomed_text, doomed_subject, doomed_client, survivor) = (
+        format!("doomed-name-{tag}"),
+        format!("doomed-text-{tag}"),
+        format!("doomed-subject-{tag}"),
+        format!("doomed-client-{tag}"),
+        format!("survivor-text-{tag}"),
+    );
+    let group =
+        srv.create(&backend(), json!({ "name": doomed_name, "description": "d", "user_ids": ["alice", "bob"] })).await;
+    let other = srv.new_chat(&backend(), &["alice", "bob"]).await;
+    for i in 0..5 {
+        let (status, body) = srv
+            .post(
+                &backend(),
+                "/chat/Send",
+                json!({
+                    "group_id": group, "user_id": "alice", "text": format!("{doomed_text}-{i}"),
+                    "subject": doomed_subject, "client_id": format!("{doomed_client}-{i}")
+                }),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    srv.send(&backend(), &other, "bob", &survivor).await;
+    // A checkpoint writes both chats' snapshots.
+    srv.checkpoint().await;
+    let data = srv.data_dir();
+    assert!(grep(&data.join("wal"), &doomed_text) > 0, "the text is in the log");
+    assert!(grep(&data.join("wal"), &doomed_subject) > 0);
+    assert_eq!(grep(&data.join("snap"), &doomed_client), 1, "one chat snapshot");
+    let snaps_before = snapshot_files(&data).len();
+
+    // Refusals first: unknown is 404, a non-member token is 403; nothing is deleted.
+    let (status, body) = srv.post(&backend(), "/chat/Delete", json!({ "group_id": "nope" })).await;
+    assert_error(status, &body, 404, "chat.Delete.NotFound", "");
+    let (status, body) = srv.post(&user("carol"), "/chat/Delete", json!({ "group_id": group })).await;
+    assert_error(status, &body, 403, "chat.Delete.Forbidden", "");
+    let (status, body) = srv.post(&backend(), "/chat/Delete", json!({})).await;
+    assert_error(status, &body, 400, "chat.Delete.MissingChatID", "");
+    assert_eq!(srv.history(&backend(), &group).await.len(), 5);
+
+    let connect = format!("/chat/Connect?group_id={}", enc(&group));
+    let mut ws = srv.ws(&connect, &user("bob")).await;
+    let mut sse = srv.sse(&connect, &backend()).await;
+    let (status, body) = srv.post(&user("bob"), "/chat/Delete", json!({ "group_id": group })).await;
+    assert_eq!(status, 200, "{body}");
+    let g = group_of(&body);
+    assert_group_shape(g);
+    assert_eq!((&g["id"], &g["name"], &g["user_ids"]), (&json!(group), &json!(doomed_name), &json!(["alice", "bob"])));
+    ws.rx.ends_refused(404, "chat.Connect.NotFound").await;
+    sse.ends_refused(404, "chat.Connect.NotFound").await;
+
+    // Gone, at once, from every endpoint.
+    assert_gone(&srv, &group).await;
+    assert!(!srv.list(&backend(), "alice").await.contains(&group));
+
+    // Gone from disk: the log's copies are overwritten, the snapshot removed; others stay.
+    let check_disk = |data: &Path| {
+        assert_eq!(grep(&data.join("wal"), &doomed_text), 0, "the text is still in the log");
+        assert_eq!(grep(&data.join("wal"), &doomed_subject), 0);
+        assert_eq!(grep(&data.join("wal"), &doomed_client), 0);
+        assert_eq!(grep(data, &doomed_text), 0, "the text is still on disk");
+        assert_eq!(grep(&data.join("snap"), &doomed_client), 0, "its snapshot is still there");
+        assert!(grep(&data.join("wal"), &survivor) > 0, "another chat's message was lost");
+    };
+    check_disk(&data);
+    assert_eq!(snapshot_files(&data).len(), snaps_before - 1);
+    // The next checkpoint's catalog no longer names it.
+    srv.checkpoint().await;
+    assert_eq!(grep(&data.join("snap"), &doomed_name), 0, "the catalog names it");
+
+    // After a restart: still gone, still erased, the other chat intact.
+    let srv = srv.restart().await;
+    assert_gone(&srv, &group).await;
+    check_disk(&data);
+    assert_eq!(texts(&srv.history(&backend(), &other).await), [survivor.as_str()]);
+    // A new chat with the same id starts empty.
+    let (status, body) =
+        srv.post(&backend(), "/chats/CreateChat", json!({ "id": group, "user_ids": ["alice", "zed"] })).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["chat"]["id"], group.as_str(), "{body}");
+    assert_eq!(body["chat"]["user_ids"], json!(["alice", "zed"]), "{body}");
+    assert!(srv.history(&backend(), &group).await.is_empty());
+    srv.send(&backend(), &group, "alice", "a fresh start").await;
+    let srv = srv.restart().await;
+    assert_eq!(texts(&srv.history(&backend(), &group).await), ["a fresh start"]);
+    check_disk(&data);
+    srv.stop().await;
+}
+
+/// A chat whose actor is not running (stopped while idle, or never loaded since a restart) is
+/// erased from disk on Delete just the same.
+#[actix_web::test]
+async fn deleting_a_chat_that_is_not_loaded_erases_it_too() {
+    let srv = start_with(|s| {
+        secured(s);
+        s.chat.idle_timeout_secs = 1;
+    })
+    .await;
+    let data = srv.data_dir();
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    let idle_text = format!("idle-text-{tag}");
+    let cold_text = format!("cold-text-{tag}");
+    let idle = srv.create(&backend(), json!({ "name": "idle", "user_ids": ["alice"] })).await;
+    let cold = srv.create(&backend(), json!({ "name": "cold", "user_ids": ["alice"] })).await;
+    srv.send(&backend(), &idle, "alice", &idle_text).await;
+    srv.send(&backend(), &cold, "alice", &cold_text).await;
+
+    // The idle chat: wait until no chat actor runs.
+    let deadline = Instant::now() + WAIT;
+    while srv.live_chats().await > 0 {
+        assert!(Instant::now() < deadline, "the chat actors never stopped");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(grep(&data.join("wal"), &idle_text) > 0);
+    let (status, body) = srv.post(&backend(), "/chat/Delete", json!({ "group_id": idle })).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(grep(&data, &idle_text), 0, "the idle chat's text is still on disk");
+    assert_gone(&srv, &idle).await;
+
+    // The cold chat: restart, touch nothing, delete.
+    let srv = srv.restart().await;
+    assert!(grep(&data.join("wal"), &cold_text) > 0);
+    let (status, body) = srv.post(&backend(), "/chat/Delete", json!({ "group_id": cold })).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(grep(&data, &cold_text), 0, "the cold chat's text is still on disk");
+    assert_gone(&srv, &cold).await;
+    let srv = srv.restart().await;
+    assert_gone(&srv, &idle).await;
+    assert_gone(&srv, &cold).await;
+    assert_eq!(grep(&data, &idle_text) + grep(&data, &cold_text), 0);
+    srv.stop().await;
+}
+
+// ---- 6. persistence and edge cases ----
+
+/// Membership changes and invitations are durable: after a restart the members, private
+/// flags, invitations and refusals are as they were.
+#[actix_web::test]
+async fn membership_changes_survive_a_restart() {
+    let srv = start_with(secured).await;
+    let private =
+        srv.create(&user("alice"), json!({ "name": "p", "user_ids": ["bob", "carol"], "private": true })).await;
+    for (path, u) in [("/chat/Kick", "bob"), ("/chat/Invite", "dave"), ("/chat/Invite", "erin")] {
+        let (status, body) = srv.post(&user("alice"), path, json!({ "group_id": private, "user_id": u })).await;
+        assert_eq!(status, 200, "{path} {u}: {body}");
+    }
+    let (status, body) = srv.post(&user("carol"), "/chat/Leave", json!({ "group_id": private })).await;
+    assert_eq!(status, 200, "{body}");
+    drop(srv.ws(&format!("/chat/Join?group_id={}", enc(&private)), &user("dave")).await);
+    let before = srv.group(&backend(), &private).await;
+    assert_eq!(before["user_ids"], json!(["alice", "dave"]));
+
+    let srv = srv.restart().await;
+    let after = srv.group(&backend(), &private).await;
+    assert_eq!(after, before);
+    assert_eq!(after["private"], true);
+    let (status, body) = srv.post(&user("bob"), "/chat/Send", json!({ "group_id": private, "text": "x" })).await;
+    assert_error(status, &body, 403, "chat.Send.Forbidden", "kicked, after restart");
+    let (status, body) =
+        srv.post(&user("dave"), "/chat/Send", json!({ "group_id": private, "text": "still in" })).await;
+    assert_eq!(status, 200, "{body}");
+    // erin's invitation survived; bob's and frank's did not exist.
+    let join = |u: &str| format!("/chat/Join?group_id={}&user_id={u}", enc(&private));
+    let _erin = srv.ws(&join("erin"), &backend()).await;
+    for u in ["bob", "frank"] {
+        let mut ws = srv.ws(&join(u), &backend()).await;
+        ws.rx.fails(403, "chat.Join.Forbidden").await;
+    }
+    assert_eq!(srv.group(&backend(), &private).await["user_ids"], json!(["alice", "dave", "erin"]));
+    srv.stop().await;
+}
+
+/// A key may watch a chat with a user_id that is not a member (it reads any chat). That
+/// stream is not a member's: someone else joining must not close it.
+#[actix_web::test]
+async fn a_non_members_key_stream_survives_someone_else_joining() {
+    let srv = start_with(secured).await;
+    let group = srv.create(&backend(), json!({ "name": "g", "user_ids": ["alice"] })).await;
+    let mut observer = srv.ws(&format!("/chat/Connect?group_id={}&user_id=observer", enc(&group)), &backend()).await;
+    let _bob = srv.ws(&format!("/chat/Join?group_id={}", enc(&group)), &user("bob")).await;
+    srv.send(&backend(), &group, "alice", "after bob joined").await;
+    assert_eq!(observer.rx.message().await["text"], "after bob joined");
+}
+
+/// With `chat.membership = "open"` anyone may watch and send; a membership change among the
+/// members must not close a non-member's stream.
+#[actix_web::test]
+async fn with_open_membership_a_non_members_stream_survives_membership_changes() {
+    let srv = start_with(|s| {
+        secured(s);
+        s.chat.membership = Membership::Open;
+    })
+    .await;
+    let group = srv.create(&backend(), json!({ "name": "g", "user_ids": ["alice", "bob"] })).await;
+    let mut trudy = srv.ws(&format!("/chat/Connect?group_id={}", enc(&group)), &user("trudy")).await;
+    trudy.tx.send(json!({ "text": "open door", "client_id": "t" })).await;
+    assert_eq!(trudy.rx.message().await["text"], "open door");
+    let (status, body) = srv.post(&backend(), "/chat/Kick", json!({ "group_id": group, "user_id": "bob" })).await;
+    assert_eq!(status, 200, "{body}");
+    srv.send(&backend(), &group, "alice", "still open").await;
+    assert_eq!(trudy.rx.message().await["text"], "still open");
+}
+
+/// Every group endpoint on a chat another namespace's key cannot see, or with ids that are
+/// paths or too long, answers 404 or 400 and changes nothing.
+#[actix_web::test]
+async fn group_endpoints_refuse_bad_ids() {
+    let srv = start_with(secured).await;
+    let group = srv.create(&backend(), json!({ "name": "g", "user_ids": ["alice"] })).await;
+    let huge = "z".repeat(10_000);
+    for (endpoint, body) in [
+        ("Invite", json!({ "group_id": huge, "user_id": "bob" })),
+        ("Invite", json!({ "group_id": group, "user_id": huge })),
+        ("Kick", json!({ "group_id": "a\u{0}b", "user_id": "bob" })),
+        ("Leave", json!({ "group_id": group, "user_id": "b\u{0}b" })),
+        ("Delete", json!({ "group_id": huge })),
+        ("List", json!({ "user_id": huge })),
+        ("Create", json!({ "name": "x", "user_ids": ["ok", "\u{7}"] })),
+    ] {
+        let (status, reply) = srv.post(&backend(), &format!("/chat/{endpoint}"), body).await;
+        assert_error(status, &reply, 400, &format!("chat.{endpoint}.BadID"), endpoint);
+    }
+    for id in ["../../x", "/", ".."] {
+        for endpoint in ["Invite", "Kick", "Leave", "Delete"] {
+            let (status, reply) =
+                srv.post(&backend(), &format!("/chat/{endpoint}"), json!({ "group_id": id, "user_id": "bob" })).await;
+            assert_error(status, &reply, 404, &format!("chat.{endpoint}.NotFound"), id);
+        }
+    }
+    let mut ws = srv.ws(&format!("/chat/Join?group_id={}&user_id=bob", enc(&huge)), &backend()).await;
+    ws.rx.fails(400, "chat.Join.BadID").await;
+    assert_eq!(srv.group(&backend(), &group).await["user_ids"], json!(["alice"]));
+}
+
+/// A stream the chat ends (its user kicked or leaving, or the chat deleted) always gets its
+/// error frame first, then the 4000 + code close; an SSE stream always gets its error event.
+#[actix_web::test]
+async fn a_closed_streams_always_get_their_error_frame_first() {
+    const N: usize = 12;
+    let srv = start_with(secured).await;
+    let users: Vec<String> = (0..N).map(|i| format!("u{i}")).collect();
+    let group = srv.create(&backend(), json!({ "name": "g", "user_ids": users })).await;
+    let connect = format!("/chat/Connect?group_id={}", enc(&group));
+    let mut kicked = Vec::new();
+    let mut sses = Vec::new();
+    for u in &users[..N / 2] {
+        kicked.push(srv.ws(&connect, &user(u)).await);
+        sses.push(srv.sse(&connect, &user(u)).await);
+    }
+    let mut remaining = Vec::new();
+    for u in &users[N / 2..] {
+        remaining.push(srv.ws(&format!("{connect}&user_id={u}"), &backend()).await);
+    }
+    for (u, ws) in users.iter().zip(&mut kicked) {
+        let (status, body) = srv.post(&backend(), "/chat/Kick", json!({ "group_id": group, "user_id": u })).await;
+        assert_eq!(status, 200, "{body}");
+        ws.rx.fails(403, "chat.Connect.Forbidden").await;
+    }
+    for sse in &mut sses {
+        let (event, data) = sse.next().await.expect("an error event, not the end");
+        assert_eq!(event.as_deref(), Some("error"), "{data}");
+    }
+    let (status, body) = srv.post(&backend(), "/chat/Delete", json!({ "group_id": group })).await;
+    assert_eq!(status, 200, "{body}");
+    for ws in &mut remaining {
+        ws.rx.fails(404, "chat.Connect.NotFound").await;
+    }
+}
+
+async fn assert_gone(srv: &Server, group: &str) {
+    for (endpoint, body) in [
+        ("chat.Send", json!({ "group_id": group, "user_id": "alice", "text": "x" })),
+        ("chat.History", json!({ "group_id": group })),
+        ("chat.Invite", json!({ "group_id": group, "user_id": "x" })),
+        ("chat.Leave", json!({ "group_id": group, "user_id": "alice" })),
+        ("chat.Kick", json!({ "group_id": group, "user_id": "alice" })),
+        ("chat.Delete", json!({ "group_id": group })),
+        ("chats.SendMessage", json!({ "chat_id": group, "author_id": "alice", "text": "x" })),
+        ("chats.ListMessages", json!({ "chat_id": group })),
+    ] {
+        let path = format!("/{}", endpoint.replace('.', "/"));
+        let (status, reply) = srv.post(&backend(), &path, body).await;
+        assert_error(status, &reply, 404, &format!("{endpoint}.NotFound"), &path);
+    }
+    for (endpoint, path) in [("chat.Connect", "/chat/Connect"), ("chat.Join", "/chat/Join")] {
+        let mut ws = srv.ws(&format!("{path}?group_id={}&user_id=alice", enc(group)), &backend()).await;
+        ws.rx.fails(404, &format!("{endpoint}.NotFound")).await;
+    }
+}
+
+// ======== helpers ========
+
+/// Who a request comes from: its `micro-namespace` header and bearer value, each optional.
+#[derive(Debug, Clone, Default)]
+struct Who {
+    ns: Option<String>,
+    bearer: Option<String>,
+}
+
+impl Who {
+    fn headers(&self) -> Vec<(&'static str, String)> {
+        let mut headers = Vec::new();
+        if let Some(ns) = &self.ns {
+            headers.push(("micro-namespace", ns.clone()));
+        }
+        if let Some(b) = &self.bearer {
+            headers.push(("authorization", format!("Bearer {b}")));
+        }
+        headers
+    }
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+/// A valid user token for `sub` in acme, good for an hour.
+fn user_token(sub: &str) -> String {
+    let claims = json!({ "sub": sub, "exp": now_secs() + 3600, "ns": "acme" });
+    jsonwebtoken::encode(&Header::default(), &claims, &EncodingKey::from_secret(ACME_SECRET.as_bytes()))
+        .expect("a token")
+}
+
+struct Server {
+    base: String,
+    registry: Addr<Registry>,
+    client: awc::Client,
+    stopper: Stopper,
+    join: Option<JoinHandle<Result<(), StartError>>>,
+    settings: Settings,
+    root: Option<TempDir>,
+}
+
+/// Starts the server with `tweak` applied; its data dir is nested inside a temp dir so a
+/// write escaping it would still land somewhere the tests look.
+async fn start_with(tweak: impl FnOnce(&mut Settings)) -> Server {
+    let root = tempfile::tempdir().expect("temp dir");
+    let mut settings = Settings::default();
+    settings.server.workers = 2;
+    tweak(&mut settings);
+    settings.server.port = 0;
+    settings.storage.data_dir = root.path().join("outer/inner/data");
+    boot(settings, root).await
+}
+
+async fn boot(settings: Settings, root: TempDir) -> Server {
+    let app = Application::build(settings.clone()).await.expect("the server starts");
+    let mut srv = Server::from_app(app, Some(root));
+    srv.settings = settings;
+    srv
+}
+
+impl Server {
+    fn from_app(app: Application, root: Option<TempDir>) -> Server {
+        let port = app.port();
+        let stopper = app.handle();
+        let registry = app.registry();
+        let join = actix_web::rt::spawn(app.run_until_stopped());
+        Server {
+            base: format!("http://127.0.0.1:{port}"),
+            registry,
+            client: awc::Client::builder().timeout(WAIT).finish(),
+            stopper,
+            join: Some(join),
+            settings: Settings::default(),
+            root,
+        }
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.settings.storage.data_dir.clone()
+    }
+
+    /// Runs a checkpoint: every live chat snapshots, then the catalog is written.
+    async fn checkpoint(&self) {
+        timeout(WAIT, self.registry.send(Checkpoint))
+            .await
+            .expect("a checkpoint in time")
+            .expect("the registry answers")
+            .expect("the checkpoint succeeds");
+    }
+
+    /// How many chat actors are running.
+    async fn live_chats(&self) -> usize {
+        timeout(WAIT, self.registry.send(LiveCount)).await.expect("an answer in time").expect("the registry answers")
+    }
+
+    /// `chat.Create`, expecting success: the group's id.
+    async fn create(&self, who: &Who, body: Value) -> String {
+        let (status, reply) = self.post(who, "/chat/Create", body).await;
+        assert_eq!(status, 200, "chat.Create: {reply}");
+        let g = group_of(&reply);
+        g["id"].as_str().expect("id").to_owned()
+    }
+
+    /// The group as the members' List shows it (found through its first member, or through a
+    /// no-op Invite when it has none).
+    async fn group(&self, who: &Who, id: &str) -> Value {
+        let (status, reply) = self.post(who, "/chat/Kick", json!({ "group_id": id, "user_id": "nobody-at-all" })).await;
+        assert_eq!(status, 200, "chat.Kick (no-op): {reply}");
+        group_of(&reply).clone()
+    }
+
+    /// The ids of `user`'s groups, in List's order.
+    async fn list(&self, who: &Who, user: &str) -> Vec<String> {
+        let (status, reply) = self.post(who, "/chat/List", json!({ "user_id": user })).await;
+        assert_eq!(status, 200, "chat.List: {reply}");
+        let groups = reply["groups"].as_array().expect("groups");
+        groups.iter().for_each(assert_group_shape);
+        groups.iter().map(|g| g["id"].as_str().expect("id").to_owned()).collect()
+    }
+
+    async fn stop(mut self) {
+        self.shutdown().await;
+    }
+
+    async fn shutdown(&mut self) {
+        self.stopper.stop(true).await;
+        if let Some(join) = self.join.take() {
+            timeout(WAIT, join)
+                .await
+                .expect("the server stops in time")
+                .expect("the server task")
+                .expect("a clean shutdown");
+        }
+    }
+
+    async fn restart(mut self) -> Server {
+        self.shutdown().await;
+        let root = self.root.take().expect("a temp dir");
+        boot(self.settings.clone(), root).await
+    }
+
+    /// POSTs `body` as JSON from `who`.
+    async fn post(&self, who: &Who, path: &str, body: Value) -> (u16, Value) {
+        self.call(path, &who.headers(), body).await
+    }
+
+    async fn call(&self, path: &str, headers: &[(&str, String)], body: Value) -> (u16, Value) {
+        self.call_raw(path, headers, body.to_string()).await
+    }
+
+    async fn call_raw(
+        &self,
+        path: &str,
+        headers: &[(&str, String)],
+        body: impl Into<actix_web::web::Bytes>,
+    ) -> (u16, Value) {
+        let mut req =
+            self.client.post(format!("{}{path}", self.base)).insert_header(("content-type", "application/json"));
+        for (name, value) in headers {
+            req = req.insert_header((*name, value.as_str()));
+        }
+        let body: actix_web::web::Bytes = body.into();
+        let res = timeout(WAIT, req.send_body(body))
+            .await
+            .unwrap_or_else(|_| panic!("{path}: no answer"))
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        read_json(path, res).await
+    }
+
+    async fn new_chat(&self, who: &Who, users: &[&str]) -> String {
+        let (status, body) = self.post(who, "/chat/New", json!({ "user_ids": users })).await;
+        assert_eq!(status, 200, "chat.New: {body}");
+        body["chat_id"].as_str().expect("chat_id").to_owned()
+    }
+
+    async fn send(&self, who: &Who, chat: &str, user: &str, text: &str) -> Value {
+        let (status, body) =
+            self.post(who, "/chat/Send", json!({ "chat_id": chat, "user_id": user, "text": text })).await;
+        assert_eq!(status, 200, "chat.Send: {body}");
+        body["message"].clone()
+    }
+
+    async fn history(&self, who: &Who, chat: &str) -> Vec<Value> {
+        let (status, body) =
+            self.post(who, "/chat/History", json!({ "chat_id": chat, "after_seq": 0, "limit": 1000 })).await;
+        assert_eq!(status, 200, "chat.History: {body}");
+        body["messages"].as_array().expect("messages").clone()
+    }
+
+    /// Opens a WebSocket on `path` (with its query) carrying `who`'s headers; expects 101.
+    async fn ws(&self, path: &str, who: &Who) -> Ws {
+        let mut req = self.client.ws(format!("{}{path}", self.base));
+        for (name, value) in who.headers() {
+            req = req.set_header(name, value);
+        }
+        let (res, conn) = timeout(WAIT, req.connect())
+            .await
+            .unwrap_or_else(|_| panic!("{path}: no WebSocket handshake"))
+            .unwrap_or_else(|e| panic!("{path}: WebSocket handshake failed: {e}"));
+        assert_eq!(res.status().as_u16(), 101, "{path}");
+        let (tx, rx) = conn.split();
+        Ws { rx: WsReader { rx: Box::pin(rx) }, tx: WsWriter { tx: Box::pin(tx) } }
+    }
+
+    async fn sse_request(&self, path: &str, who: &Who) -> awc::ClientResponse {
+        let mut req = self.client.get(format!("{}{path}", self.base)).insert_header(("accept", "text/event-stream"));
+        for (name, value) in who.headers() {
+            req = req.insert_header((name, value));
+        }
+        timeout(WAIT, req.send())
+            .await
+            .unwrap_or_else(|_| panic!("{path}: no SSE response"))
+            .unwrap_or_else(|e| panic!("{path}: SSE request failed: {e}"))
+    }
+
+    /// Opens an SSE stream, expecting 200.
+    async fn sse(&self, path: &str, who: &Who) -> Sse {
+        let res = self.sse_request(path, who).await;
+        assert_eq!(res.status().as_u16(), 200, "{path}");
+        Sse { body: res, buf: Vec::new() }
+    }
+
+    /// An SSE request expected to fail: its status and body.
+    async fn sse_fails(&self, path: &str, who: &Who) -> (u16, Value) {
+        let res = self.sse_request(path, who).await;
+        assert_ne!(res.status().as_u16(), 200, "{path}: a stream, not a refusal");
+        read_json(path, res).await
+    }
+}
+
+async fn read_json(path: &str, mut res: awc::ClientResponse) -> (u16, Value) {
+    let bytes = timeout(WAIT, res.body().limit(64 << 20))
+        .await
+        .unwrap_or_else(|_| panic!("{path}: no body"))
+        .unwrap_or_else(|e| panic!("{path}: body: {e}"));
+    let json = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| panic!("{path}: {} not JSON: {:?}", res.status(), String::from_utf8_lossy(&bytes)));
+    (res.status().as_u16(), json)
+}
+
+/// Percent-encodes everything but unreserved characters.
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).expect("read_dir") {
+            let path = entry.expect("dir entry").path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+fn texts(messages: &[Value]) -> Vec<String> {
+    messages.iter().map(|m| m["text"].as_str().expect("text").to_owned()).collect()
+}
+
+/// A micro error response: the status, and a body of exactly id, code, detail, status.
+#[track_caller]
+fn assert_error(status: u16, body: &Value, code: u16, id: &str, what: &str) {
+    assert_eq!(status, code, "{what}: status of {body}");
+    assert_error_frame(body, code, id, None);
+}
+
+/// A micro error body or frame: exactly id, code, detail, status (and client_id if expected).
+#[track_caller]
+fn assert_error_frame(frame: &Value, code: u16, id: &str, client_id: Option<&str>) {
+    let obj = frame.as_object().unwrap_or_else(|| panic!("not an object: {frame}"));
+    let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    let mut want = vec!["code", "detail", "id", "status"];
+    if client_id.is_some() {
+        want.insert(0, "client_id");
+    }
+    assert_eq!(keys, want, "fields of {frame}");
+    assert_eq!(frame["id"], id, "{frame}");
+    assert_eq!(frame["code"], code, "{frame}");
+    assert!(frame["detail"].is_string(), "{frame}");
+    let status = awc::http::StatusCode::from_u16(code).unwrap().canonical_reason().unwrap();
+    assert_eq!(frame["status"], status, "{frame}");
+    if let Some(client_id) = client_id {
+        assert_eq!(frame["client_id"], client_id, "{frame}");
+    }
+}
+
+struct Ws {
+    rx: WsReader,
+    tx: WsWriter,
+}
+
+struct WsReader {
+    rx: Pin<Box<dyn Stream<Item = Result<Frame, WsProtocolError>>>>,
+}
+
+struct WsWriter {
+    tx: Pin<Box<dyn Sink<Message, Error = WsProtocolError>>>,
+}
+
+#[derive(Debug)]
+#[allow(dead_code)] // the payloads are for failure messages
+enum Got {
+    Json(Value),
+    Closed(Option<CloseReason>),
+    Ended,
+    Failed(String),
+}
+
+impl WsReader {
+    /// The next data frame, or how the connection ended; pings and pongs are skipped.
+    async fn next(&mut self) -> Got {
+        loop {
+            let frame =
+                timeout(WAIT, self.rx.next()).await.unwrap_or_else(|_| panic!("no WebSocket frame within {WAIT:?}"));
+            return match frame {
+                None => Got::Ended,
+                Some(Err(e)) => Got::Failed(e.to_string()),
+                Some(Ok(Frame::Ping(_) | Frame::Pong(_))) => continue,
+                Some(Ok(Frame::Close(reason))) => Got::Closed(reason),
+                Some(Ok(Frame::Text(bytes))) => Got::Json(serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                    panic!("a text frame that is not JSON ({e}): {:?}", String::from_utf8_lossy(&bytes))
+                })),
+                Some(Ok(other)) => panic!("unexpected frame {other:?}"),
+            };
+        }
+    }
+
+    async fn json(&mut self) -> Value {
+        match self.next().await {
+            Got::Json(v) => v,
+            other => panic!("expected a frame, got {other:?}"),
+        }
+    }
+
+    /// The next frame, which must be a message (not an error frame).
+    async fn message(&mut self) -> Value {
+        let m = self.json().await;
+        assert!(m.get("seq").is_some() && m.get("code").is_none(), "expected a message, got {m}");
+        m
+    }
+
+    /// One error frame `id`, then a close with 4000 + `code` and `id` as the reason.
+    async fn fails(&mut self, code: u16, id: &str) {
+        let frame = self.json().await;
+        assert_error_frame(&frame, code, id, None);
+        match self.next().await {
+            Got::Closed(Some(reason)) => {
+                assert_eq!(u16::from(reason.code), 4000 + code, "{reason:?}");
+                assert_eq!(reason.description.as_deref(), Some(id), "{reason:?}");
+            }
+            other => panic!("expected a close frame after {id}, got {other:?}"),
+        }
+    }
+}
+
+impl WsReader {
+    /// The stream ends because the chat refused it: one error frame `id` and a close with
+    /// 4000 + `code`, as `fails` checks. Tolerates the bare `1013 chatd.Closed` close of the
+    /// race that `a_closed_streams_always_get_their_error_frame_first` shows (the chat drops
+    /// the subscriber's event queue together with telling it why), so the other checks of a
+    /// test still run.
+    async fn ends_refused(&mut self, code: u16, id: &str) {
+        match self.next().await {
+            Got::Json(frame) => {
+                assert_error_frame(&frame, code, id, None);
+                match self.next().await {
+                    Got::Closed(Some(reason)) => {
+                        assert_eq!(u16::from(reason.code), 4000 + code, "{reason:?}");
+                        assert_eq!(reason.description.as_deref(), Some(id), "{reason:?}");
+                    }
+                    other => panic!("expected a close frame after {id}, got {other:?}"),
+                }
+            }
+            Got::Closed(Some(reason)) => {
+                assert_eq!(u16::from(reason.code), 1013, "{reason:?}");
+                assert_eq!(reason.description.as_deref(), Some("chatd.Closed"), "{reason:?}");
+            }
+            other => panic!("expected {id} and a close, got {other:?}"),
+        }
+    }
+}
+
+impl WsWriter {
+    async fn send(&mut self, frame: Value) {
+        timeout(WAIT, self.tx.send(Message::Text(frame.to_string().into())))
+            .await
+            .expect("the frame is sent in time")
+            .expect("the frame is sent");
+    }
+}
+
+struct Sse {
+    body: awc::ClientResponse,
+    buf: Vec<u8>,
+}
+
+impl Sse {
+    /// The next event with data, as (event type, data); `None` when the stream ends.
+    async fn next(&mut self) -> Option<(Option<String>, String)> {
+        loop {
+            if let Some(end) = self.buf.windows(2).position(|w| w == b"\n\n") {
+                let block: Vec<u8> = self.buf.drain(..end + 2).collect();
+                let block = String::from_utf8(block).expect("SSE is UTF-8");
+                let mut event = None;
+                let mut data = None;
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        event = Some(v.trim().to_owned());
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data = Some(v.trim_start().to_owned());
+                    }
+                }
+                match data {
+                    Some(data) => return Some((event, data)),
+                    None => continue,
+                }
+            }
+            match timeout(WAIT, self.body.next()).await.unwrap_or_else(|_| panic!("no SSE bytes within {WAIT:?}")) {
+                Some(Ok(bytes)) => self.buf.extend_from_slice(&bytes),
+                Some(Err(_)) | None => return None,
+            }
+        }
+    }
+
+    /// The stream ends because the chat refused it: an `error` event `id`, then the end.
+    /// Tolerates a bare end (the race `ends_refused` describes).
+    async fn ends_refused(&mut self, code: u16, id: &str) {
+        if let Some((event, data)) = self.next().await {
+            assert_eq!(event.as_deref(), Some("error"), "{data}");
+            let frame: Value = serde_json::from_str(&data).expect("JSON data");
+            assert_error_frame(&frame, code, id, None);
+            assert!(self.next().await.is_none(), "the SSE stream ends after {id}");
+        }
+    }
+
+    async fn message(&mut self) -> Value {
+        let (event, data) = self.next().await.expect("an SSE event");
+        assert_eq!(event, None, "not a message: {data}");
+        serde_json::from_str(&data).expect("JSON data")
+    }
+}
+
+/// The group of a `{"group"}` reply, checked to have exactly a group's fields.
+#[track_caller]
+fn group_of(reply: &Value) -> &Value {
+    let g = &reply["group"];
+    assert_group_shape(g);
+    g
+}
+
+#[track_caller]
+fn assert_group_shape(g: &Value) {
+    let keys: Vec<&str> =
+        g.as_object().unwrap_or_else(|| panic!("not a group: {g}")).keys().map(String::as_str).collect();
+    assert_eq!(keys, GROUP_KEYS, "fields of {g}");
+    assert!(g["id"].is_string() && g["name"].is_string() && g["description"].is_string());
+    assert!(g["created_at"].is_i64() && g["private"].is_boolean() && g["user_ids"].is_array());
+}
+
+/// How many files under `dir` contain `needle`, byte for byte.
+fn grep(dir: &Path, needle: &str) -> usize {
+    files_under(dir)
+        .iter()
+        .filter(|f| {
+            let bytes = std::fs::read(f).unwrap_or_default();
+            bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+        })
+        .count()
+}
+
+/// The chats' snapshot files (not the catalog).
+fn snapshot_files(data: &Path) -> Vec<PathBuf> {
+    files_under(&data.join("snap"))
+        .into_iter()
+        .filter(|f| {
+            f.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("chat-") && n.ends_with(".snap"))
+        })
+        .collect()
+}
