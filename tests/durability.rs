@@ -7,8 +7,8 @@
 
 use std::collections::HashMap;
 use std::fs::{self, OpenOptions};
-use std::io::Write;
 use std::net::TcpListener;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
@@ -252,6 +252,16 @@ fn last_segment(dir: &Path) -> PathBuf {
     segments.pop().expect("no log segment")
 }
 
+/// Where the records of a log segment end: frames are a 20-byte header (the payload length
+/// first) and the payload; the writer lays zeros ahead of the last one.
+fn data_end(bytes: &[u8]) -> u64 {
+    let mut at = 0;
+    while at + 20 <= bytes.len() && bytes[at..at + 20].iter().any(|&b| b != 0) {
+        at += 20 + u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize;
+    }
+    at.min(bytes.len()) as u64
+}
+
 fn chat_snapshots(data_dir: &Path) -> Vec<String> {
     fs::read_dir(data_dir.join("snap"))
         .expect("read snap dir")
@@ -346,9 +356,9 @@ async fn torn_tail_is_cut_and_server_serves() {
 
     // Tear the last record (message 30) in half.
     let segment = last_segment(dir.path());
-    let len = fs::metadata(&segment).expect("segment").len();
+    let end = data_end(&fs::read(&segment).expect("read segment"));
     let file = OpenOptions::new().write(true).open(&segment).expect("open");
-    file.set_len(len - 5).expect("truncate");
+    file.set_len(end - 5).expect("truncate");
     drop(file);
 
     let server = Chatd::start(dir.path(), port).await;
@@ -386,14 +396,17 @@ async fn garbage_tail_is_cut_and_server_serves() {
         }
         server.kill9();
 
+        // The garbage goes right after the last record (over the zeros the writer lays ahead).
         let segment = last_segment(dir.path());
-        let good_len = fs::metadata(&segment).expect("segment").len();
-        let mut file = OpenOptions::new().append(true).open(&segment).expect("open");
-        file.write_all(&garbage).expect("append garbage");
+        let good_end = data_end(&fs::read(&segment).expect("read segment"));
+        let file = OpenOptions::new().write(true).open(&segment).expect("open");
+        file.write_all_at(&garbage, good_end).expect("write garbage");
         drop(file);
 
         let server = Chatd::start(dir.path(), port).await;
-        assert_eq!(fs::metadata(&segment).expect("segment").len(), good_len, "the garbage was not cut off");
+        let bytes = fs::read(&segment).expect("read segment");
+        assert_eq!(data_end(&bytes), good_end, "the log does not end at its last good record");
+        assert!(bytes[good_end as usize..].iter().all(|&b| b == 0), "the garbage was not cut off");
         let msgs = server.api.history(&chat).await;
         check_chat(&chat, &msgs);
         assert_eq!(msgs.len(), 15);

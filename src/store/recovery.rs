@@ -227,6 +227,8 @@ fn scan(
                     offset += len;
                     continue;
                 }
+                // The zeros the writer lays ahead of the log: the data ends here.
+                _ if bytes[offset..].iter().all(|&b| b == 0) => break,
                 Frame::BadPayload { len, tag } => (next_valid(&bytes, offset + len), Some(tag)),
                 Frame::Short | Frame::Bad => (next_valid(&bytes, offset + 1), None),
             };
@@ -266,7 +268,7 @@ fn scan(
         if unattributed {
             scanned.damaged.extend(seen_here);
         }
-        scanned.end = Pos { segment, offset: bytes.len() as u64 };
+        scanned.end = Pos { segment, offset: offset.min(bytes.len()) as u64 };
     }
     Ok(scanned)
 }

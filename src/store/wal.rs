@@ -10,7 +10,7 @@
 //! and recovery on restart decides what is really on disk.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
@@ -26,6 +26,8 @@ pub type MarkDone = Box<dyn FnOnce(Result<Pos, StoreError>) + Send>;
 
 /// A batch stops growing past this many bytes, so one slow write cannot hold everything up.
 const MAX_BATCH_BYTES: usize = 4 << 20;
+/// Zeros are written ahead of the log in chunks of this size.
+const PREALLOCATE: u64 = 1 << 20;
 
 enum Request {
     Append {
@@ -42,6 +44,15 @@ pub fn segment_path(dir: &Path, segment: u64) -> PathBuf {
     dir.join(format!("{segment:020}.wal"))
 }
 
+/// Opens (creating if needed) a segment for positioned writes; also answers its length.
+fn open_segment(dir: &Path, segment: u64) -> Result<(File, u64), StoreError> {
+    let file = OpenOptions::new().create(true).write(true).truncate(false).open(segment_path(dir, segment));
+    let file = file.map_err(io_error)?;
+    let len = file.metadata().map_err(io_error)?.len();
+    sync_dir(dir)?;
+    Ok((file, len))
+}
+
 /// The handle chats append through. Dropping every handle stops the writer after a final fsync.
 pub struct Wal {
     tx: Sender<Request>,
@@ -56,14 +67,13 @@ pub struct WalOptions {
 impl Wal {
     /// Starts the writer, appending at `end` (where recovery found the log to end).
     pub fn start(dir: PathBuf, end: Pos, opts: WalOptions) -> Result<(Wal, JoinHandle<()>), StoreError> {
-        let path = segment_path(&dir, end.segment);
-        let file = OpenOptions::new().create(true).append(true).open(&path).map_err(io_error)?;
-        sync_dir(&dir)?;
+        let (file, zeroed) = open_segment(&dir, end.segment)?;
         let writer = Writer {
             dir,
             file,
             segment: end.segment,
             offset: end.offset,
+            zeroed: zeroed.max(end.offset),
             opts,
             failed: None,
             unsynced: false,
@@ -95,7 +105,10 @@ struct Writer {
     dir: PathBuf,
     file: File,
     segment: u64,
+    /// Where the next record goes.
     offset: u64,
+    /// The segment file's length: zeros written ahead of `offset` (see `make_room`).
+    zeroed: u64,
     opts: WalOptions,
     /// Set by the first failed write or fsync; every later request fails with it.
     failed: Option<StoreError>,
@@ -156,7 +169,7 @@ impl Writer {
                 Request::Mark { .. } => needs_sync = true,
             }
         }
-        if let Err(e) = self.file.write_all(&self.buf) {
+        if let Err(e) = self.make_room().and_then(|()| self.file.write_all_at(&self.buf, self.offset)) {
             return self.fail(batch, io_error(e));
         }
         self.unsynced |= !self.buf.is_empty();
@@ -181,6 +194,20 @@ impl Writer {
         if self.offset >= self.opts.segment_bytes {
             self.rotate();
         }
+    }
+
+    /// Writes zeros ahead of the log a chunk at a time, so that most fsyncs only flush data:
+    /// an fsync that must also record a new file size costs a journal commit too. Recovery reads
+    /// an all-zero tail as the end of the log.
+    fn make_room(&mut self) -> std::io::Result<()> {
+        let needed = self.offset + self.buf.len() as u64;
+        if needed <= self.zeroed {
+            return Ok(());
+        }
+        let target = needed.div_ceil(PREALLOCATE) * PREALLOCATE;
+        self.file.write_all_at(&vec![0; (target - self.zeroed) as usize], self.zeroed)?;
+        self.zeroed = target;
+        Ok(())
     }
 
     fn sync(&mut self) {
@@ -213,17 +240,12 @@ impl Writer {
             return;
         }
         let next = self.segment + 1;
-        let opened = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(segment_path(&self.dir, next))
-            .map_err(io_error)
-            .and_then(|file| sync_dir(&self.dir).map(|()| file));
-        match opened {
-            Ok(file) => {
+        match open_segment(&self.dir, next) {
+            Ok((file, zeroed)) => {
                 self.file = file;
                 self.segment = next;
                 self.offset = 0;
+                self.zeroed = zeroed;
             }
             Err(err) => {
                 tracing::error!(error = %err, "could not start a new log segment; refusing all further writes");
