@@ -215,3 +215,21 @@ impl Settings {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `config/default.toml` must list exactly the built-in defaults.
+    #[test]
+    fn the_default_file_matches_the_built_in_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_CONFIG_FILE);
+        let from_file: Settings = config::Config::builder()
+            .add_source(config::File::from(path.as_path()).format(config::FileFormat::Toml))
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .expect("config/default.toml parses");
+        let as_json = |s: &Settings| serde_json::to_value(s).expect("settings serialize");
+        assert_eq!(as_json(&from_file), as_json(&Settings::default()));
+    }
+}
