@@ -1,9 +1,10 @@
 //! The HTTP layer: routes, request parsing and validation, and the calls into the actors.
 //!
-//! Handlers parse a request once into domain types (a failure is a micro error naming the
-//! endpoint), then ask the registry or a chat actor. Chat actor addresses are cached here so a
-//! send goes straight to its chat; the registry is asked only on a miss or when a cached chat
-//! has stopped (idle chats stop themselves).
+//! `routes.rs` maps paths to endpoints. A unary handler takes a [`call::Call`] (caller and parsed
+//! body), parses the rest once into domain types (a failure is a micro error naming the endpoint),
+//! then asks the registry or a chat actor. Chat actor addresses are cached here so a send goes
+//! straight to its chat; the registry is asked only on a miss or when a cached chat has stopped
+//! (idle chats stop themselves). Streams live in `stream/`, the browser page in `web.rs`.
 
 mod auth;
 pub(crate) mod body;
