@@ -228,8 +228,8 @@ mod tests {
             .add_source(config::File::from(path.as_path()).format(config::FileFormat::Toml))
             .build()
             .and_then(|c| c.try_deserialize())
-            .expect("config/default.toml parses");
-        let as_json = |s: &Settings| serde_json::to_value(s).expect("settings serialize");
+            .expect("config/default.toml parses"); // ok: test
+        let as_json = |s: &Settings| serde_json::to_value(s).expect("settings serialize"); // ok: test
         assert_eq!(as_json(&from_file), as_json(&Settings::default()));
     }
 }

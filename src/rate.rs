@@ -56,10 +56,10 @@ mod tests {
     #[test]
     fn a_burst_is_allowed_then_refused() {
         let limiter = RateLimiter::new(1, 3);
-        let (ns, user) = (Namespace::default_ns(), UserId::parse("u", 10).expect("valid id"));
+        let (ns, user) = (Namespace::default_ns(), UserId::parse("u", 10).expect("valid id")); // ok: test
         assert!((0..3).all(|_| limiter.allow(&ns, &user)));
         assert!(!limiter.allow(&ns, &user));
-        let other = UserId::parse("v", 10).expect("valid id");
+        let other = UserId::parse("v", 10).expect("valid id"); // ok: test
         assert!(limiter.allow(&ns, &other), "users have separate buckets");
     }
 }

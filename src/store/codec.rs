@@ -91,10 +91,10 @@ mod tests {
 
     #[test]
     fn a_frame_round_trips_and_any_flipped_bit_is_caught() {
-        let bytes = frame(&("hello", 42u64), 7).expect("encode");
+        let bytes = frame(&("hello", 42u64), 7).expect("encode"); // ok: test
         let Frame::Valid { payload, len, tag } = read_frame(&bytes) else { panic!("not valid") };
         assert_eq!((len, tag), (bytes.len(), 7));
-        assert_eq!(decode::<(String, u64)>(payload).expect("decode"), ("hello".to_string(), 42));
+        assert_eq!(decode::<(String, u64)>(payload).expect("decode"), ("hello".to_string(), 42)); // ok: test
         for i in 0..bytes.len() {
             let mut bad = bytes.clone();
             bad[i] ^= 0x10;
