@@ -30,6 +30,8 @@ pub enum Record {
     },
     /// What a deleted chat's message record is overwritten with, in place and of the same length.
     Erased(Vec<u8>),
+    /// Ends each batch the writer writes: a batch without it was never made durable.
+    Commit,
 }
 
 impl Record {
@@ -40,7 +42,7 @@ impl Record {
             | Record::Message { chat, .. }
             | Record::ChatUpdated { chat, .. }
             | Record::ChatDeleted { chat } => *chat,
-            Record::Erased(_) => NO_CHAT,
+            Record::Erased(_) | Record::Commit => NO_CHAT,
         }
     }
 }

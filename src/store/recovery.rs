@@ -61,7 +61,7 @@ pub fn recover(layout: &Layout) -> Result<Recovered, StoreError> {
             let tail = tails.remove(&chat).unwrap_or_default();
             deleted.push((chat, tail.into_iter().map(|(_, e)| e.loc).collect::<Vec<Loc>>()));
         }
-        Record::Erased(_) => {}
+        Record::Erased(_) | Record::Commit => {}
     })?;
     // Chats held out before stay held out: nothing has repaired them.
     let mut unavailable: HashSet<ChatNo> = catalog.unavailable.iter().copied().collect();
@@ -191,10 +191,14 @@ struct Scanned {
     damaged: HashSet<ChatNo>,
 }
 
-/// Visits every valid record from `from` on. A damaged record at the very end of the log is a
-/// torn write: cut off (at startup) with a warning. Damage anywhere else is corruption, reported
-/// loudly: pinned on its chat when the frame header survived, else on every chat with records in
-/// that segment, since we cannot tell whose it was.
+/// Visits every record of every committed batch from `from` on.
+///
+/// The writer ends each batch with a `Commit` record, in the same write, before the batch's one
+/// fsync. So a batch at the very end of the log whose commit is missing, or which is damaged with
+/// no commit after the damage, was never made durable (under `fsync = "always"` nothing in it was
+/// acknowledged): a torn write, cut off (at startup) with a warning. Damage followed by a later
+/// commit is corruption, reported loudly: pinned on its chat when the frame header survived, else
+/// on every chat with records in that segment, since we cannot tell whose it was.
 fn scan(
     layout: &Layout,
     segments: &[u64],
@@ -208,16 +212,23 @@ fn scan(
         let bytes = fs::read(&path).map_err(io_error)?;
         let is_last = i + 1 == segments.len();
         let mut offset = if segment == from.segment { from.offset as usize } else { 0 };
+        // The records read since the last commit, and where that batch began.
+        let mut batch: Vec<(Loc, Record)> = Vec::new();
+        let mut batch_start = offset;
         let mut seen_here = HashSet::new();
         let mut unattributed = false;
         while offset < bytes.len() {
-            let (skip_to, owner) = match codec::read_frame(&bytes[offset..]) {
+            let (resume, owner) = match codec::read_frame(&bytes[offset..]) {
                 Frame::Valid { payload, len, tag } => {
                     match codec::decode::<Record>(payload) {
+                        Ok(Record::Commit) => {
+                            batch.drain(..).for_each(|(loc, record)| visit(loc, record));
+                            batch_start = offset + len;
+                        }
                         Ok(record) => {
                             seen_here.insert(tag);
                             let pos = Pos { segment, offset: offset as u64 };
-                            visit(Loc { pos, len: len as u32 }, record);
+                            batch.push((Loc { pos, len: len as u32 }, record));
                         }
                         Err(err) => {
                             tracing::error!(segment, offset, chat = tag, error = %err, "CORRUPTION: a checksummed log record does not decode");
@@ -229,48 +240,66 @@ fn scan(
                 }
                 // The zeros the writer lays ahead of the log: the data ends here.
                 _ if bytes[offset..].iter().all(|&b| b == 0) => break,
-                Frame::BadPayload { len, tag } => (next_valid(&bytes, offset + len), Some(tag)),
-                Frame::Short | Frame::Bad => (next_valid(&bytes, offset + 1), None),
+                Frame::BadPayload { len, tag } => (offset + len, Some(tag)),
+                Frame::Short | Frame::Bad => (offset + 1, None),
             };
-            match skip_to {
-                None if is_last => {
-                    if repair == Repair::CutTornTail {
-                        let cut = bytes.len() - offset;
-                        tracing::warn!(
-                            segment,
-                            offset,
-                            cut,
-                            "the log ends in a torn record (an interrupted write); cutting it off"
-                        );
-                        let file = OpenOptions::new().write(true).open(&path).map_err(io_error)?;
-                        file.set_len(offset as u64).map_err(io_error)?;
-                        file.sync_all().map_err(io_error)?;
-                    }
-                    scanned.end = Pos { segment, offset: offset as u64 };
-                    return Ok(scanned);
+            if is_last && next_commit(&bytes, resume).is_none() {
+                break; // a torn final batch: cut below
+            }
+            let to = next_valid(&bytes, resume).unwrap_or(bytes.len());
+            match owner {
+                Some(chat) => {
+                    tracing::error!(
+                        segment,
+                        from = offset,
+                        to,
+                        chat,
+                        "CORRUPTION: a damaged log record before the end of the log; its chat is held out of service"
+                    );
+                    scanned.damaged.insert(chat);
                 }
-                next => {
-                    let to = next.unwrap_or(bytes.len());
-                    match owner {
-                        Some(chat) => {
-                            tracing::error!(segment, from = offset, to, chat, "CORRUPTION: a damaged log record before the end of the log; its chat is held out of service");
-                            scanned.damaged.insert(chat);
-                        }
-                        None => {
-                            tracing::error!(segment, from = offset, to, "CORRUPTION: unreadable bytes before the end of the log; every chat with records in this segment is held out of service");
-                            unattributed = true;
-                        }
-                    }
-                    offset = to;
+                None => {
+                    tracing::error!(segment, from = offset, to, "CORRUPTION: unreadable bytes before the end of the log; every chat with records in this segment is held out of service");
+                    unattributed = true;
                 }
             }
+            offset = to;
         }
         if unattributed {
             scanned.damaged.extend(seen_here);
         }
-        scanned.end = Pos { segment, offset: offset.min(bytes.len()) as u64 };
+        if !is_last {
+            // A later segment exists, so this one's last batch was made durable before it began.
+            batch.drain(..).for_each(|(loc, record)| visit(loc, record));
+            scanned.end = Pos { segment, offset: offset.min(bytes.len()) as u64 };
+            continue;
+        }
+        // Whatever follows the last commit was never made durable.
+        let tail = &bytes[batch_start.min(bytes.len())..];
+        if !tail.iter().all(|&b| b == 0) && repair == Repair::CutTornTail {
+            let (cut, dropped) = (tail.len(), batch.len());
+            tracing::warn!(
+                segment,
+                offset = batch_start,
+                cut,
+                dropped,
+                "the log ends in a torn write (a crash before its fsync); cutting it off"
+            );
+            let file = OpenOptions::new().write(true).open(&path).map_err(io_error)?;
+            file.set_len(batch_start as u64).map_err(io_error)?;
+            file.sync_all().map_err(io_error)?;
+        }
+        scanned.end = Pos { segment, offset: batch_start as u64 };
     }
     Ok(scanned)
+}
+
+/// The offset of the first whole, checksummed commit record at or after `from`.
+fn next_commit(bytes: &[u8], from: usize) -> Option<usize> {
+    (from..bytes.len()).find(|&at| match codec::read_frame(&bytes[at..]) {
+        Frame::Valid { payload, .. } => matches!(codec::decode::<Record>(payload), Ok(Record::Commit)),
+        _ => false,
+    })
 }
 
 /// The first offset at or after `from` where a whole, checksummed, decodable record starts.

@@ -2,8 +2,9 @@
 //!
 //! Every chat appends to this one log, so one fsync makes a whole batch durable whatever the
 //! number of chats. Appends queue on a channel; the writer takes everything queued, writes it with
-//! one `write`, fsyncs once (under `fsync = "always"`), then completes the batch in order. It never
-//! waits to fill a batch: whatever arrives during one fsync forms the next one.
+//! one `write` ended by a commit record, fsyncs once (under `fsync = "always"`), then completes the
+//! batch in order. It never waits to fill a batch: whatever arrives during one fsync forms the next
+//! one. Recovery keeps only batches whose commit record made it to disk.
 //!
 //! A failed write or fsync is fatal for the log: the page cache may have dropped the data, so
 //! retrying would pretend it is safe (PostgreSQL's "fsyncgate"). Every later append fails too,
@@ -16,7 +17,8 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::record::{Loc, Pos};
+use super::codec;
+use super::record::{Loc, Pos, Record, NO_CHAT};
 use super::{io_error, sync_dir, StoreError};
 use crate::config::FsyncMode;
 
@@ -74,6 +76,7 @@ impl Wal {
             segment: end.segment,
             offset: end.offset,
             zeroed: zeroed.max(end.offset),
+            commit: codec::frame(&Record::Commit, NO_CHAT)?,
             opts,
             failed: None,
             unsynced: false,
@@ -110,6 +113,8 @@ struct Writer {
     /// The segment file's length: zeros written ahead of `offset` (see `make_room`).
     zeroed: u64,
     opts: WalOptions,
+    /// The framed commit record that ends every batch.
+    commit: Vec<u8>,
     /// Set by the first failed write or fsync; every later request fails with it.
     failed: Option<StoreError>,
     unsynced: bool,
@@ -169,6 +174,11 @@ impl Writer {
                 Request::Mark { .. } => needs_sync = true,
             }
         }
+        // The commit record ends the batch: recovery keeps a batch only if its commit is there.
+        let committed = !self.buf.is_empty();
+        if committed {
+            self.buf.extend_from_slice(&self.commit);
+        }
         if let Err(e) = self.make_room().and_then(|()| self.file.write_all_at(&self.buf, self.offset)) {
             return self.fail(batch, io_error(e));
         }
@@ -190,6 +200,9 @@ impl Writer {
                 }
                 Request::Mark { done } => done(Ok(Pos { segment: self.segment, offset: self.offset })),
             }
+        }
+        if committed {
+            self.offset += self.commit.len() as u64;
         }
         if self.offset >= self.opts.segment_bytes {
             self.rotate();
