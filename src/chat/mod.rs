@@ -6,9 +6,10 @@
 //! answered and visible. A retry of a `client_id` that is still waiting for its fsync joins that
 //! wait; it never writes a second record.
 //!
-//! Subscribers (streams) get each durable message in seq order through a bounded queue. The JSON
-//! is encoded once per message and shared; a subscriber whose queue is full is dropped and told
-//! why, so a slow reader can neither slow the chat down nor grow memory without bound.
+//! Subscribers (streams) get each durable message in seq order through one bounded broadcast
+//! channel per chat. The JSON is encoded once per message and shared; a subscriber that falls too
+//! far behind is told it lagged and closed, so a slow reader can neither slow the chat down nor
+//! grow memory without bound.
 //!
 //! A chat with no traffic and no subscribers for `chat.idle_timeout_secs` snapshots its index and
 //! stops; the registry starts it again from the snapshot when it is next needed.
@@ -21,8 +22,7 @@ mod subscribers;
 
 pub use page::{Page, Read};
 pub use send::Post;
-use subscribers::Subscriber;
-pub use subscribers::{Close, Delete, Event, SetMeta, Subscribe};
+pub use subscribers::{Delete, Event, SetMeta, Subscribe};
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -74,7 +74,8 @@ pub struct ChatActor {
     /// Set when the chat's stored data failed a check or the log failed: it refuses service.
     broken: Option<Error>,
     last_used: Instant,
-    subscribers: Vec<Subscriber>,
+    /// The chat's stream, while anyone is subscribed.
+    stream: Option<tokio::sync::broadcast::Sender<Event>>,
     /// Set once the chat is deleted: late completions are erased, everything else is 404.
     deleted: bool,
 }
@@ -91,7 +92,7 @@ impl ChatActor {
             snapshotted: 0,
             broken: None,
             last_used: Instant::now(),
-            subscribers: Vec::new(),
+            stream: None,
             deleted: false,
         }
     }
@@ -184,8 +185,7 @@ impl ChatActor {
 
     fn check_idle(&mut self, ctx: &mut Context<Self>) {
         let idle = Duration::from_secs(self.init.settings.chat.idle_timeout_secs);
-        self.subscribers.retain(|sub| !sub.events.is_closed());
-        if self.pending.is_empty() && self.subscribers.is_empty() && self.last_used.elapsed() >= idle {
+        if self.pending.is_empty() && !self.has_subscribers() && self.last_used.elapsed() >= idle {
             tracing::debug!(chat = self.init.no, "idle; snapshotting and stopping");
             // A chat whose snapshot failed stays up: its index is the only one that is current.
             self.snapshot(ctx, |res, _, ctx| {

@@ -1,86 +1,68 @@
-//! Streams: each subscriber gets every durable message through a bounded queue, and is told
-//! why when the chat ends its subscription (too slow, kicked, chat deleted).
+//! Streams: one broadcast channel per chat carries every durable message, encoded once, to all
+//! of its subscribers, and the chat's reasons to end subscriptions (users removed, chat deleted).
+//! The channel holds the last `STREAM_BUFFER` events: a subscriber that falls further behind
+//! finds out it lagged and is closed as too slow, so a slow reader can neither slow the chat down
+//! nor grow memory; it resumes with `since`.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use actix::prelude::*;
 use bytestring::ByteString;
-use tokio::sync::mpsc;
+use tokio::sync::broadcast;
 
 use super::{blocking, ChatActor};
 use crate::error::Error;
 use crate::model::{ChatMeta, Message, MessageView, UserId};
 
-/// One message of a chat's stream: its seq and its JSON, encoded once and shared.
-#[derive(Debug, Clone)]
-pub struct Event {
-    pub seq: u64,
-    pub json: ByteString,
-}
+/// How many events a chat's stream holds for subscribers that are behind.
+const STREAM_BUFFER: usize = 1024;
 
-/// Why the chat ended a subscription.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Close {
-    /// Its queue was full: the reader is too slow. It may resume with `since`.
-    SlowReader,
-    /// Its user was removed from the chat.
-    Kicked,
-    /// The chat was deleted.
+/// What a chat's stream carries.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A durable message: its seq and its JSON, shared by every subscriber.
+    Message { seq: u64, json: ByteString },
+    /// These users left the chat: their streams end.
+    Removed(Arc<[UserId]>),
+    /// The chat was deleted: every stream ends.
     Deleted,
 }
 
-pub(super) struct Subscriber {
-    pub(super) events: mpsc::Sender<Event>,
-    close: mpsc::Sender<Close>,
-    user: Option<UserId>,
-}
-
 impl ChatActor {
-    /// Hands a durable message to every subscriber; drops those that cannot keep up.
-    pub(super) fn broadcast(&mut self, msg: &Message) {
-        if self.subscribers.is_empty() {
-            return;
+    /// Hands an event to every subscriber; with none left, the channel goes.
+    fn publish(&mut self, event: Event) {
+        match &self.stream {
+            Some(stream) if stream.receiver_count() > 0 => drop(stream.send(event)),
+            _ => self.stream = None,
         }
-        let json = serde_json::to_string(&MessageView::new(&self.init.meta.id, msg)).unwrap_or_default();
-        let event = Event { seq: msg.seq, json: ByteString::from(json) };
-        self.subscribers.retain(|sub| match sub.events.try_send(event.clone()) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                let _ = sub.close.try_send(Close::SlowReader);
-                false
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-        });
     }
 
-    /// Ends the subscriptions `which` selects, telling each why.
-    pub(super) fn close_subscribers(&mut self, why: Close, which: impl Fn(&Subscriber) -> bool) {
-        self.subscribers.retain(|sub| {
-            if which(sub) {
-                let _ = sub.close.try_send(why);
-                false
-            } else {
-                true
-            }
-        });
+    /// Streams a durable message (its JSON is made only if someone listens).
+    pub(super) fn broadcast(&mut self, msg: &Message) {
+        if self.has_subscribers() {
+            let json = serde_json::to_string(&MessageView::new(&self.init.meta.id, msg)).unwrap_or_default();
+            self.publish(Event::Message { seq: msg.seq, json: ByteString::from(json) });
+        }
+    }
+
+    /// Whether anyone is subscribed (a chat with subscribers does not go idle).
+    pub(super) fn has_subscribers(&self) -> bool {
+        self.stream.as_ref().is_some_and(|s| s.receiver_count() > 0)
     }
 }
 
-/// Subscribe to the chat's messages. Answers the last durable seq at this moment: every later
-/// message arrives on `events`; earlier ones are for the subscriber to read (its replay).
+/// Subscribe to the chat's stream. Answers the last durable seq at this moment and a receiver:
+/// every later message arrives on it; earlier ones are for the subscriber to read (its replay).
 #[derive(Message, Clone)]
-#[rtype(result = "Result<u64, Error>")]
+#[rtype(result = "Result<(u64, broadcast::Receiver<Event>), Error>")]
 pub struct Subscribe {
-    pub events: mpsc::Sender<Event>,
-    pub close: mpsc::Sender<Close>,
-    /// The stream's user: its stream closes if the user leaves the chat.
-    pub user: Option<UserId>,
     /// A user token's user, who must be a member to read.
     pub reader: Option<UserId>,
 }
 
 impl Handler<Subscribe> for ChatActor {
-    type Result = Result<u64, Error>;
+    type Result = Result<(u64, broadcast::Receiver<Event>), Error>;
 
     fn handle(&mut self, sub: Subscribe, _: &mut Self::Context) -> Self::Result {
         self.last_used = Instant::now();
@@ -90,8 +72,8 @@ impl Handler<Subscribe> for ChatActor {
         if let Some(reader) = &sub.reader {
             self.check_member(reader)?;
         }
-        self.subscribers.push(Subscriber { events: sub.events, close: sub.close, user: sub.user });
-        Ok(self.index.len() as u64)
+        let stream = self.stream.get_or_insert_with(|| broadcast::channel(STREAM_BUFFER).0);
+        Ok((self.index.len() as u64, stream.subscribe()))
     }
 }
 
@@ -111,7 +93,7 @@ impl Handler<SetMeta> for ChatActor {
         // members (an API key's stream, or anyone under open membership) keep theirs.
         let removed: Vec<UserId> = old.user_ids.as_slice().iter().filter(|u| !now.contains(u)).cloned().collect();
         if !removed.is_empty() {
-            self.close_subscribers(Close::Kicked, |sub| sub.user.as_ref().is_some_and(|u| removed.contains(u)));
+            self.publish(Event::Removed(removed.into()));
         }
     }
 }
@@ -126,7 +108,7 @@ impl Handler<Delete> for ChatActor {
 
     fn handle(&mut self, _: Delete, _: &mut Self::Context) -> Self::Result {
         self.deleted = true;
-        self.close_subscribers(Close::Deleted, |_| true);
+        self.publish(Event::Deleted);
         let locs = std::mem::take(&mut self.index);
         self.by_client.clear();
         let store = self.init.store.clone();

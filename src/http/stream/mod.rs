@@ -14,19 +14,18 @@ use std::time::Duration;
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
+use bytestring::ByteString;
 use serde::Deserialize;
-use tokio::sync::mpsc;
+use tokio::sync::broadcast::{self, error::RecvError};
 
 use super::body::given;
 use super::chat::acting_as;
 use super::AppState;
-use crate::chat::{Close, Event, Page, Read, Subscribe};
+use crate::chat::{Event, Page, Read, Subscribe};
 use crate::error::{ApiError, Error, Field};
-use crate::model::{ChatId, MessageView, Namespace, UserId};
+use crate::model::{ChatId, Message, MessageView, Namespace, UserId};
 use crate::registry::{Change, Update};
 
-/// How many messages may wait for one subscriber before it counts as too slow.
-const QUEUE: usize = 256;
 const PING_EVERY: Duration = Duration::from_secs(15);
 /// Replay reads the log in pages of this many messages.
 const REPLAY_PAGE: u64 = 500;
@@ -111,18 +110,62 @@ impl Params {
     }
 }
 
-/// A live subscription: the chat's events, and why the chat may end it.
+/// A live subscription to a chat's stream.
 struct Subscription {
     ns: Namespace,
     chat_id: ChatId,
     user_id: Option<UserId>,
     /// Posts from a user token are rate-limited.
     limited: bool,
-    events: mpsc::Receiver<Event>,
-    close: mpsc::Receiver<Close>,
-    /// Messages above `since` up to `until` are replayed from the log; later ones arrive live.
-    since: u64,
+    events: broadcast::Receiver<Event>,
+    /// The last seq delivered: messages up to `until` are replayed from the log, later ones
+    /// arrive live on `events`.
+    sent: u64,
     until: u64,
+}
+
+/// What a subscription yields next, once its replay is done.
+enum Live {
+    Message(ByteString),
+    /// The chat ended this stream: the user was removed, or the chat deleted.
+    Ended(Error),
+    /// The reader fell further behind than the chat's stream holds: too slow.
+    Behind,
+    /// The chat's stream is gone (the chat stopped, e.g. at shutdown).
+    Gone,
+}
+
+impl Subscription {
+    /// The next live event for this subscriber, skipping what the replay already delivered.
+    async fn next(&mut self) -> Live {
+        loop {
+            match self.events.recv().await {
+                Ok(Event::Message { seq, json }) if seq > self.sent => {
+                    self.sent = seq;
+                    return Live::Message(json);
+                }
+                Ok(Event::Removed(users)) if self.user_id.as_ref().is_some_and(|u| users.contains(u)) => {
+                    return Live::Ended(Error::Forbidden("you are no longer a member of this chat".into()));
+                }
+                Ok(Event::Deleted) => return Live::Ended(Error::chat_not_found()),
+                Ok(_) => {}
+                Err(RecvError::Lagged(_)) => return Live::Behind,
+                Err(RecvError::Closed) => return Live::Gone,
+            }
+        }
+    }
+
+    /// The next page of the replay, as (seq, JSON) pairs; empty once `until` is reached.
+    async fn replay_page(&self, state: &AppState) -> Result<Vec<(u64, String)>, Error> {
+        if self.sent >= self.until {
+            return Ok(Vec::new());
+        }
+        let page = Page::History { limit: REPLAY_PAGE, before: Some(self.until + 1), after: Some(self.sent) };
+        // The subscription already passed the membership check.
+        let messages = state.ask(&self.ns, &self.chat_id, Read { page, reader: None }).await??;
+        let json = |m: &Message| serde_json::to_string(&MessageView::new(&self.chat_id, m)).unwrap_or_default();
+        Ok(messages.iter().map(|m| (m.seq, json(m))).collect())
+    }
 }
 
 /// Authenticates, validates, joins (for Join) and subscribes, in the contract's check order.
@@ -143,45 +186,11 @@ async fn subscribe(state: &AppState, params: &Params, kind: Kind) -> Result<Subs
         let join = Update { ns: caller.ns.clone(), id: chat_id.clone(), change: Change::Join(user.clone()), by: None };
         state.registry.send(join).await.map_err(|e| Error::Internal(e.to_string()))??;
     }
-    let (events_tx, events) = mpsc::channel(QUEUE);
-    let (close_tx, close) = mpsc::channel(1);
-    let subscribe = Subscribe { events: events_tx, close: close_tx, user: user_id.clone(), reader: caller.reader() };
-    let until = state.ask(&caller.ns, &chat_id, subscribe).await??;
+    let (until, events) = state.ask(&caller.ns, &chat_id, Subscribe { reader: caller.reader() }).await??;
     // Without `since`, only new messages arrive.
-    let since = params.since.unwrap_or(until).min(until);
-    Ok(Subscription {
-        ns: caller.ns.clone(),
-        chat_id,
-        user_id,
-        limited: caller.reader().is_some(),
-        events,
-        close,
-        since,
-        until,
-    })
-}
-
-/// The next page of a replay after `sent`, as (seq, JSON) pairs; empty once `until` is reached.
-async fn replay_page(state: &AppState, sub: &Subscription, sent: u64) -> Result<Vec<(u64, String)>, Error> {
-    if sent >= sub.until {
-        return Ok(Vec::new());
-    }
-    let page = Page::History { limit: REPLAY_PAGE, before: Some(sub.until + 1), after: Some(sent) };
-    // The subscription already passed the membership check.
-    let messages = state.ask(&sub.ns, &sub.chat_id, Read { page, reader: None }).await??;
-    Ok(messages
-        .iter()
-        .map(|m| (m.seq, serde_json::to_string(&MessageView::new(&sub.chat_id, m)).unwrap_or_default()))
-        .collect())
-}
-
-/// The error a chat's ending of a subscription amounts to, if it is one.
-fn close_error(close: Close) -> Option<Error> {
-    match close {
-        Close::SlowReader => None,
-        Close::Kicked => Some(Error::Forbidden("you are no longer a member of this chat".into())),
-        Close::Deleted => Some(Error::chat_not_found()),
-    }
+    let sent = params.since.unwrap_or(until).min(until);
+    let limited = caller.reader().is_some();
+    Ok(Subscription { ns: caller.ns, chat_id, user_id, limited, events, sent, until })
 }
 
 pub async fn connect(

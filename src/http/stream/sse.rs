@@ -6,7 +6,7 @@ use actix_web::web::{self, Bytes};
 use actix_web::HttpResponse;
 use tokio::sync::mpsc;
 
-use super::{close_error, replay_page, subscribe, Kind, Params, Subscription, PING_EVERY};
+use super::{subscribe, Kind, Live, Params, Subscription, PING_EVERY};
 use crate::error::Error;
 use crate::http::AppState;
 
@@ -40,16 +40,15 @@ async fn serve(state: web::Data<AppState>, mut sub: Subscription, out: mpsc::Sen
     if out.send(Bytes::from_static(b": connected\n\n")).await.is_err() {
         return;
     }
-    let mut sent = sub.since;
     loop {
-        match replay_page(&state, &sub, sent).await {
+        match sub.replay_page(&state).await {
             Ok(page) if page.is_empty() => break,
             Ok(page) => {
                 for (seq, json) in page {
                     if out.send(event(seq, &json)).await.is_err() {
                         return;
                     }
-                    sent = seq;
+                    sub.sent = seq;
                 }
             }
             Err(err) => {
@@ -62,21 +61,13 @@ async fn serve(state: web::Data<AppState>, mut sub: Subscription, out: mpsc::Sen
     keepalive.tick().await;
     loop {
         let chunk = tokio::select! {
-            // The chat's reason for ending the stream goes first: it ends the queue too.
-            biased;
-            reason = sub.close.recv() => {
-                if let Some(err) = reason.and_then(close_error) {
+            live = sub.next() => match live {
+                Live::Message(json) => event(sub.sent, &json),
+                Live::Ended(err) => {
                     let _ = out.send(error_event(err, kind)).await;
+                    return;
                 }
-                return;
-            }
-            next = sub.events.recv() => match next {
-                Some(next) if next.seq > sent => {
-                    sent = next.seq;
-                    event(next.seq, &next.json)
-                }
-                Some(_) => continue,
-                None => return,
+                Live::Behind | Live::Gone => return,
             },
             _ = keepalive.tick() => Bytes::from_static(b": keepalive\n\n"),
             _ = shutdown.changed() => return,

@@ -9,7 +9,7 @@ use actix_ws::{CloseCode, CloseReason, Message as WsMessage, ProtocolError};
 use futures_util::StreamExt;
 use serde::Deserialize;
 
-use super::{close_error, replay_page, subscribe, Kind, Params, Subscription, PING_EVERY};
+use super::{subscribe, Kind, Live, Params, Subscription, PING_EVERY};
 use crate::chat::Post;
 use crate::error::{ApiError, Error, Field};
 use crate::http::body::given;
@@ -98,35 +98,24 @@ impl Ws {
 
     async fn serve(mut self, mut sub: Subscription) {
         let mut shutdown = self.state.shutdown.clone();
-        let mut sent = match self.replay(&sub).await {
-            Ok(sent) => sent,
+        match self.replay(&mut sub).await {
+            Ok(()) => {}
             Err(Some(err)) => return self.fail(err).await,
-            Err(None) => return,
-        };
+            Err(None) => return, // the socket is gone
+        }
         let mut ping = tokio::time::interval(PING_EVERY);
         ping.tick().await;
         loop {
             tokio::select! {
-                // The chat's reason for ending the stream goes first: it ends the queue too.
-                biased;
-                reason = sub.close.recv() => {
-                    return match reason {
-                        Some(reason) => match close_error(reason) {
-                            Some(err) => self.fail(err).await,
-                            None => self.close(CloseCode::Again, "chatd.SlowReader").await,
-                        },
-                        None => self.close(CloseCode::Again, "chatd.Closed").await,
-                    };
-                }
-                event = sub.events.recv() => match event {
-                    Some(event) if event.seq > sent => {
-                        sent = event.seq;
-                        if self.session.text(event.json).await.is_err() {
+                live = sub.next() => match live {
+                    Live::Message(json) => {
+                        if self.session.text(json).await.is_err() {
                             return;
                         }
                     }
-                    Some(_) => {}
-                    None => return self.close(CloseCode::Again, "chatd.Closed").await,
+                    Live::Ended(err) => return self.fail(err).await,
+                    Live::Behind => return self.close(CloseCode::Again, "chatd.SlowReader").await,
+                    Live::Gone => return self.close(CloseCode::Again, "chatd.Closed").await,
                 },
                 frame = self.frames.next() => {
                     self.last_heard = Instant::now();
@@ -154,18 +143,16 @@ impl Ws {
         }
     }
 
-    /// Sends every message in (since, until] from the log; returns the last seq sent.
-    /// `Err(None)`: the socket is gone.
-    async fn replay(&mut self, sub: &Subscription) -> Result<u64, Option<Error>> {
-        let mut sent = sub.since;
+    /// Sends every message the subscription missed, from the log. `Err(None)`: the socket is gone.
+    async fn replay(&mut self, sub: &mut Subscription) -> Result<(), Option<Error>> {
         loop {
-            let page = replay_page(&self.state, sub, sent).await.map_err(Some)?;
+            let page = sub.replay_page(&self.state).await.map_err(Some)?;
             if page.is_empty() {
-                return Ok(sent);
+                return Ok(());
             }
             for (seq, json) in page {
                 self.session.text(json).await.map_err(|_| None)?;
-                sent = seq;
+                sub.sent = seq;
             }
         }
     }
