@@ -9,16 +9,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix_web::rt::task::JoinHandle;
 use base64::Engine;
-use futures_util::StreamExt;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
-use tempfile::TempDir;
 use tokio::time::timeout;
 
 use chatd::config::{ApiKey, Membership, Settings};
-use chatd::startup::{Application, StartError, Stopper};
+use chatd::startup::{Application, StartError};
 
 /// The longest any single request, frame or event may take before the test fails.
 mod clients;
@@ -1212,36 +1209,12 @@ async fn hostile_ids_are_stored_as_data_and_never_touch_a_path() {
 
 // ======== helpers ========
 
-/// Who a request comes from: its `micro-namespace` header and bearer value, each optional.
-#[derive(Debug, Clone, Default)]
-struct Who {
-    ns: Option<String>,
-    bearer: Option<String>,
-}
-
 fn key(key: &str, ns: &str) -> Who {
     bearer(key, Some(ns))
 }
 
 fn bearer(value: &str, ns: Option<&str>) -> Who {
     Who { ns: ns.map(str::to_owned), bearer: Some(value.to_owned()) }
-}
-
-impl Who {
-    fn headers(&self) -> Vec<(&'static str, String)> {
-        let mut headers = Vec::new();
-        if let Some(ns) = &self.ns {
-            headers.push(("micro-namespace", ns.clone()));
-        }
-        if let Some(b) = &self.bearer {
-            headers.push(("authorization", format!("Bearer {b}")));
-        }
-        headers
-    }
-}
-
-fn now_secs() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
 fn jwt(secret: &str, claims: &Value) -> String {
@@ -1294,104 +1267,13 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
     }
 }
 
-struct Server {
-    base: String,
-    client: awc::Client,
-    stopper: Stopper,
-    join: Option<JoinHandle<Result<(), StartError>>>,
-    settings: Settings,
-    root: Option<TempDir>,
-}
-
 async fn start() -> Server {
     start_with(|_| {}).await
 }
 
-/// Starts the server with `tweak` applied; its data dir is nested inside a temp dir so a
-/// write escaping it would still land somewhere the tests look.
-async fn start_with(tweak: impl FnOnce(&mut Settings)) -> Server {
-    let root = tempfile::tempdir().expect("temp dir");
-    let mut settings = Settings::default();
-    settings.server.workers = 2;
-    tweak(&mut settings);
-    settings.server.port = 0;
-    settings.storage.data_dir = root.path().join("outer/inner/data");
-    boot(settings, root).await
-}
-
-async fn boot(settings: Settings, root: TempDir) -> Server {
-    let app = Application::build(settings.clone()).await.expect("the server starts");
-    let mut srv = Server::from_app(app, Some(root));
-    srv.settings = settings;
-    srv
-}
-
 impl Server {
-    fn from_app(app: Application, root: Option<TempDir>) -> Server {
-        let port = app.port();
-        let stopper = app.handle();
-        let join = actix_web::rt::spawn(app.run_until_stopped());
-        Server {
-            base: format!("http://127.0.0.1:{port}"),
-            client: awc::Client::builder().timeout(WAIT).finish(),
-            stopper,
-            join: Some(join),
-            settings: Settings::default(),
-            root,
-        }
-    }
-
     fn root_path(&self) -> PathBuf {
         self.root.as_ref().expect("a temp dir").path().to_path_buf()
-    }
-
-    async fn stop(mut self) {
-        self.shutdown().await;
-    }
-
-    async fn shutdown(&mut self) {
-        self.stopper.stop(true).await;
-        if let Some(join) = self.join.take() {
-            timeout(WAIT, join)
-                .await
-                .expect("the server stops in time")
-                .expect("the server task")
-                .expect("a clean shutdown");
-        }
-    }
-
-    async fn restart(mut self) -> Server {
-        self.shutdown().await;
-        let root = self.root.take().expect("a temp dir");
-        boot(self.settings.clone(), root).await
-    }
-
-    /// POSTs `body` as JSON from `who`.
-    async fn post(&self, who: &Who, path: &str, body: Value) -> (u16, Value) {
-        self.call(path, &who.headers(), body).await
-    }
-
-    async fn call(&self, path: &str, headers: &[(&str, String)], body: Value) -> (u16, Value) {
-        self.call_raw(path, headers, body.to_string()).await
-    }
-
-    async fn call_raw(
-        &self,
-        path: &str,
-        headers: &[(&str, String)],
-        body: impl Into<actix_web::web::Bytes>,
-    ) -> (u16, Value) {
-        let mut req =
-            self.client.post(format!("{}{path}", self.base)).insert_header(("content-type", "application/json"));
-        for (name, value) in headers {
-            req = req.insert_header((*name, value.as_str()));
-        }
-        let body: actix_web::web::Bytes = body.into();
-        let res = timeout(WAIT, req.send_body(body))
-            .await
-            .unwrap_or_else(|_| panic!("{path}: no answer"))
-            .unwrap_or_else(|e| panic!("{path}: {e}"));
-        read_json(path, res).await
     }
 
     /// POSTs `body` chunked (no Content-Length), in small pieces.
@@ -1450,65 +1332,5 @@ impl Server {
             }
         }
         panic!("the connection closed without a full answer: {:?}", String::from_utf8_lossy(&buf));
-    }
-
-    async fn new_chat(&self, who: &Who, users: &[&str]) -> String {
-        let (status, body) = self.post(who, "/chat/New", json!({ "user_ids": users })).await;
-        assert_eq!(status, 200, "chat.New: {body}");
-        body["chat_id"].as_str().expect("chat_id").to_owned()
-    }
-
-    async fn send(&self, who: &Who, chat: &str, user: &str, text: &str) -> Value {
-        let (status, body) =
-            self.post(who, "/chat/Send", json!({ "chat_id": chat, "user_id": user, "text": text })).await;
-        assert_eq!(status, 200, "chat.Send: {body}");
-        body["message"].clone()
-    }
-
-    async fn history(&self, who: &Who, chat: &str) -> Vec<Value> {
-        let (status, body) =
-            self.post(who, "/chat/History", json!({ "chat_id": chat, "after_seq": 0, "limit": 1000 })).await;
-        assert_eq!(status, 200, "chat.History: {body}");
-        body["messages"].as_array().expect("messages").clone()
-    }
-
-    /// Opens a WebSocket on `path` (with its query) carrying `who`'s headers; expects 101.
-    async fn ws(&self, path: &str, who: &Who) -> Ws {
-        let mut req = self.client.ws(format!("{}{path}", self.base));
-        for (name, value) in who.headers() {
-            req = req.set_header(name, value);
-        }
-        let (res, conn) = timeout(WAIT, req.connect())
-            .await
-            .unwrap_or_else(|_| panic!("{path}: no WebSocket handshake"))
-            .unwrap_or_else(|e| panic!("{path}: WebSocket handshake failed: {e}"));
-        assert_eq!(res.status().as_u16(), 101, "{path}");
-        let (tx, rx) = conn.split();
-        Ws { rx: WsReader { rx: Box::pin(rx) }, tx: WsWriter { tx: Box::pin(tx) } }
-    }
-
-    async fn sse_request(&self, path: &str, who: &Who) -> awc::ClientResponse {
-        let mut req = self.client.get(format!("{}{path}", self.base)).insert_header(("accept", "text/event-stream"));
-        for (name, value) in who.headers() {
-            req = req.insert_header((name, value));
-        }
-        timeout(WAIT, req.send())
-            .await
-            .unwrap_or_else(|_| panic!("{path}: no SSE response"))
-            .unwrap_or_else(|e| panic!("{path}: SSE request failed: {e}"))
-    }
-
-    /// Opens an SSE stream, expecting 200.
-    async fn sse(&self, path: &str, who: &Who) -> Sse {
-        let res = self.sse_request(path, who).await;
-        assert_eq!(res.status().as_u16(), 200, "{path}");
-        Sse { body: res, buf: Vec::new() }
-    }
-
-    /// An SSE request expected to fail: its status and body.
-    async fn sse_fails(&self, path: &str, who: &Who) -> (u16, Value) {
-        let res = self.sse_request(path, who).await;
-        assert_ne!(res.status().as_u16(), 200, "{path}: a stream, not a refusal");
-        read_json(path, res).await
     }
 }
