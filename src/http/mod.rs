@@ -30,7 +30,7 @@ use crate::model::{ChatId, Namespace};
 use crate::registry::{Lookup, Registry};
 use auth::Auth;
 
-pub use auth::{Caller, Principal};
+pub use auth::Caller;
 pub use cors::Cors;
 pub use routes::{not_found, routes};
 
