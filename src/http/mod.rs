@@ -41,7 +41,8 @@ pub struct AppState {
     auth: Auth,
     /// Turns true when the server begins to shut down: streams close with 1001.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
-    chats: RwLock<HashMap<(Namespace, ChatId), Addr<ChatActor>>>,
+    /// Namespace → chat id → live actor: nested so a lookup borrows the ids instead of cloning.
+    chats: RwLock<HashMap<Namespace, HashMap<ChatId, Addr<ChatActor>>>>,
 }
 
 /// `{"message": ...}`, serialized directly rather than through a JSON tree: the send path's answer.
@@ -86,39 +87,41 @@ impl AppState {
         M::Result: std::marker::Send,
         ChatActor: Handler<M>,
     {
-        let key = (ns.clone(), id.clone());
         // A chat that stops between lookup and delivery drops the message unprocessed, so
         // asking again is safe; three tries cover any real race.
         for _ in 0..3 {
-            let actor = match self.cached(&key) {
+            let actor = match self.cached(ns, id) {
                 Some(actor) => actor,
-                None => self.lookup(&key).await?,
+                None => self.lookup(ns, id).await?,
             };
             match actor.send(msg.clone()).await {
                 Ok(result) => return Ok(result),
-                Err(_) => self.forget(&key),
+                Err(_) => self.forget(ns, id),
             }
         }
         Err(Error::Internal("the chat kept stopping; try again".into()))
     }
 
-    fn cached(&self, key: &(Namespace, ChatId)) -> Option<Addr<ChatActor>> {
+    fn cached(&self, ns: &Namespace, id: &ChatId) -> Option<Addr<ChatActor>> {
         let chats = self.chats.read().unwrap_or_else(|p| p.into_inner());
-        chats.get(key).filter(|a| a.connected()).cloned()
+        chats.get(ns)?.get(id).filter(|a| a.connected()).cloned()
     }
 
-    async fn lookup(&self, key: &(Namespace, ChatId)) -> Result<Addr<ChatActor>, Error> {
-        let lookup = Lookup { ns: key.0.clone(), id: key.1.clone() };
+    async fn lookup(&self, ns: &Namespace, id: &ChatId) -> Result<Addr<ChatActor>, Error> {
+        let lookup = Lookup { ns: ns.clone(), id: id.clone() };
         let actor = self.registry.send(lookup).await.map_err(|e| Error::Internal(format!("registry: {e}")))??;
         let mut chats = self.chats.write().unwrap_or_else(|p| p.into_inner());
-        if chats.len() >= CACHE_SWEEP_AT {
-            chats.retain(|_, a| a.connected());
+        let in_ns = chats.entry(ns.clone()).or_default();
+        if in_ns.len() >= CACHE_SWEEP_AT {
+            in_ns.retain(|_, a| a.connected());
         }
-        chats.insert(key.clone(), actor.clone());
+        in_ns.insert(id.clone(), actor.clone());
         Ok(actor)
     }
 
-    fn forget(&self, key: &(Namespace, ChatId)) {
-        self.chats.write().unwrap_or_else(|p| p.into_inner()).remove(key);
+    fn forget(&self, ns: &Namespace, id: &ChatId) {
+        if let Some(in_ns) = self.chats.write().unwrap_or_else(|p| p.into_inner()).get_mut(ns) {
+            in_ns.remove(id);
+        }
     }
 }
