@@ -2,8 +2,9 @@
 //!
 //! How a message travels, top to bottom (each module opens with its own story):
 //! - [`http`]: parse, validate, answer with a micro error body on any failure;
-//! - [`registry`]: finds (or starts) the actor of a chat;
-//! - [`chat`]: one actor per chat assigns seq, de-duplicates by client id, answers once durable;
+//! - [`registry`]: the directory of chats: finds (or starts) the actor of a chat;
+//! - [`chat`]: one actor per chat owns its state: assigns seq, de-duplicates by client id,
+//!   changes membership, deletes; the sender waits for durability itself;
 //! - [`store`]: the shared write-ahead log with group commit, snapshots, recovery.
 //!
 //! [`model`] and [`error`] sit below them all; [`startup`] wires them together.

@@ -6,7 +6,10 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-use crate::error::Error;
+/// Why a client string is not a valid id; the HTTP layer answers it as 400 `BadID`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BadId(pub String);
 
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident, $what:literal) => {
@@ -17,11 +20,18 @@ macro_rules! id_type {
 
         impl $name {
             /// Accepts 1 to `max_bytes` bytes of UTF-8 without control characters.
-            pub fn parse(s: &str, max_bytes: usize) -> Result<Self, Error> {
+            pub fn parse(s: &str, max_bytes: usize) -> Result<Self, BadId> {
                 check_id(s, max_bytes, $what).map(|()| Self(s.to_owned()))
             }
 
             pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        /// Lookups by `&str`: the derived `Hash` of the newtype is its string's.
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
                 &self.0
             }
         }
@@ -85,12 +95,12 @@ impl From<MessageId> for ClientId {
     }
 }
 
-fn check_id(s: &str, max_bytes: usize, what: &str) -> Result<(), Error> {
+fn check_id(s: &str, max_bytes: usize, what: &str) -> Result<(), BadId> {
     if s.is_empty() || s.len() > max_bytes {
-        return Err(Error::BadId(format!("{what} must be 1 to {max_bytes} bytes")));
+        return Err(BadId(format!("{what} must be 1 to {max_bytes} bytes")));
     }
     if s.chars().any(char::is_control) {
-        return Err(Error::BadId(format!("{what} must not contain control characters")));
+        return Err(BadId(format!("{what} must not contain control characters")));
     }
     Ok(())
 }
@@ -162,6 +172,28 @@ pub struct ChatMeta {
     pub invited: Members,
 }
 
+/// One change to a chat's membership, as its record in the log says it (never the whole list
+/// again: a change costs its own size on disk, whatever the chat's size).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MemberEdit {
+    Add(UserId),
+    Remove(UserId),
+    Invite(UserId),
+    Uninvite(UserId),
+}
+
+impl ChatMeta {
+    /// Applies one membership change; false if it changed nothing.
+    pub fn apply(&mut self, edit: &MemberEdit) -> bool {
+        match edit {
+            MemberEdit::Add(user) => self.user_ids.insert(user.clone()),
+            MemberEdit::Remove(user) => self.user_ids.remove(user),
+            MemberEdit::Invite(user) => self.invited.insert(user.clone()),
+            MemberEdit::Uninvite(user) => self.invited.remove(user),
+        }
+    }
+}
+
 /// One stored message. `seq` is its 1-based place in its chat's log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
@@ -178,32 +210,4 @@ pub struct Message {
 /// Unix seconds now.
 pub fn now_secs() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-}
-
-/// A message as the `chat` service shows it (and as streams deliver it).
-#[derive(Debug, Serialize)]
-pub struct MessageView<'a> {
-    pub id: &'a str,
-    pub client_id: &'a str,
-    pub chat_id: &'a str,
-    pub user_id: &'a str,
-    pub subject: &'a str,
-    pub text: &'a str,
-    pub sent_at: i64,
-    pub seq: u64,
-}
-
-impl<'a> MessageView<'a> {
-    pub fn new(chat_id: &'a ChatId, m: &'a Message) -> Self {
-        MessageView {
-            id: m.id.as_str(),
-            client_id: m.client_id.as_str(),
-            chat_id: chat_id.as_str(),
-            user_id: m.user_id.as_str(),
-            subject: &m.subject,
-            text: &m.text,
-            sent_at: m.sent_at,
-            seq: m.seq,
-        }
-    }
 }

@@ -3,16 +3,19 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::prelude::*;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App, HttpServer};
 use tokio::sync::watch;
 
-use crate::config::Settings;
+use crate::chat::Rules;
+use crate::config::{FsyncMode, Membership, Settings};
 use crate::http::{routes, AppState, Cors};
-use crate::registry::{Registry, Shutdown};
-use crate::store::{Store, StoreError};
+use crate::rate::RateLimiter;
+use crate::registry::{ChatOptions, Registry, Shutdown};
+use crate::store::{self, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -58,9 +61,9 @@ impl Application {
             tracing::warn!(host = %settings.server.host, "no API keys or user token secrets are configured: serving anonymous requests");
         }
         let settings = Arc::new(settings);
-        let (store, recovered) = Store::open(&settings.storage)?;
+        let (store, recovered) = Store::open(&store_options(&settings))?;
         tracing::info!(chats = recovered.catalog.chats.len(), data_dir = %settings.storage.data_dir.display(), "store recovered");
-        let registry = Registry::new(store, recovered, settings.clone()).start();
+        let registry = Registry::new(store, recovered, chat_options(&settings)).start();
 
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))?;
         let port = listener.local_addr()?.port();
@@ -116,6 +119,32 @@ impl Application {
             Ok(Err(err)) => Err(StartError::Shutdown(err.to_string())),
             Err(err) => Err(StartError::Shutdown(err.to_string())),
         }
+    }
+}
+
+/// The store's own options, from the configuration.
+fn store_options(settings: &Settings) -> store::Options {
+    let storage = &settings.storage;
+    store::Options {
+        data_dir: storage.data_dir.clone(),
+        fsync: match storage.fsync {
+            FsyncMode::Always => store::Fsync::Always,
+            FsyncMode::Interval => store::Fsync::Interval,
+            FsyncMode::Never => store::Fsync::Never,
+        },
+        fsync_interval: Duration::from_millis(storage.fsync_interval_ms),
+        segment_bytes: storage.segment_bytes,
+    }
+}
+
+/// What every chat actor is started with, from the configuration.
+fn chat_options(settings: &Settings) -> ChatOptions {
+    let limits = &settings.limits;
+    ChatOptions {
+        rules: Rules { open: settings.chat.membership == Membership::Open, max_members: limits.max_members },
+        idle_timeout: Duration::from_secs(settings.chat.idle_timeout_secs),
+        checkpoint_interval: Duration::from_secs(settings.storage.checkpoint_interval_secs),
+        limiter: Arc::new(RateLimiter::new(limits.sends_per_second, limits.send_burst)),
     }
 }
 

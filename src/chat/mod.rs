@@ -1,147 +1,150 @@
-//! The chat actor: one per live chat, the only writer of that chat's log.
+//! The chat actor: one per live chat, the only keeper of that chat's state and the only writer of
+//! its records (creation, membership changes, messages, deletion). It decides every reply once.
 //!
-//! It owns the chat's order. A send gets the next `seq` here, before anything is awaited, so
-//! interleaving cannot reorder; its record goes to the shared log; the log writer reports
-//! durability back as a `Durable` message (see `send.rs`), in log order, and only then is the message indexed,
-//! answered and visible. A retry of a `client_id` that is still waiting for its fsync joins that
-//! wait; it never writes a second record.
+//! The rules live in a plain struct, [`ChatCore`] (`core.rs`); the actor adds the waiting. A send
+//! gets its seq here, before anything is awaited, so interleaving cannot reorder; its record goes
+//! to the shared log, and the sender's HTTP task waits for durability itself (`send.rs`): the log
+//! writer answers it directly and tells this actor, in log order, which then indexes the message
+//! and streams it. Membership changes and deletion hold the chat's mailbox until their records
+//! are durable (`membership.rs`), so nothing is ever answered from a state the log does not have.
 //!
-//! Subscribers (streams) get each durable message in seq order through one bounded broadcast
-//! channel per chat. The JSON is encoded once per message and shared; a subscriber that falls too
-//! far behind is told it lagged and closed, so a slow reader can neither slow the chat down nor
-//! grow memory without bound.
+//! The directory (the registry) hears of each durable membership change, of deletion and of the
+//! actor stopping through a [`Notice`]: it never keeps a copy of the chat's metadata.
 //!
-//! A chat with no traffic and no subscribers for `chat.idle_timeout_secs` snapshots its index and
-//! stops; the registry starts it again from the snapshot when it is next needed.
+//! A chat with no traffic and no subscribers for its idle timeout snapshots and stops; the
+//! registry starts it again from the snapshot when it is next needed.
 //!
-//! `send.rs` holds the write path, `page.rs` the reads, `subscribers.rs` the streams.
+//! `send.rs` holds the write path, `page.rs` the reads, `subscribers.rs` the streams,
+//! `membership.rs` membership changes and deletion.
 
+mod core;
+mod membership;
 mod page;
 mod send;
 mod subscribers;
 
-pub use page::{Page, Read};
-pub use send::Post;
-pub use subscribers::{Delete, Event, SetMeta, Subscribe};
+pub use self::core::{Change, ChatCore, Draft, Rules};
+pub use membership::{Delete, Describe, Update};
+pub use page::{Fetch, Page, Read};
+pub use send::{Post, Receipt};
+pub use subscribers::{Delivered, Event, Subscribe};
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
-use crate::config::{Membership, Settings};
 use crate::error::Error;
-use crate::model::{ChatMeta, ClientId, Message, Namespace, UserId};
+use crate::model::{ChatId, ChatMeta, Members, Message, Namespace};
 use crate::rate::RateLimiter;
-use crate::registry::{ChatStopped, Registry};
-use crate::store::record::{ChatIndex, ChatNo, IndexEntry, Loc};
+use crate::store::record::{ChatNo, Record};
 use crate::store::{Store, StoreError};
+
+/// What a chat tells the directory. Sent in the order things happen, from the chat's thread.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub enum Notice {
+    /// The chat's creation, or a membership change, is durable: these are its members now.
+    Members { ns: Namespace, id: ChatId, no: ChatNo, members: Members },
+    /// The actor stopped (idle, after its snapshot); the chat lives on, on disk.
+    Stopped { ns: Namespace, id: ChatId, no: ChatNo },
+    /// The chat is gone: deleted, or its creation failed.
+    Gone { ns: Namespace, id: ChatId, no: ChatNo },
+}
+
+/// How a chat actor begins.
+pub enum Start {
+    /// A new chat: its creation record is written first, and nothing is answered before it is durable.
+    Create(ChatMeta),
+    /// An existing chat, loaded from its snapshot.
+    Load,
+}
 
 /// Everything a chat actor is started with.
 pub struct ChatInit {
     pub no: ChatNo,
     pub ns: Namespace,
-    pub meta: ChatMeta,
+    pub id: ChatId,
     pub store: Arc<Store>,
-    pub registry: Addr<Registry>,
-    pub settings: Arc<Settings>,
+    pub directory: Recipient<Notice>,
+    pub rules: Rules,
+    pub idle_timeout: Duration,
     pub limiter: Arc<RateLimiter>,
 }
 
 type Reply = oneshot::Sender<Result<Message, Error>>;
 
-/// A message whose record is written but not yet durable.
-struct Pending {
-    msg: Message,
-    waiters: Vec<Reply>,
-}
-
 pub struct ChatActor {
     init: ChatInit,
-    /// Durable messages: `index[seq - 1]` is where message `seq` lies in the log.
-    index: Vec<Loc>,
-    /// Durable client ids → seq: what makes sends retry-safe.
-    by_client: HashMap<ClientId, u64>,
-    /// Sends in flight, in seq order; the log completes them in this order.
-    pending: VecDeque<Pending>,
-    pending_by_client: HashMap<ClientId, u64>,
+    start: Option<Start>,
+    core: ChatCore,
+    /// Retries of in-flight messages, by seq: answered when the message is durable.
+    waiters: HashMap<u64, Vec<Reply>>,
     /// Snapshot requests waiting for every seq up to theirs to be durable.
     snapshot_waiters: Vec<(u64, oneshot::Sender<Result<(), Error>>)>,
-    /// How many messages the last snapshot holds.
-    snapshotted: usize,
+    /// The core's version the last snapshot holds.
+    snapshotted: u64,
     /// Set when the chat's stored data failed a check or the log failed: it refuses service.
     broken: Option<Error>,
+    /// Set once Delete is accepted: everything else is 404 from then on.
+    deleted: bool,
     last_used: Instant,
     /// The chat's stream, while anyone is subscribed.
     stream: Option<tokio::sync::broadcast::Sender<Event>>,
-    /// Set once the chat is deleted: late completions are erased, everything else is 404.
-    deleted: bool,
 }
 
 impl ChatActor {
-    pub fn new(init: ChatInit) -> Self {
+    pub fn new(init: ChatInit, start: Start) -> Self {
+        // Until `started` has created or loaded the chat, the mailbox is held: nobody sees this.
+        let placeholder = ChatMeta {
+            id: init.id.clone(),
+            user_ids: Members::default(),
+            created_at: 0,
+            name: String::new(),
+            description: String::new(),
+            group: false,
+            private: false,
+            invited: Members::default(),
+        };
         ChatActor {
+            core: ChatCore::new(placeholder, init.rules),
             init,
-            index: Vec::new(),
-            by_client: HashMap::new(),
-            pending: VecDeque::new(),
-            pending_by_client: HashMap::new(),
+            start: Some(start),
+            waiters: HashMap::new(),
             snapshot_waiters: Vec::new(),
             snapshotted: 0,
             broken: None,
+            deleted: false,
             last_used: Instant::now(),
             stream: None,
-            deleted: false,
-        }
-    }
-
-    /// Membership gates sends, and reads by user tokens, unless `chat.membership = "open"`.
-    pub(super) fn check_member(&self, user: &UserId) -> Result<(), Error> {
-        if self.init.settings.chat.membership == Membership::Open || self.init.meta.user_ids.contains(user) {
-            Ok(())
-        } else {
-            Err(Error::Forbidden(format!("{user} is not a member of this chat")))
         }
     }
 
     /// Why this chat cannot serve right now, if it cannot.
-    pub(super) fn unservable(&self) -> Option<Error> {
+    fn unservable(&self) -> Option<Error> {
         if self.deleted {
             return Some(Error::chat_not_found());
         }
         self.broken.clone()
     }
 
-    pub(super) fn next_seq(&self) -> u64 {
-        (self.index.len() + self.pending.len()) as u64 + 1
+    fn tell_directory(&self, notice: Notice) {
+        self.init.directory.do_send(notice);
     }
 
-    fn install(&mut self, loaded: ChatIndex) {
-        self.by_client.reserve(loaded.entries.len());
-        for (i, entry) in loaded.entries.into_iter().enumerate() {
-            self.by_client.insert(entry.client_id, i as u64 + 1);
-            self.index.push(entry.loc);
+    fn members_notice(&self) -> Notice {
+        Notice::Members {
+            ns: self.init.ns.clone(),
+            id: self.init.id.clone(),
+            no: self.init.no,
+            members: self.core.members().clone(),
         }
-        self.snapshotted = self.index.len();
     }
 
-    /// The index as stored: where each message is, and its client id.
-    fn snapshot_data(&self) -> ChatIndex {
-        let mut client_of = vec![None; self.index.len()];
-        for (client, &seq) in &self.by_client {
-            if let Some(slot) = client_of.get_mut(seq as usize - 1) {
-                *slot = Some(client.clone());
-            }
-        }
-        let entries = self
-            .index
-            .iter()
-            .zip(client_of)
-            .filter_map(|(&loc, client_id)| client_id.map(|client_id| IndexEntry { loc, client_id }))
-            .collect();
-        ChatIndex { chat: self.init.no, entries }
+    fn gone(&self) -> Notice {
+        Notice::Gone { ns: self.init.ns.clone(), id: self.init.id.clone(), no: self.init.no }
     }
 
     /// Writes a snapshot if anything changed since the last one. The actor processes nothing
@@ -151,25 +154,25 @@ impl ChatActor {
         ctx: &mut Context<Self>,
         then: impl FnOnce(Result<(), Error>, &mut Self, &mut Context<Self>) + 'static,
     ) {
-        if self.index.len() == self.snapshotted || self.broken.is_some() {
+        let version = self.core.version();
+        if version == self.snapshotted || self.broken.is_some() || self.deleted {
             then(Ok(()), self, ctx);
             return;
         }
-        let data = self.snapshot_data();
-        let len = data.entries.len();
+        let data = self.core.snapshot(self.init.no);
         let store = self.init.store.clone();
-        let write = async move { blocking(move || store.save_index(&data)).await };
+        let write = async move { blocking(move || store.save_chat(&data)).await };
         ctx.wait(actix::fut::wrap_future(write).map(move |res, act: &mut Self, ctx| {
             if res.is_ok() {
-                act.snapshotted = len;
+                act.snapshotted = version;
             }
             then(res, act, ctx)
         }));
     }
 
     /// Answers snapshot requests whose seqs are all durable now.
-    pub(super) fn serve_snapshot_waiters(&mut self, ctx: &mut Context<Self>) {
-        let durable = self.index.len() as u64;
+    fn serve_snapshot_waiters(&mut self, ctx: &mut Context<Self>) {
+        let durable = self.core.durable_len();
         if self.snapshot_waiters.iter().all(|(need, _)| *need > durable) {
             return;
         }
@@ -184,10 +187,9 @@ impl ChatActor {
     }
 
     fn check_idle(&mut self, ctx: &mut Context<Self>) {
-        let idle = Duration::from_secs(self.init.settings.chat.idle_timeout_secs);
-        if self.pending.is_empty() && !self.has_subscribers() && self.last_used.elapsed() >= idle {
+        if !self.core.has_pending() && !self.has_subscribers() && self.last_used.elapsed() >= self.init.idle_timeout {
             tracing::debug!(chat = self.init.no, "idle; snapshotting and stopping");
-            // A chat whose snapshot failed stays up: its index is the only one that is current.
+            // A chat whose snapshot failed stays up: its state is the only one that is current.
             self.snapshot(ctx, |res, _, ctx| {
                 if res.is_ok() {
                     ctx.stop();
@@ -195,15 +197,50 @@ impl ChatActor {
             });
         }
     }
+
+    /// A new chat: write its creation and hold the mailbox until it is durable.
+    fn create(&mut self, meta: ChatMeta, ctx: &mut Context<Self>) {
+        self.core = ChatCore::new(meta.clone(), self.init.rules);
+        let record = Record::ChatCreated { chat: self.init.no, ns: self.init.ns.clone(), meta };
+        let durable = self.init.store.append_durable(&record);
+        ctx.wait(actix::fut::wrap_future(durable).map(|res, act: &mut Self, _| match res {
+            Ok(_) => {
+                act.core.touch();
+                act.tell_directory(act.members_notice());
+            }
+            Err(err) => {
+                tracing::error!(chat = act.init.no, error = %err, "could not create a chat");
+                act.broken = Some(err.into());
+                act.tell_directory(act.gone());
+            }
+        }));
+    }
+
+    /// An existing chat: load its snapshot, holding the mailbox until it is in.
+    fn load(&mut self, ctx: &mut Context<Self>) {
+        let store = self.init.store.clone();
+        let no = self.init.no;
+        let load = async move { blocking(move || store.load_chat(no)).await };
+        ctx.wait(actix::fut::wrap_future(load).map(|res, act: &mut Self, _| match res {
+            Ok(snapshot) => {
+                act.core = ChatCore::from_snapshot(snapshot, act.init.rules);
+                act.snapshotted = act.core.version();
+            }
+            Err(err) => {
+                tracing::error!(chat = act.init.no, error = %err, "chat could not be loaded; holding it out of service");
+                act.broken = Some(err);
+            }
+        }));
+    }
 }
 
 /// An answer that is ready now.
-pub(super) fn ready<T: 'static>(value: T) -> ResponseFuture<T> {
+fn ready<T: 'static>(value: T) -> ResponseFuture<T> {
     Box::pin(std::future::ready(value))
 }
 
 /// Runs blocking storage work on the blocking pool.
-pub(super) async fn blocking<T: Send + 'static>(
+async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, Error> {
     match tokio::task::spawn_blocking(work).await {
@@ -216,23 +253,16 @@ impl Actor for ChatActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        // Nothing is handled until the index is loaded: `wait` holds the mailbox.
-        let store = self.init.store.clone();
-        let no = self.init.no;
-        let load = async move { blocking(move || store.load_index(no)).await };
-        ctx.wait(actix::fut::wrap_future(load).map(|res, act: &mut Self, _| match res {
-            Ok(index) => act.install(index),
-            Err(err) => {
-                tracing::error!(chat = act.init.no, error = %err, "chat could not be loaded; holding it out of service");
-                act.broken = Some(err);
-            }
-        }));
-        let every = Duration::from_secs((self.init.settings.chat.idle_timeout_secs / 4).clamp(1, 60));
+        match self.start.take() {
+            Some(Start::Create(meta)) => self.create(meta, ctx),
+            Some(Start::Load) | None => self.load(ctx),
+        }
+        let every = (self.init.idle_timeout / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
         ctx.run_interval(every, |act, ctx| act.check_idle(ctx));
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
-        self.init.registry.do_send(ChatStopped { ns: self.init.ns.clone(), id: self.init.meta.id.clone() });
+        self.tell_directory(Notice::Stopped { ns: self.init.ns.clone(), id: self.init.id.clone(), no: self.init.no });
     }
 }
 
@@ -246,7 +276,7 @@ impl Handler<Snapshot> for ChatActor {
 
     fn handle(&mut self, _: Snapshot, ctx: &mut Self::Context) -> Self::Result {
         let (tx, rx) = oneshot::channel();
-        self.snapshot_waiters.push((self.next_seq() - 1, tx));
+        self.snapshot_waiters.push((self.core.next_seq() - 1, tx));
         self.serve_snapshot_waiters(ctx);
         Box::pin(async move {
             rx.await.unwrap_or_else(|_| Err(Error::Internal("the chat stopped before its snapshot".into())))

@@ -1,24 +1,33 @@
-//! The read path: which seqs a page holds, read back from the log off the actor's thread.
+//! The read path: the chat picks which seqs a page holds and where they lie; the HTTP task
+//! reads them from the log itself, off every actor's thread.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use actix::prelude::*;
 
-use super::{blocking, ready, ChatActor};
+use super::{blocking, ChatActor};
 use crate::error::Error;
 use crate::model::{Message, UserId};
-use crate::store::record::Loc;
+use crate::store::record::{ChatNo, Loc};
+use crate::store::Store;
 
-impl ChatActor {
-    /// Reads messages `seqs` back from the log, off the actor's thread.
-    pub(super) fn read(&self, seqs: impl Iterator<Item = u64>) -> ResponseFuture<Result<Vec<Message>, Error>> {
-        let locs: Vec<Loc> = seqs.filter_map(|seq| self.index.get(seq as usize - 1).copied()).collect();
-        let store = self.init.store.clone();
-        let chat = self.init.no;
-        Box::pin(async move {
-            blocking(move || locs.into_iter().map(|loc| store.read_message(chat, loc)).collect::<Result<Vec<_>, _>>())
-                .await
-        })
+/// Where a page's messages lie; [`Fetch::messages`] reads them.
+pub struct Fetch {
+    store: Arc<Store>,
+    chat: ChatNo,
+    locs: Vec<Loc>,
+}
+
+impl Fetch {
+    /// Reads the messages back from the log on the blocking pool. A message erased meanwhile
+    /// (its chat was deleted) makes the page a 404.
+    pub async fn messages(self) -> Result<Vec<Message>, Error> {
+        let Fetch { store, chat, locs } = self;
+        if locs.is_empty() {
+            return Ok(Vec::new());
+        }
+        blocking(move || locs.into_iter().map(|loc| store.read_message(chat, loc)).collect()).await
     }
 }
 
@@ -57,24 +66,25 @@ impl Page {
 
 /// Read a page of messages. A `reader` (a user token's user) must be a member.
 #[derive(Message, Clone)]
-#[rtype(result = "Result<Vec<Message>, Error>")]
+#[rtype(result = "Result<Fetch, Error>")]
 pub struct Read {
     pub page: Page,
     pub reader: Option<UserId>,
 }
 
 impl Handler<Read> for ChatActor {
-    type Result = ResponseFuture<Result<Vec<Message>, Error>>;
+    type Result = Result<Fetch, Error>;
 
     fn handle(&mut self, read: Read, _: &mut Self::Context) -> Self::Result {
         self.last_used = Instant::now();
         if let Some(err) = self.unservable() {
-            return ready(Err(err));
+            return Err(err);
         }
-        if let Some(Err(err)) = read.reader.as_ref().map(|r| self.check_member(r)) {
-            return ready(Err(err));
+        if let Some(reader) = &read.reader {
+            self.core.check_member(reader)?;
         }
-        self.read(read.page.seqs(self.index.len() as u64))
+        let locs = self.core.locs(read.page.seqs(self.core.durable_len()));
+        Ok(Fetch { store: self.init.store.clone(), chat: self.init.no, locs })
     }
 }
 

@@ -1,106 +1,86 @@
-//! The write path: a send gets its seq at once, its record goes to the shared log, and the
-//! log writer's [`Durable`] report (in log order) makes it indexed, answered and streamed.
+//! The write path, kept straight: the HTTP task hands a [`Draft`] to the chat, which assigns its
+//! seq and appends its record at once, then answers with a [`Receipt`] without waiting. The HTTP
+//! task waits on the receipt; the log writer completes it directly once the record is durable.
+//! So a send crosses threads three times (HTTP worker → chat → log writer → HTTP worker), and the
+//! fsync wait never sits on a chat's thread.
+//!
+//! The writer also reports durability back to the chat (`Durable`, in log order) before it
+//! answers the sender: anything the sender does after its answer finds the message indexed.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
-use super::ChatActor;
-use super::{ready, Pending};
+use super::{blocking, ChatActor, Draft};
 use crate::error::Error;
-use crate::model::{now_secs, ClientId, Message, MessageId, UserId};
-use crate::store::record::{Loc, Record};
-use crate::store::StoreError;
+use crate::model::{now_secs, Message};
+use crate::store::record::{ChatNo, Loc, Record};
+use crate::store::{Store, StoreError};
 
-/// Send a message. `id` is the message id the caller chose (the chats API), else one is made.
+/// Send a message.
 #[derive(Message, Clone)]
-#[rtype(result = "Result<Message, Error>")]
+#[rtype(result = "Result<Receipt, Error>")]
 pub struct Post {
-    pub user_id: UserId,
-    pub subject: String,
-    pub text: String,
-    pub client_id: Option<ClientId>,
-    pub id: Option<MessageId>,
+    pub draft: Draft,
     /// Whether the per-user send rate applies (user-token requests only).
     pub limited: bool,
 }
 
-impl Handler<Post> for ChatActor {
-    type Result = ResponseFuture<Result<Message, Error>>;
+/// The chat's answer to a send; [`Receipt::message`] resolves to the stored message.
+pub enum Receipt {
+    /// Stored earlier (a retry): read back from the log.
+    Stored { store: Arc<Store>, chat: ChatNo, loc: Loc },
+    /// Written now, or a retry of a message still in flight: resolves once durable.
+    Pending(oneshot::Receiver<Result<Message, Error>>),
+}
 
-    fn handle(&mut self, send: Post, ctx: &mut Self::Context) -> Self::Result {
+impl Receipt {
+    pub async fn message(self) -> Result<Message, Error> {
+        match self {
+            Receipt::Stored { store, chat, loc } => blocking(move || store.read_message(chat, loc)).await,
+            Receipt::Pending(rx) => {
+                rx.await.unwrap_or_else(|_| Err(Error::Internal("the chat stopped before answering".into())))
+            }
+        }
+    }
+}
+
+impl Handler<Post> for ChatActor {
+    type Result = Result<Receipt, Error>;
+
+    fn handle(&mut self, post: Post, ctx: &mut Self::Context) -> Self::Result {
         self.last_used = Instant::now();
         if let Some(err) = self.unservable() {
-            return ready(Err(err));
+            return Err(err);
         }
-        if let Err(err) = self.check_member(&send.user_id) {
-            return ready(Err(err));
-        }
-        let client_id = match (send.client_id, send.id.clone()) {
-            (Some(client), _) => client,
-            (None, Some(id)) => ClientId::from(id),
-            (None, None) => ClientId::random(),
-        };
-        // A retry: answer with what is stored, or join the wait for it.
-        if let Some(&seq) = self.by_client.get(&client_id) {
-            return self.read(std::iter::once(seq)).then_first();
-        }
-        let (tx, rx) = oneshot::channel();
-        if let Some(&seq) = self.pending_by_client.get(&client_id) {
-            let front = self.pending.front().map_or(seq, |p| p.msg.seq);
-            if let Some(pending) = self.pending.get_mut((seq - front) as usize) {
-                pending.waiters.push(tx);
+        // A retry: answer with what is stored, or join the wait for it. It writes nothing.
+        if let Some(seq) = self.core.find(&post.draft)? {
+            if let Some(&loc) = self.core.locs(std::iter::once(seq)).first() {
+                return Ok(Receipt::Stored { store: self.init.store.clone(), chat: self.init.no, loc });
             }
-            return answer(rx);
+            let (tx, rx) = oneshot::channel();
+            self.waiters.entry(seq).or_default().push(tx);
+            return Ok(Receipt::Pending(rx));
         }
-        // Only new writes count against the rate: a retry stores nothing.
-        if send.limited && !self.init.limiter.allow(&self.init.ns, &send.user_id) {
-            return ready(Err(Error::RateLimited(format!("{} is sending too fast", send.user_id))));
+        // Only new writes count against the rate.
+        if post.limited && !self.init.limiter.allow(&self.init.ns, &post.draft.user_id) {
+            return Err(Error::RateLimited(format!("{} is sending too fast", post.draft.user_id)));
         }
-
-        let msg = Message {
-            seq: self.next_seq(),
-            id: send.id.unwrap_or_else(MessageId::random),
-            client_id: client_id.clone(),
-            user_id: send.user_id,
-            subject: send.subject,
-            text: send.text,
-            sent_at: now_secs(),
-        };
+        let msg = self.core.push(post.draft, now_secs());
+        let (tx, rx) = oneshot::channel();
         let me = ctx.address();
         let seq = msg.seq;
         let sent = msg.clone();
         self.init.store.append(
-            &Record::Message { chat: self.init.no, msg: msg.clone() },
+            &Record::Message { chat: self.init.no, msg },
             Box::new(move |result| {
-                // The log writer answers the sender itself, saving a thread hop. The chat hears
-                // first, so anything the sender does after this answer finds the message indexed.
                 me.do_send(Durable { seq, result: result.clone() });
                 let _ = tx.send(result.map(|_| sent).map_err(Error::from));
             }),
         );
-        self.pending_by_client.insert(client_id, seq);
-        self.pending.push_back(Pending { msg, waiters: Vec::new() });
-        answer(rx)
-    }
-}
-
-fn answer(rx: oneshot::Receiver<Result<Message, Error>>) -> ResponseFuture<Result<Message, Error>> {
-    Box::pin(
-        async move { rx.await.unwrap_or_else(|_| Err(Error::Internal("the chat stopped before answering".into()))) },
-    )
-}
-
-trait ThenFirst {
-    fn then_first(self) -> ResponseFuture<Result<Message, Error>>;
-}
-
-impl ThenFirst for ResponseFuture<Result<Vec<Message>, Error>> {
-    fn then_first(self) -> ResponseFuture<Result<Message, Error>> {
-        Box::pin(async move {
-            self.await?.into_iter().next().ok_or_else(|| Error::Internal("a stored message is missing".into()))
-        })
+        Ok(Receipt::Pending(rx))
     }
 }
 
@@ -116,33 +96,25 @@ impl Handler<Durable> for ChatActor {
     type Result = ();
 
     fn handle(&mut self, done: Durable, ctx: &mut Self::Context) {
-        let Some(pending) = self.pending.pop_front() else {
-            return;
-        };
-        debug_assert_eq!(pending.msg.seq, done.seq, "the log completes in order");
-        self.pending_by_client.remove(&pending.msg.client_id);
-        let reply = match done.result {
-            Ok(loc) if self.deleted => {
-                // Written while the chat was being deleted: erase it too.
-                let store = self.init.store.clone();
-                tokio::task::spawn_blocking(move || store.erase(&[loc]));
-                Err(Error::chat_not_found())
-            }
+        match done.result {
             Ok(loc) => {
-                self.index.push(loc);
-                self.by_client.insert(pending.msg.client_id.clone(), pending.msg.seq);
-                self.broadcast(&pending.msg);
-                Ok(pending.msg)
+                if let Some(msg) = self.core.durable(done.seq, loc) {
+                    for waiter in self.waiters.remove(&msg.seq).unwrap_or_default() {
+                        let _ = waiter.send(Ok(msg.clone()));
+                    }
+                    self.broadcast(msg);
+                }
             }
             Err(err) => {
                 // The log refuses all writes from now on; so does this chat.
                 let err = Error::from(err);
                 self.broken = Some(err.clone());
-                Err(err)
+                for seq in self.core.abandon() {
+                    for waiter in self.waiters.remove(&seq).unwrap_or_default() {
+                        let _ = waiter.send(Err(err.clone()));
+                    }
+                }
             }
-        };
-        for waiter in pending.waiters {
-            let _ = waiter.send(reply.clone());
         }
         self.serve_snapshot_waiters(ctx);
     }

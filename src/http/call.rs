@@ -11,8 +11,9 @@ use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
 
 use super::body;
+use super::error::{ApiError, At};
 use super::{AppState, Caller};
-use crate::error::{ApiError, Error};
+use crate::error::Error;
 
 /// The endpoint a route serves, e.g. `"chat.Send"`: attached to each route by the route table.
 #[derive(Debug, Clone, Copy)]

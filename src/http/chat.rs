@@ -7,11 +7,13 @@ use serde::Deserialize;
 
 use super::body::{self, given};
 use super::call::Call;
-use super::{AppState, Caller, MessageReply};
+use super::draft::DraftFields;
+use super::views::{MessageReply, MessageView};
+use super::{AppState, Caller};
 use crate::chat::{Page, Post, Read};
 use crate::error::{Error, Field};
-use crate::model::{ChatId, ChatMeta, ClientId, Members, MessageView, UserId};
-use crate::registry::Create;
+use crate::model::{ChatId, ChatMeta, Members, UserId};
+use crate::registry::Open;
 
 #[derive(Deserialize)]
 pub struct NewRequest {
@@ -21,23 +23,21 @@ pub struct NewRequest {
 pub async fn new(call: Call<NewRequest>) -> Result<HttpResponse, Error> {
     let Call { state, caller, body } = call;
     let members = members(&state, body.user_ids.unwrap_or_default(), 1)?;
-    let meta = create(&state, &caller, Create { ns: caller.ns.clone(), id: None, members, group: None }).await?;
+    let meta = open(&state, &caller, Open { ns: caller.ns.clone(), id: None, members, group: None }).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "chat_id": meta.id })))
 }
 
 /// Finds or creates a chat; a user token must be among its members, before and after.
-pub async fn create(state: &AppState, caller: &Caller, create: Create) -> Result<ChatMeta, Error> {
+pub async fn open(state: &AppState, caller: &Caller, open: Open) -> Result<ChatMeta, Error> {
     let reader = caller.reader();
     if let Some(sub) = &reader {
-        if !create.members.contains(sub) {
+        if !open.members.contains(sub) {
             return Err(Error::Forbidden(format!("{sub} must be one of the chat's users")));
         }
     }
-    let meta = state.registry.send(create).await.map_err(|e| Error::Internal(e.to_string()))??;
+    let meta = state.open(open).await?;
     match reader {
-        Some(sub) if !meta.user_ids.contains(&sub) => {
-            Err(Error::Forbidden(format!("{sub} is not a member of this chat")))
-        }
+        Some(sub) if !meta.user_ids.contains(&sub) => Err(Error::not_member(&sub)),
         _ => Ok(meta),
     }
 }
@@ -71,22 +71,22 @@ pub async fn send(call: Call<SendRequest>) -> Result<HttpResponse, Error> {
     let Call { state, caller, body } = call;
     let chat_id = given(&body.chat_id).ok_or(Error::Missing(Field::ChatId))?;
     let user_id = user_required(&caller, given(&body.user_id), Field::UserId)?;
-    let text = given(&body.text).ok_or(Error::Missing(Field::Text))?;
-    let limits = &state.settings.limits;
-    let chat_id = ChatId::parse(chat_id, limits.max_id_bytes)?;
-    let user_id = user_id.map(|u| UserId::parse(u, limits.max_id_bytes)).transpose()?;
-    let client_id = given(&body.client_id).map(|c| ClientId::parse(c, limits.max_id_bytes)).transpose()?;
-    let text = bounded(text, limits.max_text_bytes, "text")?;
-    let subject = bounded(body.subject.as_deref().unwrap_or(""), limits.max_subject_bytes, "subject")?;
-    let post = Post {
-        user_id: acting_as(&caller, user_id, Field::UserId)?,
-        text,
-        subject,
-        client_id,
+    if given(&body.text).is_none() {
+        return Err(Error::Missing(Field::Text));
+    }
+    let max_id = state.settings.limits.max_id_bytes;
+    let chat_id = ChatId::parse(chat_id, max_id)?;
+    let user_id = user_id.map(|u| UserId::parse(u, max_id)).transpose()?;
+    let fields = DraftFields {
+        text: body.text.as_deref(),
+        subject: body.subject.as_deref(),
+        client_id: body.client_id.as_deref(),
         id: None,
-        limited: caller.reader().is_some(),
     };
-    let msg = state.ask(&caller.ns, &chat_id, post).await??;
+    let unsent = fields.parse(&state.settings.limits)?;
+    let draft = unsent.from(acting_as(&caller, user_id, Field::UserId)?);
+    let post = Post { draft, limited: caller.reader().is_some() };
+    let msg = state.ask(&caller.ns, &chat_id, post).await??.message().await?;
     Ok(HttpResponse::Ok().json(MessageReply { message: MessageView::new(&chat_id, &msg) }))
 }
 
@@ -101,14 +101,6 @@ pub fn user_required<'a>(caller: &Caller, given: Option<&'a str>, field: Field) 
 /// The user a request acts as; a user token acting as someone else is 403.
 pub fn acting_as(caller: &Caller, given: Option<UserId>, field: Field) -> Result<UserId, Error> {
     caller.acting_as(given)?.ok_or(Error::Missing(field))
-}
-
-/// Text fields have a size limit of their own, below the body limit.
-pub fn bounded(text: &str, max: usize, what: &str) -> Result<String, Error> {
-    if text.len() > max {
-        return Err(Error::TooLarge(format!("{what} is longer than {max} bytes")));
-    }
-    Ok(text.to_owned())
 }
 
 #[derive(Deserialize)]
@@ -129,7 +121,7 @@ pub async fn history(call: Call<HistoryRequest>) -> Result<HttpResponse, Error> 
     let chat_id = ChatId::parse(chat_id, state.settings.limits.max_id_bytes)?;
     let limit = page_limit(&state, body.limit, state.settings.history.default_limit);
     let page = Page::History { limit, before: body.before_seq, after: body.after_seq };
-    let messages = state.ask(&caller.ns, &chat_id, Read { page, reader: caller.reader() }).await??;
+    let messages = state.ask(&caller.ns, &chat_id, Read { page, reader: caller.reader() }).await??.messages().await?;
     let views: Vec<_> = messages.iter().map(|m| MessageView::new(&chat_id, m)).collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "messages": views })))
 }

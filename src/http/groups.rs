@@ -1,40 +1,21 @@
 //! The chat service's group endpoints (m3o chat v2): Create, Invite, Leave, Kick, List, Delete.
 //! `Join` is a stream and lives in `stream/`. A group is a chat with a name: everything the
-//! chat endpoints do works on it, with `group_id` for `chat_id`.
+//! chat endpoints do works on it, with `group_id` for `chat_id`. Each change is the chat actor's
+//! to make (`chat/membership.rs`); this file parses and shows.
 
 use actix_web::HttpResponse;
-use serde::{Deserialize, Serialize};
+use futures_util::future::join_all;
+use serde::Deserialize;
 
 use super::body::given;
 use super::call::Call;
-use super::chat::{self, acting_as, bounded, members, user_required};
+use super::chat::{self, acting_as, members, user_required};
+use super::draft::bounded;
+use super::views::GroupView;
+use crate::chat::{Change, Delete, Describe, Update};
 use crate::error::{Error, Field};
 use crate::model::{ChatId, ChatMeta, UserId};
-use crate::registry::{Change, Create, Delete, GroupSpec, List, Update};
-
-/// A group as the chat v2 endpoints show it.
-#[derive(Serialize)]
-struct GroupView<'a> {
-    id: &'a str,
-    name: &'a str,
-    description: &'a str,
-    created_at: i64,
-    user_ids: &'a [UserId],
-    private: bool,
-}
-
-impl<'a> GroupView<'a> {
-    fn new(meta: &'a ChatMeta) -> Self {
-        GroupView {
-            id: meta.id.as_str(),
-            name: &meta.name,
-            description: &meta.description,
-            created_at: meta.created_at,
-            user_ids: meta.user_ids.as_slice(),
-            private: meta.private,
-        }
-    }
-}
+use crate::registry::{GroupSpec, List, Open};
 
 fn group(meta: &ChatMeta) -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "group": GroupView::new(meta) }))
@@ -65,9 +46,8 @@ pub async fn create(call: Call<GroupRequest>) -> Result<HttpResponse, Error> {
         description: bounded(body.description.as_deref().unwrap_or(""), limits.max_text_bytes, "description")?,
         private: body.private,
     };
-    let meta =
-        chat::create(&state, &caller, Create { ns: caller.ns.clone(), id: None, members, group: Some(spec) }).await?;
-    Ok(group(&meta))
+    let open = Open { ns: caller.ns.clone(), id: None, members, group: Some(spec) };
+    Ok(group(&chat::open(&state, &caller, open).await?))
 }
 
 /// Invite, Leave and Kick: a group id, a user id, one change.
@@ -83,9 +63,8 @@ async fn change(call: Call<GroupRequest>, make: fn(UserId) -> Change) -> Result<
     if let Change::Leave(_) = change {
         acting_as(&caller, user, Field::UserId)?;
     }
-    let update = Update { ns: caller.ns.clone(), id, change, by: caller.reader() };
-    let meta = state.registry.send(update).await.map_err(|e| Error::Internal(e.to_string()))??;
-    Ok(group(&meta))
+    let update = Update { change, by: caller.reader() };
+    Ok(group(&state.ask(&caller.ns, &id, update).await??))
 }
 
 pub async fn invite(call: Call<GroupRequest>) -> Result<HttpResponse, Error> {
@@ -100,14 +79,23 @@ pub async fn kick(call: Call<GroupRequest>) -> Result<HttpResponse, Error> {
     change(call, Change::Kick).await
 }
 
+/// The chats `user_id` is a member of, oldest first, each as its chat says it is now.
 pub async fn list(call: Call<GroupRequest>) -> Result<HttpResponse, Error> {
     let Call { state, caller, body } = call;
     let user = user_required(&caller, given(&body.user_id), Field::UserId)?;
     let user = user.map(|u| UserId::parse(u, state.settings.limits.max_id_bytes)).transpose()?;
     let user = acting_as(&caller, user, Field::UserId)?;
-    let list = List { ns: caller.ns.clone(), user };
-    let groups = state.registry.send(list).await.map_err(|e| Error::Internal(e.to_string()))?;
-    let views: Vec<_> = groups.iter().map(GroupView::new).collect();
+    let list = List { ns: caller.ns.clone(), user: Some(user.clone()) };
+    let ids = state.registry.send(list).await.map_err(|e| Error::Internal(e.to_string()))?;
+    let described = join_all(ids.iter().map(|id| state.ask(&caller.ns, id, Describe { members: None }))).await;
+    // A chat deleted, or changed, since the directory answered is left out.
+    let mut chats: Vec<ChatMeta> = described
+        .into_iter()
+        .filter_map(|res| res.ok().and_then(Result::ok).flatten())
+        .filter(|meta| meta.user_ids.contains(&user))
+        .collect();
+    chats.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+    let views: Vec<_> = chats.iter().map(GroupView::new).collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "groups": views })))
 }
 
@@ -115,7 +103,5 @@ pub async fn delete(call: Call<GroupRequest>) -> Result<HttpResponse, Error> {
     let Call { state, caller, body } = call;
     let id = given(&body.group_id).ok_or(Error::Missing(Field::ChatId))?;
     let id = ChatId::parse(id, state.settings.limits.max_id_bytes)?;
-    let delete = Delete { ns: caller.ns.clone(), id, by: caller.reader() };
-    let meta = state.registry.send(delete).await.map_err(|e| Error::Internal(e.to_string()))??;
-    Ok(group(&meta))
+    Ok(group(&state.ask(&caller.ns, &id, Delete { by: caller.reader() }).await??))
 }

@@ -1,4 +1,5 @@
-//! The HTTP layer: routes, request parsing and validation, and the calls into the actors.
+//! The HTTP layer: routes, request parsing and validation, the calls into the actors, and
+//! everything the wire sees (statuses, micro error bodies in `error.rs`, JSON shapes in `views.rs`).
 //!
 //! `routes.rs` maps paths to endpoints. A unary handler takes a [`call::Call`] (caller and parsed
 //! body), parses the rest once into domain types (a failure is a micro error naming the endpoint),
@@ -12,9 +13,12 @@ mod call;
 pub(crate) mod chat;
 mod chats;
 mod cors;
+mod draft;
+pub mod error;
 mod groups;
 mod routes;
 mod stream;
+mod views;
 mod web;
 
 use std::collections::HashMap;
@@ -23,11 +27,11 @@ use std::sync::{Arc, RwLock};
 use actix::prelude::*;
 use actix_web::HttpRequest;
 
-use crate::chat::ChatActor;
+use crate::chat::{ChatActor, Describe};
 use crate::config::Settings;
 use crate::error::Error;
-use crate::model::{ChatId, Namespace};
-use crate::registry::{Lookup, Registry};
+use crate::model::{ChatId, ChatMeta, Namespace};
+use crate::registry::{Lookup, Open, Registry};
 use auth::Auth;
 
 pub use auth::Caller;
@@ -43,12 +47,6 @@ pub struct AppState {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     /// Namespace → chat id → live actor: nested so a lookup borrows the ids instead of cloning.
     chats: RwLock<HashMap<Namespace, HashMap<ChatId, Addr<ChatActor>>>>,
-}
-
-/// `{"message": ...}`, serialized directly rather than through a JSON tree: the send path's answer.
-#[derive(serde::Serialize)]
-pub struct MessageReply<T> {
-    pub message: T,
 }
 
 /// Stale entries (of chats that stopped) are swept once the cache grows past this.
@@ -102,6 +100,24 @@ impl AppState {
         Err(Error::Internal("the chat kept stopping; try again".into()))
     }
 
+    /// Finds or creates a chat (see [`Open`]) and answers its metadata as it stands.
+    pub async fn open(&self, open: Open) -> Result<ChatMeta, Error> {
+        // A chat found by member set confirms it still has them; if a change overtook the
+        // directory's answer, the directory has heard of it by now, so asking again settles it.
+        for _ in 0..3 {
+            let opened =
+                self.registry.send(open.clone()).await.map_err(|e| Error::Internal(format!("registry: {e}")))??;
+            self.remember(&open.ns, &opened.id, &opened.actor);
+            match opened.actor.send(Describe { members: opened.by_members }).await {
+                Ok(Ok(Some(meta))) => return Ok(meta),
+                Ok(Ok(None)) => {}
+                Ok(Err(err)) => return Err(err),
+                Err(_) => self.forget(&open.ns, &opened.id),
+            }
+        }
+        Err(Error::Internal("the chat kept changing; try again".into()))
+    }
+
     fn cached(&self, ns: &Namespace, id: &ChatId) -> Option<Addr<ChatActor>> {
         let chats = self.chats.read().unwrap_or_else(|p| p.into_inner());
         chats.get(ns)?.get(id).filter(|a| a.connected()).cloned()
@@ -110,13 +126,17 @@ impl AppState {
     async fn lookup(&self, ns: &Namespace, id: &ChatId) -> Result<Addr<ChatActor>, Error> {
         let lookup = Lookup { ns: ns.clone(), id: id.clone() };
         let actor = self.registry.send(lookup).await.map_err(|e| Error::Internal(format!("registry: {e}")))??;
+        self.remember(ns, id, &actor);
+        Ok(actor)
+    }
+
+    fn remember(&self, ns: &Namespace, id: &ChatId, actor: &Addr<ChatActor>) {
         let mut chats = self.chats.write().unwrap_or_else(|p| p.into_inner());
         let in_ns = chats.entry(ns.clone()).or_default();
         if in_ns.len() >= CACHE_SWEEP_AT {
             in_ns.retain(|_, a| a.connected());
         }
         in_ns.insert(id.clone(), actor.clone());
-        Ok(actor)
     }
 
     fn forget(&self, ns: &Namespace, id: &ChatId) {

@@ -8,8 +8,9 @@ use std::future::Future;
 use serde::de::DeserializeOwned;
 
 use super::call::{Call, Endpoint};
+use super::error::{ApiError, At};
 use super::{chat, chats, groups, stream};
-use crate::error::{ApiError, Error};
+use crate::error::Error;
 
 /// The three paths of one endpoint.
 fn paths(service: &str, endpoint: &str) -> [String; 3] {

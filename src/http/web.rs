@@ -8,6 +8,7 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
+use super::error::At;
 use crate::error::Error;
 
 struct Asset {

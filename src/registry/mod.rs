@@ -1,63 +1,71 @@
-//! The registry actor: which chats exist, and which of them are live.
+//! The registry actor: the directory of chats.
 //!
 //! It maps (namespace, chat id) to a chat's number on disk and, while the chat is in use, to its
-//! actor. Chat actors start lazily, spread over a few arbiters so both cores work, and stop on
-//! their own when idle; only the small per-chat entries stay here for every chat (metadata and
-//! the member-set index that makes `New` idempotent).
+//! actor; and it keeps the member-set index that makes `New` idempotent (and answers `List`).
+//! It keeps no other copy of a chat's state: each chat actor owns its own and tells the registry
+//! of each durable membership change, of its deletion and of its stopping ([`Notice`]). Chat
+//! actors start lazily, spread over a few arbiters so both cores work, and stop on their own
+//! when idle.
 //!
-//! Membership changes and deletion (the group endpoints) are in `groups.rs`.
+//! Which chat `New` answers for a member set is decided the same way before and after a
+//! restart: the lowest-numbered unnamed chat whose current members are that set.
 //!
 //! It also runs checkpoints: take the log's durable end, have every live chat snapshot all it
 //! has up to there, then record that position in the catalog so restart replays only the rest.
 
-mod groups;
-
-pub use groups::{Change, Delete, List, Update};
-
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use tokio::sync::oneshot;
 
-use crate::chat::{ChatActor, ChatInit, Snapshot};
-use crate::config::Settings;
+use crate::chat::{ChatActor, ChatInit, Notice, Rules, Snapshot, Start};
 use crate::error::Error;
-use crate::model::{now_secs, ChatId, ChatMeta, Members, Namespace};
+use crate::model::{now_secs, ChatId, ChatMeta, Members, Namespace, UserId};
 use crate::rate::RateLimiter;
-use crate::store::record::{Catalog, CatalogEntry, ChatNo, Record};
-use crate::store::{Recovered, Store, StoreError};
+use crate::store::record::{Catalog, CatalogEntry, ChatNo, Pos};
+use crate::store::{Recovered, Store};
 
 type ChatKey = (Namespace, ChatId);
 
+/// What the directory knows of one chat.
 struct Entry {
     no: ChatNo,
-    meta: ChatMeta,
+    group: bool,
+    /// Its members as of its last durable change (from the chat actor).
+    members: Members,
     actor: Option<Addr<ChatActor>>,
-    /// False until the chat's creation record is durable; nobody is told of it before.
+    /// False until the chat's creation is durable: the catalog lists only durable chats.
     durable: bool,
-    waiters: Vec<oneshot::Sender<Result<ChatMeta, Error>>>,
     /// Its stored data failed a check at recovery.
     unavailable: bool,
 }
 
+/// What chat actors are started with, besides their own chat.
+pub struct ChatOptions {
+    pub rules: Rules,
+    pub idle_timeout: Duration,
+    pub checkpoint_interval: Duration,
+    pub limiter: Arc<RateLimiter>,
+}
+
 pub struct Registry {
     store: Arc<Store>,
-    settings: Arc<Settings>,
+    options: ChatOptions,
     chats: HashMap<ChatKey, Entry>,
-    by_members: HashMap<(Namespace, Members), ChatId>,
+    /// Unnamed chats by current member set, lowest chat number first.
+    by_members: HashMap<(Namespace, Members), BTreeMap<ChatNo, ChatId>>,
     next_chat: ChatNo,
     arbiters: Vec<Arbiter>,
     next_arbiter: usize,
     checkpoint_running: bool,
-    limiter: Arc<RateLimiter>,
 }
 
 impl Registry {
-    pub fn new(store: Arc<Store>, recovered: Recovered, settings: Arc<Settings>) -> Registry {
+    pub fn new(store: Arc<Store>, recovered: Recovered, options: ChatOptions) -> Registry {
         let mut registry = Registry {
             store,
+            options,
             chats: HashMap::new(),
             by_members: HashMap::new(),
             next_chat: recovered.catalog.next_chat,
@@ -66,35 +74,34 @@ impl Registry {
                 .collect(),
             next_arbiter: 0,
             checkpoint_running: false,
-            limiter: Arc::new(RateLimiter::new(settings.limits.sends_per_second, settings.limits.send_burst)),
-            settings,
         };
-        for CatalogEntry { chat, ns, meta } in recovered.catalog.chats {
+        for CatalogEntry { chat, ns, id, group, members } in recovered.catalog.chats {
             let unavailable = recovered.unavailable.contains(&chat);
-            registry.insert(ns, Entry { no: chat, meta, actor: None, durable: true, waiters: Vec::new(), unavailable });
+            registry.insert(ns, id, Entry { no: chat, group, members, actor: None, durable: true, unavailable });
         }
         registry
     }
 
-    fn insert(&mut self, ns: Namespace, entry: Entry) {
-        if !entry.meta.group {
-            self.by_members.entry((ns.clone(), entry.meta.user_ids.clone())).or_insert_with(|| entry.meta.id.clone());
+    fn insert(&mut self, ns: Namespace, id: ChatId, entry: Entry) {
+        if !entry.group {
+            self.by_members.entry((ns.clone(), entry.members.clone())).or_default().insert(entry.no, id.clone());
         }
-        self.chats.insert((ns, entry.meta.id.clone()), entry);
+        self.chats.insert((ns, id), entry);
     }
 
-    /// Forgets a chat (deleted, or its creation failed).
-    fn remove(&mut self, key: &ChatKey) -> Option<Entry> {
-        let entry = self.chats.remove(key)?;
-        let members_key = (key.0.clone(), entry.meta.user_ids.clone());
-        if self.by_members.get(&members_key) == Some(&key.1) {
-            self.by_members.remove(&members_key);
+    /// Takes a chat out of the member-set index.
+    fn unindex(&mut self, ns: &Namespace, no: ChatNo, members: &Members) {
+        let key = (ns.clone(), members.clone());
+        if let Some(chats) = self.by_members.get_mut(&key) {
+            chats.remove(&no);
+            if chats.is_empty() {
+                self.by_members.remove(&key);
+            }
         }
-        Some(entry)
     }
 
     /// The live actor of a chat, started (on the next arbiter) if it is not running.
-    fn actor(&mut self, key: &ChatKey, me: Addr<Registry>) -> Result<Addr<ChatActor>, Error> {
+    fn actor(&mut self, key: &ChatKey, me: &Addr<Registry>, start: Start) -> Result<Addr<ChatActor>, Error> {
         let arbiter = self.arbiters[self.next_arbiter % self.arbiters.len()].handle();
         let Some(entry) = self.chats.get_mut(key) else {
             return Err(Error::chat_not_found());
@@ -109,37 +116,30 @@ impl Registry {
         let init = ChatInit {
             no: entry.no,
             ns: key.0.clone(),
-            meta: entry.meta.clone(),
+            id: key.1.clone(),
             store: self.store.clone(),
-            registry: me,
-            settings: self.settings.clone(),
-            limiter: self.limiter.clone(),
+            directory: me.clone().recipient(),
+            rules: self.options.rules,
+            idle_timeout: self.options.idle_timeout,
+            limiter: self.options.limiter.clone(),
         };
-        let actor = ChatActor::start_in_arbiter(&arbiter, move |_| ChatActor::new(init));
+        let actor = ChatActor::start_in_arbiter(&arbiter, move |_| ChatActor::new(init, start));
         entry.actor = Some(actor.clone());
         Ok(actor)
     }
 
-    /// Resolves once the chat's creation is durable.
-    fn when_durable(&mut self, key: &ChatKey) -> ResponseFuture<Result<ChatMeta, Error>> {
-        let Some(entry) = self.chats.get_mut(key) else {
-            return Box::pin(async { Err(Error::chat_not_found()) });
-        };
-        if entry.durable {
-            let meta = entry.meta.clone();
-            return Box::pin(async move { Ok(meta) });
-        }
-        let (tx, rx) = oneshot::channel();
-        entry.waiters.push(tx);
-        Box::pin(async move { rx.await.unwrap_or_else(|_| Err(Error::Internal("chat creation was abandoned".into()))) })
-    }
-
-    fn catalog(&self, pos: crate::store::record::Pos) -> Catalog {
+    fn catalog(&self, pos: Pos) -> Catalog {
         let chats = self
             .chats
             .iter()
             .filter(|(_, e)| e.durable)
-            .map(|((ns, _), e)| CatalogEntry { chat: e.no, ns: ns.clone(), meta: e.meta.clone() })
+            .map(|((ns, id), e)| CatalogEntry {
+                chat: e.no,
+                ns: ns.clone(),
+                id: id.clone(),
+                group: e.group,
+                members: e.members.clone(),
+            })
             .collect();
         let unavailable = self.chats.values().filter(|e| e.unavailable).map(|e| e.no).collect();
         Catalog { pos: Some(pos), next_chat: self.next_chat, chats, unavailable }
@@ -150,7 +150,7 @@ impl Actor for Registry {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        let every = Duration::from_secs(self.settings.storage.checkpoint_interval_secs.max(1));
+        let every = self.options.checkpoint_interval.max(Duration::from_secs(1));
         ctx.run_interval(every, |_, ctx| {
             ctx.address().do_send(Checkpoint);
         });
@@ -169,16 +169,16 @@ impl Handler<Lookup> for Registry {
     type Result = Result<Addr<ChatActor>, Error>;
 
     fn handle(&mut self, msg: Lookup, ctx: &mut Self::Context) -> Self::Result {
-        self.actor(&(msg.ns, msg.id), ctx.address())
+        self.actor(&(msg.ns, msg.id), &ctx.address(), Start::Load)
     }
 }
 
-/// Find or create a chat. With `id`: that chat if it exists. Then: the chat with exactly these
-/// members, if any. Otherwise a new chat (with `id`, or a fresh UUID).
-/// A group (`group: Some`) is always new.
-#[derive(Message)]
-#[rtype(result = "Result<ChatMeta, Error>")]
-pub struct Create {
+/// Find or create a chat. With `id`: that chat if it exists. Then, for a chat that is not a
+/// group: the chat whose current members are exactly `members`, if any. Otherwise a new chat
+/// (with `id`, or a fresh UUID). A group (`group: Some`) is always new.
+#[derive(Message, Clone)]
+#[rtype(result = "Result<Opened, Error>")]
+pub struct Open {
     pub ns: Namespace,
     pub id: Option<ChatId>,
     pub members: Members,
@@ -193,26 +193,38 @@ pub struct GroupSpec {
     pub private: bool,
 }
 
-impl Handler<Create> for Registry {
-    type Result = ResponseFuture<Result<ChatMeta, Error>>;
+/// The chat an [`Open`] found or made.
+pub struct Opened {
+    pub id: ChatId,
+    pub actor: Addr<ChatActor>,
+    /// Found by member set: the chat must confirm it still has them (see `chat::Describe`).
+    pub by_members: Option<Members>,
+}
 
-    fn handle(&mut self, msg: Create, ctx: &mut Self::Context) -> Self::Result {
+impl Handler<Open> for Registry {
+    type Result = Result<Opened, Error>;
+
+    fn handle(&mut self, msg: Open, ctx: &mut Self::Context) -> Self::Result {
+        let me = ctx.address();
         if let Some(id) = &msg.id {
             let key = (msg.ns.clone(), id.clone());
             if self.chats.contains_key(&key) {
-                return self.when_durable(&key);
+                return Ok(Opened { actor: self.actor(&key, &me, Start::Load)?, id: key.1, by_members: None });
             }
         }
-        let existing = self.by_members.get(&(msg.ns.clone(), msg.members.clone()));
-        if let (Some(id), None) = (existing, &msg.group) {
-            let key = (msg.ns.clone(), id.clone());
-            return self.when_durable(&key);
+        if msg.group.is_none() {
+            let found = self.by_members.get(&(msg.ns.clone(), msg.members.clone())).and_then(|c| c.values().next());
+            if let Some(id) = found.cloned() {
+                let key = (msg.ns, id);
+                let actor = self.actor(&key, &me, Start::Load)?;
+                return Ok(Opened { actor, id: key.1, by_members: Some(msg.members) });
+            }
         }
         let id = msg.id.unwrap_or_else(ChatId::random);
         let group = msg.group.clone().unwrap_or_default();
         let meta = ChatMeta {
             id: id.clone(),
-            user_ids: msg.members,
+            user_ids: msg.members.clone(),
             created_at: now_secs(),
             name: group.name,
             description: group.description,
@@ -222,44 +234,43 @@ impl Handler<Create> for Registry {
         };
         let no = self.next_chat;
         self.next_chat += 1;
-        let key = (msg.ns.clone(), id);
-        let me = ctx.address();
-        let done_key = key.clone();
-        self.store.append(
-            &Record::ChatCreated { chat: no, ns: msg.ns.clone(), meta: meta.clone() },
-            Box::new(move |result| me.do_send(Created { key: done_key, result: result.map(|_| ()) })),
-        );
-        self.insert(msg.ns, Entry { no, meta, actor: None, durable: false, waiters: Vec::new(), unavailable: false });
-        self.when_durable(&key)
+        let by_members = (!meta.group).then(|| msg.members.clone());
+        let entry =
+            Entry { no, group: meta.group, members: msg.members, actor: None, durable: false, unavailable: false };
+        self.insert(msg.ns.clone(), id.clone(), entry);
+        // The chat actor writes its own creation; it answers nothing until that is durable.
+        let actor = self.actor(&(msg.ns, id.clone()), &me, Start::Create(meta))?;
+        Ok(Opened { id, actor, by_members })
     }
 }
 
-/// From the log writer: a chat's creation record is durable (or failed).
-#[derive(Message)]
-#[rtype(result = "()")]
-struct Created {
-    key: ChatKey,
-    result: Result<(), StoreError>,
-}
-
-impl Handler<Created> for Registry {
+impl Handler<Notice> for Registry {
     type Result = ();
 
-    fn handle(&mut self, msg: Created, _: &mut Self::Context) {
-        match msg.result {
-            Ok(()) => {
-                if let Some(entry) = self.chats.get_mut(&msg.key) {
-                    entry.durable = true;
-                    for waiter in entry.waiters.drain(..) {
-                        let _ = waiter.send(Ok(entry.meta.clone()));
+    fn handle(&mut self, notice: Notice, _: &mut Self::Context) {
+        match notice {
+            Notice::Members { ns, id, no, members } => {
+                let key = (ns, id);
+                let Some(entry) = self.chats.get_mut(&key).filter(|e| e.no == no) else { return };
+                entry.durable = true;
+                let old = std::mem::replace(&mut entry.members, members.clone());
+                if !entry.group {
+                    self.unindex(&key.0, no, &old);
+                    self.by_members.entry((key.0, members)).or_default().insert(no, key.1);
+                }
+            }
+            Notice::Stopped { ns, id, no } => {
+                if let Some(entry) = self.chats.get_mut(&(ns, id)).filter(|e| e.no == no) {
+                    if entry.actor.as_ref().is_some_and(|a| !a.connected()) {
+                        entry.actor = None;
                     }
                 }
             }
-            Err(err) => {
-                if let Some(entry) = self.remove(&msg.key) {
-                    let err = Error::from(err);
-                    for waiter in entry.waiters {
-                        let _ = waiter.send(Err(err.clone()));
+            Notice::Gone { ns, id, no } => {
+                let key = (ns, id);
+                if self.chats.get(&key).is_some_and(|e| e.no == no) {
+                    if let Some(entry) = self.chats.remove(&key) {
+                        self.unindex(&key.0, no, &entry.members);
                     }
                 }
             }
@@ -267,23 +278,27 @@ impl Handler<Created> for Registry {
     }
 }
 
-/// From a chat actor that has stopped (idle, after its snapshot).
+/// The chats a `List` shows: those `user` is a member of, or with no user every group.
 #[derive(Message)]
-#[rtype(result = "()")]
-pub struct ChatStopped {
+#[rtype(result = "Vec<ChatId>")]
+pub struct List {
     pub ns: Namespace,
-    pub id: ChatId,
+    pub user: Option<UserId>,
 }
 
-impl Handler<ChatStopped> for Registry {
-    type Result = ();
+impl Handler<List> for Registry {
+    type Result = MessageResult<List>;
 
-    fn handle(&mut self, msg: ChatStopped, _: &mut Self::Context) {
-        if let Some(entry) = self.chats.get_mut(&(msg.ns, msg.id)) {
-            if entry.actor.as_ref().is_some_and(|a| !a.connected()) {
-                entry.actor = None;
-            }
-        }
+    fn handle(&mut self, msg: List, _: &mut Self::Context) -> Self::Result {
+        let chats = self.chats.iter().filter(|((ns, _), e)| {
+            *ns == msg.ns
+                && !e.unavailable
+                && match &msg.user {
+                    Some(user) => e.members.contains(user),
+                    None => e.group,
+                }
+        });
+        MessageResult(chats.map(|((_, id), _)| id.clone()).collect())
     }
 }
 
@@ -308,12 +323,12 @@ pub struct Checkpoint;
 impl Handler<Checkpoint> for Registry {
     type Result = ResponseActFuture<Self, Result<(), Error>>;
 
-    fn handle(&mut self, _: Checkpoint, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, _: Checkpoint, ctx: &mut Self::Context) -> Self::Result {
         if self.checkpoint_running {
             return Box::pin(actix::fut::ready(Ok(())));
         }
         self.checkpoint_running = true;
-        Box::pin(self.checkpoint().map(|res, act: &mut Self, _| {
+        Box::pin(actix::fut::wrap_future(self.checkpoint(ctx.address())).map(|res, act: &mut Self, _| {
             act.checkpoint_running = false;
             res
         }))
@@ -321,37 +336,43 @@ impl Handler<Checkpoint> for Registry {
 }
 
 impl Registry {
-    fn checkpoint(&mut self) -> impl ActorFuture<Self, Output = Result<(), Error>> {
+    fn checkpoint(&mut self, me: Addr<Registry>) -> impl std::future::Future<Output = Result<(), Error>> {
         let store = self.store.clone();
         let live: Vec<Addr<ChatActor>> = self.chats.values().filter_map(|e| e.actor.clone()).collect();
-        let snapshots = async move {
+        async move {
             let pos = store.mark().await?;
             for actor in live {
                 // A chat that stopped meanwhile snapshotted as it stopped.
                 match actor.send(Snapshot).await {
                     Ok(res) => res?,
-                    Err(err) => {
-                        tracing::debug!(error = %err, "chat stopped before its checkpoint snapshot")
-                    }
+                    Err(err) => tracing::debug!(error = %err, "chat stopped before its checkpoint snapshot"),
                 }
             }
-            Ok::<_, Error>(pos)
-        };
-        actix::fut::wrap_future(snapshots).then(|res, act: &mut Self, _| {
-            let store = act.store.clone();
-            let catalog = res.map(|pos| act.catalog(pos));
-            actix::fut::wrap_future(async move {
-                let catalog = catalog?;
-                let res = match tokio::task::spawn_blocking(move || store.save_catalog(&catalog)).await {
-                    Ok(res) => res.map_err(Error::from),
-                    Err(e) => Err(Error::Internal(format!("checkpoint task failed: {e}"))),
-                };
-                if let Err(err) = &res {
-                    tracing::error!(error = %err, "checkpoint failed");
-                }
-                res
-            })
-        })
+            // Through the mailbox, so every notice the chats sent before their snapshots is in.
+            let catalog = me.send(CatalogAt(pos)).await.map_err(|e| Error::Internal(format!("registry: {e}")))?;
+            let saved = tokio::task::spawn_blocking(move || store.save_catalog(&catalog)).await;
+            let res = match saved {
+                Ok(res) => res.map_err(Error::from),
+                Err(e) => Err(Error::Internal(format!("checkpoint task failed: {e}"))),
+            };
+            if let Err(err) = &res {
+                tracing::error!(error = %err, "checkpoint failed");
+            }
+            res
+        }
+    }
+}
+
+/// The directory as a catalog whose replay point is `pos`.
+#[derive(Message)]
+#[rtype(result = "Catalog")]
+struct CatalogAt(Pos);
+
+impl Handler<CatalogAt> for Registry {
+    type Result = MessageResult<CatalogAt>;
+
+    fn handle(&mut self, CatalogAt(pos): CatalogAt, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.catalog(pos))
     }
 }
 
@@ -363,13 +384,15 @@ pub struct Shutdown;
 impl Handler<Shutdown> for Registry {
     type Result = ResponseActFuture<Self, Result<(), Error>>;
 
-    fn handle(&mut self, _: Shutdown, _: &mut Self::Context) -> Self::Result {
-        Box::pin(self.checkpoint().map(|res, act: &mut Self, ctx: &mut Context<Self>| {
-            for arbiter in &act.arbiters {
-                arbiter.stop();
-            }
-            ctx.stop();
-            res
-        }))
+    fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) -> Self::Result {
+        Box::pin(actix::fut::wrap_future(self.checkpoint(ctx.address())).map(
+            |res, act: &mut Self, ctx: &mut Context<Self>| {
+                for arbiter in &act.arbiters {
+                    arbiter.stop();
+                }
+                ctx.stop();
+                res
+            },
+        ))
     }
 }

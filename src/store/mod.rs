@@ -28,11 +28,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::config::StorageSettings;
-use crate::error::Error;
 use crate::model::Message;
 use codec::Frame;
-use record::{Catalog, ChatIndex, ChatNo, Loc, Pos, Record};
+use record::{Catalog, ChatNo, ChatSnapshot, Loc, Pos, Record};
 pub use recovery::Recovered;
 use wal::{AppendDone, Wal, WalOptions};
 
@@ -46,16 +44,30 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the log is out of service after an earlier failure: {0}")]
     Failed(String),
+    /// The record was erased in place: its chat was deleted.
+    #[error("the record was erased")]
+    Erased,
 }
 
-impl From<StoreError> for Error {
-    fn from(err: StoreError) -> Error {
-        match err {
-            StoreError::DiskFull => Error::DiskFull,
-            StoreError::Corrupt(detail) => Error::Unavailable(format!("stored data failed a check: {detail}")),
-            other => Error::Internal(other.to_string()),
-        }
-    }
+/// When an append counts as done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fsync {
+    /// After its fsync; concurrent appends share one (group commit).
+    Always,
+    /// After its write; fsync every `fsync_interval`.
+    Interval,
+    /// After its write; flushing is left to the OS.
+    Never,
+}
+
+/// What the store is opened with.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub data_dir: PathBuf,
+    pub fsync: Fsync,
+    pub fsync_interval: Duration,
+    /// A log segment is closed and a new one started past this size.
+    pub segment_bytes: u64,
 }
 
 /// Overwrites each record at `locs` with an erased filler and fsyncs the segments touched.
@@ -139,16 +151,16 @@ pub struct Store {
 
 impl Store {
     /// Recovers the data dir and starts the log writer.
-    pub fn open(settings: &StorageSettings) -> Result<(Arc<Store>, Recovered), StoreError> {
-        let layout = Layout::new(&settings.data_dir);
-        for dir in [&settings.data_dir, &layout.wal, &layout.snap] {
+    pub fn open(options: &Options) -> Result<(Arc<Store>, Recovered), StoreError> {
+        let layout = Layout::new(&options.data_dir);
+        for dir in [&options.data_dir, &layout.wal, &layout.snap] {
             std::fs::create_dir_all(dir).map_err(io_error)?;
         }
         let recovered = recovery::recover(&layout)?;
         let opts = WalOptions {
-            fsync: settings.fsync,
-            fsync_interval: Duration::from_millis(settings.fsync_interval_ms.max(1)),
-            segment_bytes: settings.segment_bytes.max(4096),
+            fsync: options.fsync,
+            fsync_interval: options.fsync_interval.max(Duration::from_millis(1)),
+            segment_bytes: options.segment_bytes.max(4096),
         };
         let (wal, _writer) = Wal::start(layout.wal.clone(), recovered.end, opts)?;
         let store = Store { layout, wal, segments: Mutex::new(HashMap::new()), catalog_lock: Mutex::new(()) };
@@ -165,15 +177,13 @@ impl Store {
 
     /// Appends a record now (its place in the log is fixed by this call) and returns a future
     /// that resolves once it is durable.
-    pub fn append_durable(&self, record: &Record) -> impl std::future::Future<Output = Result<Loc, Error>> + 'static {
+    pub fn append_durable(
+        &self,
+        record: &Record,
+    ) -> impl std::future::Future<Output = Result<Loc, StoreError>> + 'static {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.append(record, Box::new(move |res| drop(tx.send(res))));
-        async move {
-            match rx.await {
-                Ok(res) => res.map_err(Error::from),
-                Err(_) => Err(Error::Internal("the log writer has stopped".into())),
-            }
-        }
+        async move { rx.await.unwrap_or_else(|_| Err(StoreError::Failed("the log writer has stopped".into()))) }
     }
 
     /// The log's end, once everything appended so far is durable (fsynced whatever the mode).
@@ -195,6 +205,7 @@ impl Store {
         };
         match codec::decode::<Record>(payload)? {
             Record::Message { chat: c, msg } if c == chat => Ok(msg),
+            Record::Erased(_) => Err(StoreError::Erased),
             _ => Err(corrupt()),
         }
     }
@@ -209,16 +220,21 @@ impl Store {
         Ok(file)
     }
 
-    /// A chat's index from its snapshot, or from the whole log if the snapshot is damaged. Blocking.
-    pub fn load_index(&self, chat: ChatNo) -> Result<ChatIndex, StoreError> {
-        match snapshot::read::<ChatIndex>(&self.layout.chat(chat)) {
-            Ok(found) => Ok(found.unwrap_or(ChatIndex { chat, entries: Vec::new() })),
-            Err(err) => {
-                tracing::error!(chat, error = %err, "chat snapshot is damaged; rebuilding it from the log");
+    /// A chat's snapshot, or the chat rebuilt from the whole log if its snapshot is damaged or
+    /// missing. Blocking.
+    pub fn load_chat(&self, chat: ChatNo) -> Result<ChatSnapshot, StoreError> {
+        match snapshot::read::<ChatSnapshot>(&self.layout.chat(chat)) {
+            Ok(Some(found)) if found.chat == chat => Ok(found),
+            found => {
+                let why = match found {
+                    Err(err) => err.to_string(),
+                    _ => "it is missing".to_owned(),
+                };
+                tracing::error!(chat, why, "chat snapshot unusable; rebuilding the chat from the log");
                 let segments = recovery::list_segments(&self.layout.wal)?;
-                let index = recovery::rebuild_index(&self.layout, &segments, chat)?;
-                self.save_index(&index)?;
-                Ok(index)
+                let rebuilt = recovery::rebuild_chat(&self.layout, &segments, chat)?;
+                self.save_chat(&rebuilt)?;
+                Ok(rebuilt)
             }
         }
     }
@@ -229,23 +245,15 @@ impl Store {
         erase_in_place(&self.layout, locs)
     }
 
-    /// Erases every message of a deleted chat and removes its snapshot. Blocking.
-    pub fn erase_chat(&self, chat: ChatNo) -> Result<(), StoreError> {
-        let index = self.load_index(chat)?;
-        let locs: Vec<Loc> = index.entries.iter().map(|e| e.loc).collect();
-        self.erase(&locs)?;
-        self.remove_index(chat)
-    }
-
     /// Removes a deleted chat's snapshot. Blocking.
-    pub fn remove_index(&self, chat: ChatNo) -> Result<(), StoreError> {
+    pub fn remove_chat(&self, chat: ChatNo) -> Result<(), StoreError> {
         snapshot::remove(&self.layout.chat(chat))?;
         sync_dir(&self.layout.snap)
     }
 
-    /// Writes a chat's index snapshot atomically. Blocking.
-    pub fn save_index(&self, index: &ChatIndex) -> Result<(), StoreError> {
-        snapshot::write(&self.layout.chat(index.chat), index)
+    /// Writes a chat's snapshot atomically. Blocking.
+    pub fn save_chat(&self, snapshot: &ChatSnapshot) -> Result<(), StoreError> {
+        snapshot::write(&self.layout.chat(snapshot.chat), snapshot)
     }
 
     /// Writes the catalog atomically. Blocking.

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{ChatMeta, ClientId, Message, Namespace};
+use crate::model::{ChatId, ChatMeta, ClientId, MemberEdit, Members, Message, MessageId, Namespace};
 
 /// Chats are known on disk by a number the server allocates, never by a client's string.
 pub type ChatNo = u64;
@@ -20,7 +20,7 @@ pub enum Record {
         chat: ChatNo,
         msg: Message,
     },
-    /// New metadata (members, invites) for a chat; replaces the old.
+    /// New metadata for a chat, replacing the old: written by earlier versions, read for their logs.
     ChatUpdated {
         chat: ChatNo,
         meta: ChatMeta,
@@ -32,6 +32,11 @@ pub enum Record {
     Erased(Vec<u8>),
     /// Ends each batch the writer writes: a batch without it was never made durable.
     Commit,
+    /// One membership change (appended last: bincode numbers the variants).
+    Member {
+        chat: ChatNo,
+        edit: MemberEdit,
+    },
 }
 
 impl Record {
@@ -41,7 +46,8 @@ impl Record {
             Record::ChatCreated { chat, .. }
             | Record::Message { chat, .. }
             | Record::ChatUpdated { chat, .. }
-            | Record::ChatDeleted { chat } => *chat,
+            | Record::ChatDeleted { chat }
+            | Record::Member { chat, .. } => *chat,
             Record::Erased(_) | Record::Commit => NO_CHAT,
         }
     }
@@ -64,11 +70,12 @@ pub struct Loc {
     pub len: u32,
 }
 
-/// A chat's index: where each of its messages lies in the log (seq = index + 1) and its
-/// client id, from which the chat rebuilds its de-duplication map.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct ChatIndex {
+/// A chat's snapshot: its metadata, and where each of its messages lies in the log
+/// (seq = index + 1) with the keys that make sends retry-safe.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChatSnapshot {
     pub chat: ChatNo,
+    pub meta: ChatMeta,
     pub entries: Vec<IndexEntry>,
 }
 
@@ -76,10 +83,12 @@ pub struct ChatIndex {
 pub struct IndexEntry {
     pub loc: Loc,
     pub client_id: ClientId,
+    /// The message's id, when it is not its client id.
+    pub id: Option<MessageId>,
 }
 
-/// Every chat's metadata and the log position up to which every chat's snapshot is complete.
-/// Restart replays the log from `pos` only.
+/// The directory of every chat and the log position up to which every chat's snapshot is
+/// complete. Restart replays the log from `pos` only.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Catalog {
     pub pos: Option<Pos>,
@@ -89,9 +98,13 @@ pub struct Catalog {
     pub unavailable: Vec<ChatNo>,
 }
 
+/// What the directory knows of a chat: enough to find it by id or by member set.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CatalogEntry {
     pub chat: ChatNo,
     pub ns: Namespace,
-    pub meta: ChatMeta,
+    pub id: ChatId,
+    /// Made by `Create`: never matched by member set.
+    pub group: bool,
+    pub members: Members,
 }

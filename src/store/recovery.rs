@@ -5,17 +5,19 @@
 //!    checkpoint, not the total history. A torn record at the very end (a crash mid-write) is cut
 //!    off with a warning. A bad record followed by good ones is corruption: it is reported loudly,
 //!    skipped over, and every chat it leaves with a gap is held out of service.
-//! 3. Fold the scanned messages into each chat's snapshot, then write a fresh catalog at the end
-//!    of the log, so a second crash does not repeat the work.
+//! 3. Fold the scanned records (creations, membership changes, messages) into each chat's
+//!    snapshot and the catalog's directory, then write a fresh catalog at the end of the log, so
+//!    a second crash does not repeat the work.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, OpenOptions};
 use std::path::Path;
 
 use super::codec::{self, Frame};
-use super::record::{Catalog, CatalogEntry, ChatIndex, ChatNo, IndexEntry, Loc, Pos, Record};
+use super::record::{Catalog, CatalogEntry, ChatNo, ChatSnapshot, IndexEntry, Loc, Pos, Record};
 use super::wal::segment_path;
 use super::{io_error, snapshot, Layout, StoreError};
+use crate::model::{ChatMeta, MemberEdit, Members, Message};
 
 /// What the server starts from.
 pub struct Recovered {
@@ -24,6 +26,44 @@ pub struct Recovered {
     pub end: Pos,
     /// Chats whose stored data failed a check; they answer 503 rather than serve wrong data.
     pub unavailable: HashSet<ChatNo>,
+}
+
+/// What the log after the checkpoint says about one chat.
+#[derive(Default)]
+struct Tail {
+    created: Option<ChatMeta>,
+    edits: Vec<Edit>,
+    messages: Vec<(u64, IndexEntry)>,
+}
+
+/// A change to a chat's metadata, in log order.
+enum Edit {
+    Member(MemberEdit),
+    /// A whole new metadata record, as versions before membership records wrote them.
+    Replace(ChatMeta),
+}
+
+impl Edit {
+    fn apply(self, meta: &mut ChatMeta) {
+        match self {
+            Edit::Member(edit) => drop(meta.apply(&edit)),
+            Edit::Replace(new) => *meta = new,
+        }
+    }
+}
+
+/// The index entry of a message found at `loc`.
+fn entry(loc: Loc, msg: Message) -> IndexEntry {
+    let id = (msg.id.as_str() != msg.client_id.as_str()).then_some(msg.id);
+    IndexEntry { loc, client_id: msg.client_id, id }
+}
+
+fn apply_to_members(members: &mut Members, edit: &MemberEdit) {
+    match edit {
+        MemberEdit::Add(user) => drop(members.insert(user.clone())),
+        MemberEdit::Remove(user) => drop(members.remove(user)),
+        MemberEdit::Invite(_) | MemberEdit::Uninvite(_) => {}
+    }
 }
 
 pub fn recover(layout: &Layout) -> Result<Recovered, StoreError> {
@@ -37,29 +77,42 @@ pub fn recover(layout: &Layout) -> Result<Recovered, StoreError> {
     let segments = list_segments(&layout.wal)?;
     let from = catalog.pos.unwrap_or(Pos { segment: segments.first().copied().unwrap_or(1), offset: 0 });
 
-    let mut known: HashSet<ChatNo> = catalog.chats.iter().map(|c| c.chat).collect();
-    let mut tails: BTreeMap<ChatNo, Vec<(u64, IndexEntry)>> = BTreeMap::new();
+    let mut directory: BTreeMap<ChatNo, CatalogEntry> =
+        std::mem::take(&mut catalog.chats).into_iter().map(|entry| (entry.chat, entry)).collect();
+    let mut tails: BTreeMap<ChatNo, Tail> = BTreeMap::new();
     let mut deleted = Vec::new();
+    let mut next_chat = catalog.next_chat;
     let scanned = scan(layout, &segments, from, Repair::CutTornTail, |loc, record| match record {
         Record::ChatCreated { chat, ns, meta } => {
-            catalog.next_chat = catalog.next_chat.max(chat + 1);
-            if known.insert(chat) {
-                catalog.chats.push(CatalogEntry { chat, ns, meta });
-            }
+            next_chat = next_chat.max(chat + 1);
+            directory.entry(chat).or_insert_with(|| CatalogEntry {
+                chat,
+                ns,
+                id: meta.id.clone(),
+                group: meta.group,
+                members: meta.user_ids.clone(),
+            });
+            tails.entry(chat).or_default().created = Some(meta);
         }
         Record::Message { chat, msg } => {
-            tails.entry(chat).or_default().push((msg.seq, IndexEntry { loc, client_id: msg.client_id }));
+            tails.entry(chat).or_default().messages.push((msg.seq, entry(loc, msg)));
+        }
+        Record::Member { chat, edit } => {
+            if let Some(found) = directory.get_mut(&chat) {
+                apply_to_members(&mut found.members, &edit);
+            }
+            tails.entry(chat).or_default().edits.push(Edit::Member(edit));
         }
         Record::ChatUpdated { chat, meta } => {
-            if let Some(entry) = catalog.chats.iter_mut().find(|c| c.chat == chat) {
-                entry.meta = meta;
+            if let Some(found) = directory.get_mut(&chat) {
+                found.members = meta.user_ids.clone();
             }
+            tails.entry(chat).or_default().edits.push(Edit::Replace(meta));
         }
         Record::ChatDeleted { chat } => {
-            catalog.chats.retain(|c| c.chat != chat);
-            known.remove(&chat);
+            directory.remove(&chat);
             let tail = tails.remove(&chat).unwrap_or_default();
-            deleted.push((chat, tail.into_iter().map(|(_, e)| e.loc).collect::<Vec<Loc>>()));
+            deleted.push((chat, tail.messages.into_iter().map(|(_, e)| e.loc).collect::<Vec<Loc>>()));
         }
         Record::Erased(_) | Record::Commit => {}
     })?;
@@ -76,12 +129,12 @@ pub fn recover(layout: &Layout) -> Result<Recovered, StoreError> {
         if unavailable.contains(&chat) {
             continue;
         }
-        if !known.contains(&chat) {
-            tracing::error!(chat, "the log holds messages of a chat it never created; ignoring them");
+        if !directory.contains_key(&chat) {
+            tracing::error!(chat, "the log holds records of a chat it never created; ignoring them");
             continue;
         }
         match fold_tail(layout, &segments, chat, tail) {
-            Ok(index) => snapshot::write(&layout.chat(chat), &index)?,
+            Ok(folded) => snapshot::write(&layout.chat(chat), &folded)?,
             Err(err) => {
                 tracing::error!(chat, error = %err, "chat is held out of service");
                 unavailable.insert(chat);
@@ -90,6 +143,8 @@ pub fn recover(layout: &Layout) -> Result<Recovered, StoreError> {
     }
     let end = scanned.end;
     catalog.pos = Some(end);
+    catalog.next_chat = next_chat;
+    catalog.chats = directory.into_values().collect();
     catalog.unavailable = unavailable.iter().copied().collect();
     snapshot::write(&layout.catalog(), &catalog)?;
     Ok(Recovered { catalog, end, unavailable })
@@ -98,69 +153,93 @@ pub fn recover(layout: &Layout) -> Result<Recovered, StoreError> {
 /// Overwrites every message record of a deleted chat: those its snapshot knows and those in
 /// the replayed tail (or, if the snapshot is damaged, every one in the log).
 fn erase_deleted(layout: &Layout, segments: &[u64], chat: ChatNo, tail: Vec<Loc>) -> Result<(), StoreError> {
-    let known = match snapshot::read::<ChatIndex>(&layout.chat(chat)) {
-        Ok(found) => found.map(|index| index.entries),
-        Err(_) => Some(rebuild_index(layout, segments, chat).map(|index| index.entries).unwrap_or_default()),
+    let known = match snapshot::read::<ChatSnapshot>(&layout.chat(chat)) {
+        Ok(found) => found.map(|snap| snap.entries).unwrap_or_default(),
+        Err(_) => message_locs(layout, segments, chat)?,
     };
-    let mut locs: Vec<Loc> = known.unwrap_or_default().into_iter().map(|e| e.loc).collect();
+    let mut locs: Vec<Loc> = known.into_iter().map(|e| e.loc).collect();
     locs.extend(tail);
     super::erase_in_place(layout, &locs)?;
     snapshot::remove(&layout.chat(chat))
 }
 
-/// Adds the log's newer entries to a chat's snapshot; a gap means the snapshot is missing
-/// something, so the index is rebuilt from the whole log instead.
-fn fold_tail(
-    layout: &Layout,
-    segments: &[u64],
-    chat: ChatNo,
-    tail: Vec<(u64, IndexEntry)>,
-) -> Result<ChatIndex, StoreError> {
-    let mut index = match snapshot::read::<ChatIndex>(&layout.chat(chat)) {
-        Ok(found) => found.unwrap_or(ChatIndex { chat, entries: Vec::new() }),
-        Err(err) => {
-            tracing::error!(chat, error = %err, "chat snapshot is damaged; rebuilding it from the log");
-            return rebuild_index(layout, segments, chat);
+/// Every message record of `chat` in the whole log, gaps or not.
+fn message_locs(layout: &Layout, segments: &[u64], chat: ChatNo) -> Result<Vec<IndexEntry>, StoreError> {
+    let mut found = Vec::new();
+    let from = Pos { segment: segments.first().copied().unwrap_or(1), offset: 0 };
+    scan(layout, segments, from, Repair::ReadOnly, |loc, record| {
+        if let Record::Message { chat: c, msg } = record {
+            if c == chat {
+                found.push(entry(loc, msg));
+            }
         }
-    };
-    for (seq, entry) in tail {
-        let len = index.entries.len() as u64;
-        if seq == len + 1 {
-            index.entries.push(entry);
-        } else if seq > len + 1 {
-            tracing::warn!(chat, seq, len, "chat snapshot is behind the log; rebuilding it from the log");
-            return rebuild_index(layout, segments, chat);
-        }
-    }
-    Ok(index)
+    })?;
+    Ok(found)
 }
 
-/// The slow path: a chat's index from every record of the log. Fails on any gap in seq.
-pub fn rebuild_index(layout: &Layout, segments: &[u64], chat: ChatNo) -> Result<ChatIndex, StoreError> {
+/// Adds the log's newer records to a chat's snapshot; a gap means the snapshot is missing
+/// something, so the chat is rebuilt from the whole log instead.
+fn fold_tail(layout: &Layout, segments: &[u64], chat: ChatNo, tail: Tail) -> Result<ChatSnapshot, StoreError> {
+    let mut snap = match (snapshot::read::<ChatSnapshot>(&layout.chat(chat)), tail.created) {
+        (Ok(Some(snap)), _) if snap.chat == chat => snap,
+        // Created after the checkpoint: the tail holds all of it.
+        (Ok(None), Some(meta)) => ChatSnapshot { chat, meta, entries: Vec::new() },
+        (found, _) => {
+            tracing::error!(chat, damaged = found.is_err(), "chat snapshot unusable; rebuilding the chat from the log");
+            return rebuild_chat(layout, segments, chat);
+        }
+    };
+    // Replaying an edit the snapshot already holds is harmless: each user's last edit wins.
+    for edit in tail.edits {
+        edit.apply(&mut snap.meta);
+    }
+    for (seq, entry) in tail.messages {
+        let len = snap.entries.len() as u64;
+        if seq == len + 1 {
+            snap.entries.push(entry);
+        } else if seq > len + 1 {
+            tracing::warn!(chat, seq, len, "chat snapshot is behind the log; rebuilding the chat from the log");
+            return rebuild_chat(layout, segments, chat);
+        }
+    }
+    Ok(snap)
+}
+
+/// The slow path: a chat from every record of the log. Fails on any gap in seq, or if the log
+/// never created the chat.
+pub fn rebuild_chat(layout: &Layout, segments: &[u64], chat: ChatNo) -> Result<ChatSnapshot, StoreError> {
+    let mut meta: Option<ChatMeta> = None;
     let mut entries = Vec::new();
     let mut gap = None;
     let from = Pos { segment: segments.first().copied().unwrap_or(1), offset: 0 };
-    let scanned = scan(layout, segments, from, Repair::ReadOnly, |loc, record| {
-        if let Record::Message { chat: c, msg } = record {
-            if c == chat {
-                let expected = entries.len() as u64 + 1;
-                if msg.seq == expected {
-                    entries.push(IndexEntry { loc, client_id: msg.client_id });
-                } else if msg.seq > expected && gap.is_none() {
-                    gap = Some((expected, msg.seq));
-                }
+    let scanned = scan(layout, segments, from, Repair::ReadOnly, |loc, record| match record {
+        Record::ChatCreated { chat: c, meta: created, .. } if c == chat => meta = Some(created),
+        Record::Member { chat: c, edit } if c == chat => {
+            if let Some(meta) = meta.as_mut() {
+                meta.apply(&edit);
             }
         }
+        Record::ChatUpdated { chat: c, meta: new } if c == chat => meta = Some(new),
+        Record::Message { chat: c, msg } if c == chat => {
+            let expected = entries.len() as u64 + 1;
+            if msg.seq == expected {
+                entries.push(entry(loc, msg));
+            } else if msg.seq > expected && gap.is_none() {
+                gap = Some((expected, msg.seq));
+            }
+        }
+        _ => {}
     })?;
     if scanned.damaged.contains(&chat) {
         return Err(StoreError::Corrupt(format!("a record of chat {chat} in the log is damaged")));
     }
-    match gap {
-        Some((expected, found)) => {
-            Err(StoreError::Corrupt(format!("the log lacks message {expected} of chat {chat} (next found: {found})")))
-        }
-        None => Ok(ChatIndex { chat, entries }),
+    if let Some((expected, found)) = gap {
+        return Err(StoreError::Corrupt(format!(
+            "the log lacks message {expected} of chat {chat} (next found: {found})"
+        )));
     }
+    let meta = meta.ok_or_else(|| StoreError::Corrupt(format!("the log does not hold the creation of chat {chat}")))?;
+    Ok(ChatSnapshot { chat, meta, entries })
 }
 
 pub fn list_segments(dir: &Path) -> Result<Vec<u64>, StoreError> {

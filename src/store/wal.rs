@@ -19,8 +19,7 @@ use std::time::{Duration, Instant};
 
 use super::codec;
 use super::record::{Loc, Pos, Record, NO_CHAT};
-use super::{io_error, sync_dir, StoreError};
-use crate::config::FsyncMode;
+use super::{io_error, sync_dir, Fsync as FsyncMode, StoreError};
 
 /// Called on the writer thread once an append is durable (or has failed); must be quick.
 pub type AppendDone = Box<dyn FnOnce(Result<Loc, StoreError>) + Send>;

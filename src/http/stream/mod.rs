@@ -20,11 +20,12 @@ use tokio::sync::broadcast::{self, error::RecvError};
 
 use super::body::given;
 use super::chat::acting_as;
+use super::error::{ApiError, At};
+use super::views::MessageView;
 use super::AppState;
-use crate::chat::{Event, Page, Read, Subscribe};
-use crate::error::{ApiError, Error, Field};
-use crate::model::{ChatId, Message, MessageView, Namespace, UserId};
-use crate::registry::{Change, Update};
+use crate::chat::{Change, Event, Page, Read, Subscribe, Update};
+use crate::error::{Error, Field};
+use crate::model::{ChatId, Namespace, UserId};
 
 const PING_EVERY: Duration = Duration::from_secs(15);
 /// Replay reads the log in pages of this many messages.
@@ -140,9 +141,11 @@ impl Subscription {
     async fn next(&mut self) -> Live {
         loop {
             match self.events.recv().await {
-                Ok(Event::Message { seq, json }) if seq > self.sent => {
-                    self.sent = seq;
-                    return Live::Message(json);
+                Ok(Event::Message(delivered)) if delivered.msg.seq > self.sent => {
+                    self.sent = delivered.msg.seq;
+                    // The first subscriber to get here encodes it; the rest share the bytes.
+                    let json = delivered.json.get_or_init(|| MessageView::json(&self.chat_id, &delivered.msg).into());
+                    return Live::Message(json.clone());
                 }
                 Ok(Event::Removed(users)) if self.user_id.as_ref().is_some_and(|u| users.contains(u)) => {
                     return Live::Ended(Error::Forbidden("you are no longer a member of this chat".into()));
@@ -162,9 +165,8 @@ impl Subscription {
         }
         let page = Page::History { limit: REPLAY_PAGE, before: Some(self.until + 1), after: Some(self.sent) };
         // The subscription already passed the membership check.
-        let messages = state.ask(&self.ns, &self.chat_id, Read { page, reader: None }).await??;
-        let json = |m: &Message| serde_json::to_string(&MessageView::new(&self.chat_id, m)).unwrap_or_default();
-        Ok(messages.iter().map(|m| (m.seq, json(m))).collect())
+        let messages = state.ask(&self.ns, &self.chat_id, Read { page, reader: None }).await??.messages().await?;
+        Ok(messages.iter().map(|m| (m.seq, MessageView::json(&self.chat_id, m))).collect())
     }
 }
 
@@ -183,8 +185,8 @@ async fn subscribe(state: &AppState, params: &Params, kind: Kind) -> Result<Subs
         Kind::Join => Some(acting_as(&caller, user_id, Field::UserId)?),
     };
     if let (Kind::Join, Some(user)) = (kind, &user_id) {
-        let join = Update { ns: caller.ns.clone(), id: chat_id.clone(), change: Change::Join(user.clone()), by: None };
-        state.registry.send(join).await.map_err(|e| Error::Internal(e.to_string()))??;
+        let join = Update { change: Change::Join(user.clone()), by: caller.reader() };
+        state.ask(&caller.ns, &chat_id, join).await??;
     }
     let (until, events) = state.ask(&caller.ns, &chat_id, Subscribe { reader: caller.reader() }).await??;
     // Without `since`, only new messages arrive.

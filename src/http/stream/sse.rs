@@ -8,6 +8,7 @@ use tokio::sync::mpsc;
 
 use super::{subscribe, Kind, Live, Params, Subscription, PING_EVERY};
 use crate::error::Error;
+use crate::http::error::At;
 use crate::http::AppState;
 
 pub(super) async fn open(state: web::Data<AppState>, params: Params, kind: Kind) -> Result<HttpResponse, Error> {

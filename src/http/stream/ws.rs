@@ -11,11 +11,11 @@ use serde::Deserialize;
 
 use super::{subscribe, Kind, Live, Params, Subscription, PING_EVERY};
 use crate::chat::Post;
-use crate::error::{ApiError, Error, Field};
+use crate::error::{Error, Field};
 use crate::http::body::given;
-use crate::http::chat::bounded;
+use crate::http::draft::DraftFields;
+use crate::http::error::{ApiError, At};
 use crate::http::AppState;
-use crate::model::ClientId;
 
 const SILENCE_LIMIT: Duration = Duration::from_secs(60);
 /// How long a WebSocket may take to name its chat in a first frame.
@@ -173,23 +173,17 @@ impl Ws {
             serde_json::from_str(text).map_err(|e| (Error::BadRequest(format!("malformed frame: {e}")), None))?;
         let client_id = given(&frame.client_id).map(str::to_owned);
         let fail = |err: Error| (err, client_id.clone());
-        let limits = &self.state.settings.limits;
         let user_id = sub.user_id.clone().ok_or(Error::Missing(Field::UserId)).map_err(fail)?;
-        let text = given(&frame.text).ok_or(Error::Missing(Field::Text)).map_err(fail)?;
-        let post = Post {
-            user_id,
-            text: bounded(text, limits.max_text_bytes, "text").map_err(fail)?,
-            subject: bounded(frame.subject.as_deref().unwrap_or(""), limits.max_subject_bytes, "subject")
-                .map_err(fail)?,
-            client_id: client_id
-                .as_deref()
-                .map(|c| ClientId::parse(c, limits.max_id_bytes))
-                .transpose()
-                .map_err(fail)?,
+        let fields = DraftFields {
+            text: frame.text.as_deref(),
+            subject: frame.subject.as_deref(),
+            client_id: frame.client_id.as_deref(),
             id: None,
-            limited: sub.limited,
         };
+        let draft = fields.parse(&self.state.settings.limits).map_err(fail)?.from(user_id);
+        let post = Post { draft, limited: sub.limited };
         // Success needs no answer here: the message comes back on the stream, with its seq.
-        self.state.ask(&sub.ns, &sub.chat_id, post).await.and_then(|r| r).map(drop).map_err(fail)
+        let receipt = self.state.ask(&sub.ns, &sub.chat_id, post).await.and_then(|r| r).map_err(fail)?;
+        receipt.message().await.map(drop).map_err(fail)
     }
 }
