@@ -1,32 +1,28 @@
 //! Access control and input limits (API.md section 5, and the limits of sections 1 and 8),
 //! against the real server started in-process on port 0 with a temporary data dir.
 //!
-//! Self-contained: its helpers live at the bottom of this file. Every request, frame and event
-//! has a timeout, so a bug fails a test instead of hanging it.
+//! The server, its clients and the fixture keys and token secrets are the harness's
+//! (`tests/helpers`). Every request, frame and event has a timeout, so a bug fails a test
+//! instead of hanging it.
+
+mod helpers;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use jsonwebtoken::{Algorithm, Header};
 use serde_json::{json, Value};
-use tokio::time::timeout;
 
 use chatd::config::{ApiKey, Membership, Settings};
-use chatd::startup::{Application, StartError};
-
-/// The longest any single request, frame or event may take before the test fails.
-mod clients;
-
-use clients::*;
-
-const ACME_KEY: &str = "acme-backend-key-0123456789";
-const BETA_KEY: &str = "beta-backend-key-9876543210";
-const BOTH_KEY: &str = "acme-and-beta-key-5555555555";
-const ACME_SECRET: &str = "acme signs its user tokens with this";
-const BETA_SECRET: &str = "beta signs its user tokens with that";
+use chatd::startup::StartError;
+use helpers::{
+    assert_error_for, assert_error_frame, bearer, enc, files_under, jwt, jwt_with, key, now_secs, spawn_app,
+    spawn_app_nested, spawn_app_with, split3, texts, try_spawn_app_with, user_token, Got, Who, ACME_KEY, ACME_SECRET,
+    BETA_KEY, BETA_SECRET, BOTH_KEY,
+};
 
 /// Every unary endpoint, by its error id prefix and its first path.
 const UNARY: [(&str, &str); 12] = [
@@ -81,8 +77,8 @@ fn secured(s: &mut Settings) {
 /// `{service}.{Endpoint}.Unauthorized`, before anything in the body is looked at.
 #[actix_web::test]
 async fn a_missing_or_wrong_key_is_401_on_every_endpoint() {
-    let srv = start_with(secured).await;
-    let chat = srv.new_chat(&key(ACME_KEY, "acme"), &["alice", "bob"]).await;
+    let srv = spawn_app_with(secured).await;
+    let chat = srv.new_chat_as(&key(ACME_KEY, "acme"), &["alice", "bob"]).await;
     let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("acme:{ACME_KEY}")));
     let wrong: [Option<String>; 6] = [
         None,
@@ -103,7 +99,7 @@ async fn a_missing_or_wrong_key_is_401_on_every_endpoint() {
                     headers.push(("authorization", a.clone()));
                 }
                 let (status, body) = srv.call(path, &headers, good_body(endpoint, &chat)).await;
-                assert_error(
+                assert_error_for(
                     status,
                     &body,
                     401,
@@ -117,7 +113,7 @@ async fn a_missing_or_wrong_key_is_401_on_every_endpoint() {
                 headers.push(("authorization", a.clone()));
             }
             let (status, body) = srv.call(path, &headers, json!({})).await;
-            assert_error(status, &body, 401, &format!("{endpoint}.Unauthorized"), path);
+            assert_error_for(status, &body, 401, &format!("{endpoint}.Unauthorized"), path);
         }
     }
     // The streams: a WebSocket gets one error frame, then close 4401; SSE gets a 401 body.
@@ -130,10 +126,10 @@ async fn a_missing_or_wrong_key_is_401_on_every_endpoint() {
         let mut ws = srv.ws(&url, &bearer("not-a-key", None)).await;
         ws.rx.fails(401, &format!("{endpoint}.Unauthorized")).await;
         let (status, body) = srv.sse_fails(&url, &Who::default()).await;
-        assert_error(status, &body, 401, &format!("{endpoint}.Unauthorized"), &url);
+        assert_error_for(status, &body, 401, &format!("{endpoint}.Unauthorized"), &url);
     }
     // Nothing was written by any of it.
-    let history = srv.history(&key(ACME_KEY, "acme"), &chat).await;
+    let history = srv.history_as(&key(ACME_KEY, "acme"), &chat).await;
     assert!(history.is_empty(), "{history:?}");
 }
 
@@ -142,9 +138,9 @@ async fn a_missing_or_wrong_key_is_401_on_every_endpoint() {
 /// both namespaces works in both.
 #[actix_web::test]
 async fn a_key_used_on_another_namespace_is_403_on_every_endpoint() {
-    let srv = start_with(secured).await;
-    let chat = srv.new_chat(&key(ACME_KEY, "acme"), &["alice", "bob"]).await;
-    let beta_chat = srv.new_chat(&key(BETA_KEY, "beta"), &["alice", "bob"]).await;
+    let srv = spawn_app_with(secured).await;
+    let chat = srv.new_chat_as(&key(ACME_KEY, "acme"), &["alice", "bob"]).await;
+    let beta_chat = srv.new_chat_as(&key(BETA_KEY, "beta"), &["alice", "bob"]).await;
     for (endpoint, path) in UNARY {
         for who in [
             key(ACME_KEY, "beta"),
@@ -154,8 +150,8 @@ async fn a_key_used_on_another_namespace_is_403_on_every_endpoint() {
             key(BOTH_KEY, "gamma"),
         ] {
             for body in [good_body(endpoint, &chat), json!({})] {
-                let (status, reply) = srv.post(&who, path, body).await;
-                assert_error(status, &reply, 403, &format!("{endpoint}.Forbidden"), &format!("{path} as {who:?}"));
+                let (status, reply) = srv.post_as(&who, path, body).await;
+                assert_error_for(status, &reply, 403, &format!("{endpoint}.Forbidden"), &format!("{path} as {who:?}"));
             }
         }
     }
@@ -166,31 +162,31 @@ async fn a_key_used_on_another_namespace_is_403_on_every_endpoint() {
         let mut ws = srv.ws(&format!("{url}&namespace=beta&token={ACME_KEY}"), &Who::default()).await;
         ws.rx.fails(403, &format!("{endpoint}.Forbidden")).await;
         let (status, body) = srv.sse_fails(&url, &key(ACME_KEY, "beta")).await;
-        assert_error(status, &body, 403, &format!("{endpoint}.Forbidden"), &url);
+        assert_error_for(status, &body, 403, &format!("{endpoint}.Forbidden"), &url);
     }
     // The key for both namespaces reads and writes both.
-    let m = srv.send(&key(BOTH_KEY, "acme"), &chat, "alice", "to acme").await;
+    let m = srv.send_as(&key(BOTH_KEY, "acme"), &chat, "alice", "to acme").await;
     assert_eq!(m["text"], "to acme");
-    let m = srv.send(&key(BOTH_KEY, "beta"), &beta_chat, "bob", "to beta").await;
+    let m = srv.send_as(&key(BOTH_KEY, "beta"), &beta_chat, "bob", "to beta").await;
     assert_eq!(m["text"], "to beta");
-    assert_eq!(texts(&srv.history(&key(ACME_KEY, "acme"), &chat).await), ["to acme"]);
-    assert_eq!(texts(&srv.history(&key(BETA_KEY, "beta"), &beta_chat).await), ["to beta"]);
+    assert_eq!(texts(&srv.history_as(&key(ACME_KEY, "acme"), &chat).await), ["to acme"]);
+    assert_eq!(texts(&srv.history_as(&key(BETA_KEY, "beta"), &beta_chat).await), ["to beta"]);
 }
 
 /// Checks run in the contract's order: 401, namespace 403, the 400s in their listed order,
 /// 404, membership 403 (429 comes last: see the rate limit test).
 #[actix_web::test]
 async fn checks_run_in_the_contract_order() {
-    let srv = start_with(secured).await;
+    let srv = spawn_app_with(secured).await;
     let acme = key(ACME_KEY, "acme");
-    let chat = srv.new_chat(&acme, &["bob", "carol"]).await;
+    let chat = srv.new_chat_as(&acme, &["bob", "carol"]).await;
     let alice = bearer(&user_token("acme", "alice"), Some("acme"));
 
     // 401 beats everything, 403 (namespace) beats every 400.
     let bad_json = srv.call_raw("/chat/Send", &[("authorization", "Bearer nope".into())], "{not json").await;
-    assert_error(bad_json.0, &bad_json.1, 401, "chat.Send.Unauthorized", "");
-    let (status, body) = srv.post(&key(ACME_KEY, "beta"), "/chat/Send", json!({ "chat_id": "\u{0}" })).await;
-    assert_error(status, &body, 403, "chat.Send.Forbidden", "");
+    assert_error_for(bad_json.0, &bad_json.1, 401, "chat.Send.Unauthorized", "");
+    let (status, body) = srv.post_as(&key(ACME_KEY, "beta"), "/chat/Send", json!({ "chat_id": "\u{0}" })).await;
+    assert_error_for(status, &body, 403, "chat.Send.Forbidden", "");
 
     // The 400s in their order, then 404.
     let steps = [
@@ -201,25 +197,25 @@ async fn checks_run_in_the_contract_order() {
         (json!({ "chat_id": "nope", "user_id": "alice", "text": "t" }), 404, "chat.Send.NotFound"),
     ];
     for (body, code, id) in steps {
-        let (status, reply) = srv.post(&acme, "/chat/Send", body.clone()).await;
-        assert_error(status, &reply, code, id, &body.to_string());
+        let (status, reply) = srv.post_as(&acme, "/chat/Send", body.clone()).await;
+        assert_error_for(status, &reply, code, id, &body.to_string());
     }
 
     // A user token: the 400s, then 404 for an unknown chat, then 403 for a chat alice is not in.
-    let (status, body) = srv.post(&alice, "/chat/Send", json!({ "chat_id": chat })).await;
-    assert_error(status, &body, 400, "chat.Send.MissingText", "");
-    let (status, body) = srv.post(&alice, "/chat/Send", json!({ "chat_id": "nope", "text": "t" })).await;
-    assert_error(status, &body, 404, "chat.Send.NotFound", "");
-    let (status, body) = srv.post(&alice, "/chat/Send", json!({ "chat_id": chat, "text": "t" })).await;
-    assert_error(status, &body, 403, "chat.Send.Forbidden", "");
-    let (status, body) = srv.post(&alice, "/chat/History", json!({ "chat_id": "nope" })).await;
-    assert_error(status, &body, 404, "chat.History.NotFound", "");
-    let (status, body) = srv.post(&alice, "/chat/History", json!({ "chat_id": chat })).await;
-    assert_error(status, &body, 403, "chat.History.Forbidden", "");
+    let (status, body) = srv.post_as(&alice, "/chat/Send", json!({ "chat_id": chat })).await;
+    assert_error_for(status, &body, 400, "chat.Send.MissingText", "");
+    let (status, body) = srv.post_as(&alice, "/chat/Send", json!({ "chat_id": "nope", "text": "t" })).await;
+    assert_error_for(status, &body, 404, "chat.Send.NotFound", "");
+    let (status, body) = srv.post_as(&alice, "/chat/Send", json!({ "chat_id": chat, "text": "t" })).await;
+    assert_error_for(status, &body, 403, "chat.Send.Forbidden", "");
+    let (status, body) = srv.post_as(&alice, "/chat/History", json!({ "chat_id": "nope" })).await;
+    assert_error_for(status, &body, 404, "chat.History.NotFound", "");
+    let (status, body) = srv.post_as(&alice, "/chat/History", json!({ "chat_id": chat })).await;
+    assert_error_for(status, &body, 403, "chat.History.Forbidden", "");
     // And an API key sending as a non-member: 404 first, then membership 403.
     let (status, body) =
-        srv.post(&acme, "/chat/Send", json!({ "chat_id": chat, "user_id": "mallory", "text": "t" })).await;
-    assert_error(status, &body, 403, "chat.Send.Forbidden", "");
+        srv.post_as(&acme, "/chat/Send", json!({ "chat_id": chat, "user_id": "mallory", "text": "t" })).await;
+    assert_error_for(status, &body, 403, "chat.Send.Forbidden", "");
 }
 
 // ---- 2. namespaces ----
@@ -228,17 +224,17 @@ async fn checks_run_in_the_contract_order() {
 /// acme chat gets exactly the answer a never-made chat id gets, and acme's chat is untouched.
 #[actix_web::test]
 async fn a_namespace_key_cannot_read_write_or_detect_another_namespaces_chats() {
-    let srv = start_with(secured).await;
+    let srv = spawn_app_with(secured).await;
     let acme = key(ACME_KEY, "acme");
     let beta = key(BETA_KEY, "beta");
-    let chat = srv.new_chat(&acme, &["alice", "bob"]).await;
+    let chat = srv.new_chat_as(&acme, &["alice", "bob"]).await;
     let (status, body) = srv
-        .post(&acme, "/chat/Create", json!({ "name": "acme-group", "user_ids": ["alice", "bob"], "private": true }))
+        .post_as(&acme, "/chat/Create", json!({ "name": "acme-group", "user_ids": ["alice", "bob"], "private": true }))
         .await;
     assert_eq!(status, 200, "{body}");
     let group = body["group"]["id"].as_str().unwrap().to_owned();
-    srv.send(&acme, &chat, "alice", "acme's secret").await;
-    srv.send(&acme, &group, "bob", "acme's group secret").await;
+    srv.send_as(&acme, &chat, "alice", "acme's secret").await;
+    srv.send_as(&acme, &group, "bob", "acme's group secret").await;
 
     let never = "never-made-chat";
     for target in [&chat, &group] {
@@ -247,23 +243,24 @@ async fn a_namespace_key_cannot_read_write_or_detect_another_namespaces_chats() 
                 continue;
             }
             let body = good_body(endpoint, target);
-            let (status, reply) = srv.post(&beta, path, body.clone()).await;
-            let (never_status, never_reply) = srv.post(&beta, path, good_body(endpoint, never)).await;
+            let (status, reply) = srv.post_as(&beta, path, body.clone()).await;
+            let (never_status, never_reply) = srv.post_as(&beta, path, good_body(endpoint, never)).await;
             if endpoint == "chat.List" {
                 assert_eq!(status, 200, "{reply}");
                 assert_eq!(reply, json!({ "groups": [] }), "beta lists acme's groups");
                 continue;
             }
-            assert_error(status, &reply, 404, &format!("{endpoint}.NotFound"), path);
+            assert_error_for(status, &reply, 404, &format!("{endpoint}.NotFound"), path);
             assert_eq!(
                 (status, &reply),
                 (never_status, &never_reply),
                 "{path}: beta can tell acme's chat from a never-made one"
             );
             // A key that is not for acme learns nothing either, whether or not the chat exists.
-            let (status, reply) = srv.post(&key(BETA_KEY, "acme"), path, body).await;
-            let (never_status, never_reply) = srv.post(&key(BETA_KEY, "acme"), path, good_body(endpoint, never)).await;
-            assert_error(status, &reply, 403, &format!("{endpoint}.Forbidden"), path);
+            let (status, reply) = srv.post_as(&key(BETA_KEY, "acme"), path, body).await;
+            let (never_status, never_reply) =
+                srv.post_as(&key(BETA_KEY, "acme"), path, good_body(endpoint, never)).await;
+            assert_error_for(status, &reply, 403, &format!("{endpoint}.Forbidden"), path);
             assert_eq!((status, &reply), (never_status, &never_reply), "{path}");
         }
         for (endpoint, path) in [("chat.Connect", "/chat/Connect"), ("chat.Join", "/chat/Join")] {
@@ -272,33 +269,33 @@ async fn a_namespace_key_cannot_read_write_or_detect_another_namespaces_chats() 
                 let mut ws = srv.ws(&url, &beta).await;
                 ws.rx.fails(404, &format!("{endpoint}.NotFound")).await;
                 let (status, body) = srv.sse_fails(&url, &beta).await;
-                assert_error(status, &body, 404, &format!("{endpoint}.NotFound"), &url);
+                assert_error_for(status, &body, 404, &format!("{endpoint}.NotFound"), &url);
             }
         }
         // A beta user token (no namespace header: its `ns` is beta) cannot see it either.
         let token = bearer(&user_token("beta", "alice"), None);
-        let (status, body) = srv.post(&token, "/chat/History", json!({ "chat_id": target })).await;
-        assert_error(status, &body, 404, "chat.History.NotFound", "beta token");
+        let (status, body) = srv.post_as(&token, "/chat/History", json!({ "chat_id": target })).await;
+        assert_error_for(status, &body, 404, "chat.History.NotFound", "beta token");
     }
 
     // The same members in beta make beta's own chat; the same id in beta is beta's own chat.
-    let beta_chat = srv.new_chat(&beta, &["alice", "bob"]).await;
+    let beta_chat = srv.new_chat_as(&beta, &["alice", "bob"]).await;
     assert_ne!(beta_chat, chat);
     let (status, body) =
-        srv.post(&beta, "/chats/CreateChat", json!({ "id": chat, "user_ids": ["mallory", "trudy"] })).await;
+        srv.post_as(&beta, "/chats/CreateChat", json!({ "id": chat, "user_ids": ["mallory", "trudy"] })).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["chat"]["user_ids"], json!(["mallory", "trudy"]));
-    assert!(srv.history(&beta, &chat).await.is_empty());
-    srv.send(&beta, &chat, "mallory", "beta's own").await;
+    assert!(srv.history_as(&beta, &chat).await.is_empty());
+    srv.send_as(&beta, &chat, "mallory", "beta's own").await;
 
     // acme's chats are exactly as they were.
-    assert_eq!(texts(&srv.history(&acme, &chat).await), ["acme's secret"]);
-    assert_eq!(texts(&srv.history(&acme, &group).await), ["acme's group secret"]);
-    let (status, body) = srv.post(&acme, "/chat/List", json!({ "user_id": "bob" })).await;
+    assert_eq!(texts(&srv.history_as(&acme, &chat).await), ["acme's secret"]);
+    assert_eq!(texts(&srv.history_as(&acme, &group).await), ["acme's group secret"]);
+    let (status, body) = srv.post_as(&acme, "/chat/List", json!({ "user_id": "bob" })).await;
     assert_eq!(status, 200, "{body}");
     let ids: Vec<&str> = body["groups"].as_array().unwrap().iter().map(|g| g["id"].as_str().unwrap()).collect();
     assert!(ids.contains(&group.as_str()), "{body}");
-    assert_eq!(texts(&srv.history(&beta, &chat).await), ["beta's own"]);
+    assert_eq!(texts(&srv.history_as(&beta, &chat).await), ["beta's own"]);
 }
 
 // ---- 3. user tokens ----
@@ -307,29 +304,29 @@ async fn a_namespace_key_cannot_read_write_or_detect_another_namespaces_chats() 
 /// it (the token's `ns`), on unary calls and on streams (token as a query parameter or header).
 #[actix_web::test]
 async fn a_user_token_acts_as_its_sub_in_its_namespace() {
-    let srv = start_with(secured).await;
+    let srv = spawn_app_with(secured).await;
     let token = user_token("acme", "alice");
     for (i, who) in [bearer(&token, None), bearer(&token, Some("acme"))].into_iter().enumerate() {
-        let (status, body) = srv.post(&who, "/chat/New", json!({ "user_ids": ["alice", format!("bob{i}")] })).await;
+        let (status, body) = srv.post_as(&who, "/chat/New", json!({ "user_ids": ["alice", format!("bob{i}")] })).await;
         assert_eq!(status, 200, "{body}");
         let chat = body["chat_id"].as_str().unwrap().to_owned();
         // An omitted user_id / author_id means sub.
-        let (status, body) = srv.post(&who, "/chat/Send", json!({ "chat_id": chat, "text": "one" })).await;
+        let (status, body) = srv.post_as(&who, "/chat/Send", json!({ "chat_id": chat, "text": "one" })).await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["message"]["user_id"], "alice");
         let (status, body) =
-            srv.post(&who, "/chat/Send", json!({ "chat_id": chat, "user_id": "alice", "text": "two" })).await;
+            srv.post_as(&who, "/chat/Send", json!({ "chat_id": chat, "user_id": "alice", "text": "two" })).await;
         assert_eq!(status, 200, "{body}");
-        let (status, body) = srv.post(&who, "/chats/SendMessage", json!({ "chat_id": chat, "text": "three" })).await;
+        let (status, body) = srv.post_as(&who, "/chats/SendMessage", json!({ "chat_id": chat, "text": "three" })).await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["message"]["author_id"], "alice");
-        let (status, body) = srv.post(&who, "/chats/ListMessages", json!({ "chat_id": chat, "order": "asc" })).await;
+        let (status, body) = srv.post_as(&who, "/chats/ListMessages", json!({ "chat_id": chat, "order": "asc" })).await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["messages"].as_array().unwrap().len(), 3);
-        let history = srv.history(&who, &chat).await;
+        let history = srv.history_as(&who, &chat).await;
         assert_eq!(texts(&history), ["one", "two", "three"]);
         // It is acme's chat: acme's key sees it, beta's does not.
-        assert_eq!(srv.history(&key(ACME_KEY, "acme"), &chat).await.len(), 3);
+        assert_eq!(srv.history_as(&key(ACME_KEY, "acme"), &chat).await.len(), 3);
 
         // Streams: token as a query parameter (browsers), or as the header.
         let mut by_query =
@@ -355,8 +352,8 @@ async fn a_user_token_acts_as_its_sub_in_its_namespace() {
 /// first frame; a bad token there is refused like anywhere else.
 #[actix_web::test]
 async fn a_stream_may_carry_its_token_in_the_first_frame() {
-    let srv = start_with(secured).await;
-    let chat = srv.new_chat(&key(ACME_KEY, "acme"), &["alice", "bob"]).await;
+    let srv = spawn_app_with(secured).await;
+    let chat = srv.new_chat_as(&key(ACME_KEY, "acme"), &["alice", "bob"]).await;
     let mut ws = srv.ws("/chat/Connect", &Who::default()).await;
     ws.tx.send(json!({ "chat_id": chat, "token": user_token("acme", "alice") })).await;
     ws.tx.send(json!({ "text": "hello", "client_id": "h" })).await;
@@ -380,9 +377,9 @@ async fn a_stream_may_carry_its_token_in_the_first_frame() {
 /// or algorithm, or are not JWTs at all: 401 on unary calls and on streams; nothing is stored.
 #[actix_web::test]
 async fn expired_tampered_and_foreign_tokens_are_401() {
-    let srv = start_with(secured).await;
+    let srv = spawn_app_with(secured).await;
     let acme = key(ACME_KEY, "acme");
-    let chat = srv.new_chat(&acme, &["alice", "bob"]).await;
+    let chat = srv.new_chat_as(&acme, &["alice", "bob"]).await;
     let now = now_secs();
     let claims = |sub: &str, exp: i64| json!({ "sub": sub, "exp": exp, "ns": "acme" });
 
@@ -426,26 +423,27 @@ async fn expired_tampered_and_foreign_tokens_are_401() {
                 continue; // without a namespace header it is simply a beta token
             }
             let (status, body) =
-                srv.post(&who, "/chat/Send", json!({ "chat_id": chat, "user_id": "alice", "text": what })).await;
-            assert_error(status, &body, 401, "chat.Send.Unauthorized", what);
-            let (status, body) = srv.post(&who, "/chat/History", json!({ "chat_id": chat })).await;
-            assert_error(status, &body, 401, "chat.History.Unauthorized", what);
+                srv.post_as(&who, "/chat/Send", json!({ "chat_id": chat, "user_id": "alice", "text": what })).await;
+            assert_error_for(status, &body, 401, "chat.Send.Unauthorized", what);
+            let (status, body) = srv.post_as(&who, "/chat/History", json!({ "chat_id": chat })).await;
+            assert_error_for(status, &body, 401, "chat.History.Unauthorized", what);
         }
         let url = format!("/chat/Connect?chat_id={}&namespace=acme&token={}", enc(&chat), enc(token));
         let mut ws = srv.ws(&url, &Who::default()).await;
         ws.rx.fails(401, "chat.Connect.Unauthorized").await;
         let (status, body) = srv.sse_fails(&url, &Who::default()).await;
-        assert_error(status, &body, 401, "chat.Connect.Unauthorized", what);
+        assert_error_for(status, &body, 401, "chat.Connect.Unauthorized", what);
     }
     // A namespace without a token secret takes no user tokens at all.
     let gamma = jwt(ACME_SECRET, &json!({ "sub": "alice", "exp": now + 3600, "ns": "gamma" }));
-    let (status, body) = srv.post(&bearer(&gamma, Some("gamma")), "/chat/New", json!({ "user_ids": ["alice"] })).await;
-    assert_error(status, &body, 401, "chat.New.Unauthorized", "gamma");
+    let (status, body) =
+        srv.post_as(&bearer(&gamma, Some("gamma")), "/chat/New", json!({ "user_ids": ["alice"] })).await;
+    assert_error_for(status, &body, 401, "chat.New.Unauthorized", "gamma");
 
-    assert!(srv.history(&acme, &chat).await.is_empty());
+    assert!(srv.history_as(&acme, &chat).await.is_empty());
     // The good token still works.
     let (status, body) =
-        srv.post(&bearer(&good, Some("acme")), "/chat/Send", json!({ "chat_id": chat, "text": "fine" })).await;
+        srv.post_as(&bearer(&good, Some("acme")), "/chat/Send", json!({ "chat_id": chat, "text": "fine" })).await;
     assert_eq!(status, 200, "{body}");
 }
 
@@ -453,8 +451,8 @@ async fn expired_tampered_and_foreign_tokens_are_401() {
 /// none) in `ns` is 403; so is a token for one namespace used with another's header.
 #[actix_web::test]
 async fn a_token_signed_for_another_namespace_is_refused() {
-    let srv = start_with(secured).await;
-    let chat = srv.new_chat(&key(ACME_KEY, "acme"), &["alice"]).await;
+    let srv = spawn_app_with(secured).await;
+    let chat = srv.new_chat_as(&key(ACME_KEY, "acme"), &["alice"]).await;
     let now = now_secs();
     let cases = [
         ("ns beta, acme's secret", jwt(ACME_SECRET, &json!({ "sub": "alice", "exp": now + 3600, "ns": "beta" })), 403),
@@ -464,9 +462,9 @@ async fn a_token_signed_for_another_namespace_is_refused() {
     ];
     for (what, token, code) in &cases {
         let who = bearer(token, Some("acme"));
-        let (status, body) = srv.post(&who, "/chat/Send", json!({ "chat_id": chat, "text": "x" })).await;
+        let (status, body) = srv.post_as(&who, "/chat/Send", json!({ "chat_id": chat, "text": "x" })).await;
         let id = if *code == 401 { "chat.Send.Unauthorized" } else { "chat.Send.Forbidden" };
-        assert_error(status, &body, *code, id, what);
+        assert_error_for(status, &body, *code, id, what);
         let url = format!("/chat/Connect?chat_id={}&namespace=acme&token={}", enc(&chat), enc(token));
         let mut ws = srv.ws(&url, &Who::default()).await;
         let id = id.replace("Send", "Connect");
@@ -474,19 +472,19 @@ async fn a_token_signed_for_another_namespace_is_refused() {
     }
     // A valid beta token sent with no header acts in beta, where acme's chat does not exist.
     let (status, body) = srv
-        .post(&bearer(&user_token("beta", "alice"), None), "/chat/Send", json!({ "chat_id": chat, "text": "x" }))
+        .post_as(&bearer(&user_token("beta", "alice"), None), "/chat/Send", json!({ "chat_id": chat, "text": "x" }))
         .await;
-    assert_error(status, &body, 404, "chat.Send.NotFound", "beta token");
-    assert!(srv.history(&key(ACME_KEY, "acme"), &chat).await.is_empty());
+    assert_error_for(status, &body, 404, "chat.Send.NotFound", "beta token");
+    assert!(srv.history_as(&key(ACME_KEY, "acme"), &chat).await.is_empty());
 }
 
 /// A user token naming another user anywhere is 403, and nothing is stored as that user.
 #[actix_web::test]
 async fn a_user_token_cannot_act_as_someone_else() {
-    let srv = start_with(secured).await;
+    let srv = spawn_app_with(secured).await;
     let acme = key(ACME_KEY, "acme");
-    let chat = srv.new_chat(&acme, &["alice", "bob"]).await;
-    let (status, body) = srv.post(&acme, "/chat/Create", json!({ "name": "g", "user_ids": ["alice", "bob"] })).await;
+    let chat = srv.new_chat_as(&acme, &["alice", "bob"]).await;
+    let (status, body) = srv.post_as(&acme, "/chat/Create", json!({ "name": "g", "user_ids": ["alice", "bob"] })).await;
     assert_eq!(status, 200, "{body}");
     let group = body["group"]["id"].as_str().unwrap().to_owned();
     let alice = bearer(&user_token("acme", "alice"), Some("acme"));
@@ -501,8 +499,8 @@ async fn a_user_token_cannot_act_as_someone_else() {
         ("/chat/Leave", json!({ "group_id": group, "user_id": "bob" }), "chat.Leave.Forbidden"),
     ];
     for (path, body, id) in refusals {
-        let (status, reply) = srv.post(&alice, path, body).await;
-        assert_error(status, &reply, 403, id, path);
+        let (status, reply) = srv.post_as(&alice, path, body).await;
+        assert_error_for(status, &reply, 403, id, path);
     }
     for (endpoint, path) in [("chat.Connect", "/chat/Connect"), ("chat.Join", "/chat/Join")] {
         let url = format!("{path}?chat_id={}&user_id=bob", enc(&group));
@@ -514,10 +512,10 @@ async fn a_user_token_cannot_act_as_someone_else() {
     ws.tx.send(json!({ "text": "frame", "user_id": "bob", "client_id": "f1" })).await;
     assert_eq!(ws.rx.message().await["user_id"], "alice");
 
-    let history = srv.history(&acme, &chat).await;
+    let history = srv.history_as(&acme, &chat).await;
     assert!(history.iter().all(|m| m["user_id"] == "alice"), "{history:?}");
     // bob is still in the group.
-    let (_, body) = srv.post(&acme, "/chat/List", json!({ "user_id": "bob" })).await;
+    let (_, body) = srv.post_as(&acme, "/chat/List", json!({ "user_id": "bob" })).await;
     assert!(
         body["groups"]
             .as_array()
@@ -532,10 +530,10 @@ async fn a_user_token_cannot_act_as_someone_else() {
 /// group endpoints, and New or CreateChat that would leave it out are all 403.
 #[actix_web::test]
 async fn a_user_token_works_only_in_chats_it_is_a_member_of() {
-    let srv = start_with(secured).await;
+    let srv = spawn_app_with(secured).await;
     let acme = key(ACME_KEY, "acme");
-    let chat = srv.new_chat(&acme, &["bob", "carol"]).await;
-    srv.send(&acme, &chat, "bob", "private talk").await;
+    let chat = srv.new_chat_as(&acme, &["bob", "carol"]).await;
+    srv.send_as(&acme, &chat, "bob", "private talk").await;
     let alice = bearer(&user_token("acme", "alice"), Some("acme"));
     let refusals = [
         ("/chat/Send", json!({ "chat_id": chat, "text": "let me in" }), "chat.Send.Forbidden"),
@@ -550,25 +548,25 @@ async fn a_user_token_works_only_in_chats_it_is_a_member_of() {
         ("/chat/Delete", json!({ "group_id": chat }), "chat.Delete.Forbidden"),
     ];
     for (path, body, id) in refusals {
-        let (status, reply) = srv.post(&alice, path, body.clone()).await;
-        assert_error(status, &reply, 403, id, &format!("{path} {body}"));
+        let (status, reply) = srv.post_as(&alice, path, body.clone()).await;
+        assert_error_for(status, &reply, 403, id, &format!("{path} {body}"));
     }
     let url = format!("/chat/Connect?chat_id={}", enc(&chat));
     let mut ws = srv.ws(&url, &alice).await;
     ws.rx.fails(403, "chat.Connect.Forbidden").await;
     let (status, body) = srv.sse_fails(&url, &alice).await;
-    assert_error(status, &body, 403, "chat.Connect.Forbidden", "sse");
+    assert_error_for(status, &body, 403, "chat.Connect.Forbidden", "sse");
     let mut ws = srv.ws(&format!("{url}&since=0"), &alice).await;
     ws.rx.fails(403, "chat.Connect.Forbidden").await;
 
     // Nothing changed: same messages, same members, still there.
-    assert_eq!(texts(&srv.history(&acme, &chat).await), ["private talk"]);
-    let (status, body) = srv.post(&acme, "/chats/CreateChat", json!({ "id": chat, "user_ids": ["x", "y"] })).await;
+    assert_eq!(texts(&srv.history_as(&acme, &chat).await), ["private talk"]);
+    let (status, body) = srv.post_as(&acme, "/chats/CreateChat", json!({ "id": chat, "user_ids": ["x", "y"] })).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["chat"]["user_ids"], json!(["bob", "carol"]));
     // bob, a member, can do what alice could not.
     let bob = bearer(&user_token("acme", "bob"), Some("acme"));
-    let (status, body) = srv.post(&bob, "/chat/History", json!({ "chat_id": chat })).await;
+    let (status, body) = srv.post_as(&bob, "/chat/History", json!({ "chat_id": chat })).await;
     assert_eq!(status, 200, "{body}");
 }
 
@@ -579,58 +577,59 @@ async fn a_user_token_works_only_in_chats_it_is_a_member_of() {
 /// `chat.membership = "open"` lifts the requirement for every caller.
 #[actix_web::test]
 async fn sending_requires_membership_unless_membership_is_open() {
-    let srv = start_with(secured).await;
+    let srv = spawn_app_with(secured).await;
     let acme = key(ACME_KEY, "acme");
-    let chat = srv.new_chat(&acme, &["alice", "bob"]).await;
+    let chat = srv.new_chat_as(&acme, &["alice", "bob"]).await;
     let (status, body) =
-        srv.post(&acme, "/chat/Send", json!({ "chat_id": chat, "user_id": "mallory", "text": "x" })).await;
-    assert_error(status, &body, 403, "chat.Send.Forbidden", "key, non-member");
+        srv.post_as(&acme, "/chat/Send", json!({ "chat_id": chat, "user_id": "mallory", "text": "x" })).await;
+    assert_error_for(status, &body, 403, "chat.Send.Forbidden", "key, non-member");
     let (status, body) =
-        srv.post(&acme, "/chats/SendMessage", json!({ "chat_id": chat, "author_id": "mallory", "text": "x" })).await;
-    assert_error(status, &body, 403, "chats.SendMessage.Forbidden", "key, non-member");
+        srv.post_as(&acme, "/chats/SendMessage", json!({ "chat_id": chat, "author_id": "mallory", "text": "x" })).await;
+    assert_error_for(status, &body, 403, "chats.SendMessage.Forbidden", "key, non-member");
     // A key watching as a non-member: it reads, but its frames are refused, and it stays open.
     let mut ws = srv.ws(&format!("/chat/Connect?chat_id={}&user_id=mallory", enc(&chat)), &acme).await;
     ws.tx.send(json!({ "text": "x", "client_id": "m1" })).await;
     let frame = ws.rx.json().await;
     assert_error_frame(&frame, 403, "chat.Send.Forbidden", Some("m1"));
-    srv.send(&acme, &chat, "alice", "members only").await;
+    srv.send_as(&acme, &chat, "alice", "members only").await;
     assert_eq!(ws.rx.message().await["text"], "members only");
-    assert_eq!(texts(&srv.history(&acme, &chat).await), ["members only"]);
+    assert_eq!(texts(&srv.history_as(&acme, &chat).await), ["members only"]);
     srv.stop().await;
 
     // Anonymous servers enforce membership too.
-    let anon = start().await;
-    let chat = anon.new_chat(&Who::default(), &["alice"]).await;
-    let (status, body) =
-        anon.post(&Who::default(), "/chat/Send", json!({ "chat_id": chat, "user_id": "mallory", "text": "x" })).await;
-    assert_error(status, &body, 403, "chat.Send.Forbidden", "anonymous");
+    let anon = spawn_app().await;
+    let chat = anon.new_chat_as(&Who::default(), &["alice"]).await;
+    let (status, body) = anon
+        .post_as(&Who::default(), "/chat/Send", json!({ "chat_id": chat, "user_id": "mallory", "text": "x" }))
+        .await;
+    assert_error_for(status, &body, 403, "chat.Send.Forbidden", "anonymous");
     anon.stop().await;
 
     // Open membership: anyone in the namespace may send, keys and user tokens alike.
-    let open = start_with(|s| {
+    let open = spawn_app_with(|s| {
         secured(s);
         s.chat.membership = Membership::Open;
     })
     .await;
     let acme = key(ACME_KEY, "acme");
-    let chat = open.new_chat(&acme, &["alice", "bob"]).await;
-    let m = open.send(&acme, &chat, "mallory", "by key").await;
+    let chat = open.new_chat_as(&acme, &["alice", "bob"]).await;
+    let m = open.send_as(&acme, &chat, "mallory", "by key").await;
     assert_eq!(m["user_id"], "mallory");
     let trudy = bearer(&user_token("acme", "trudy"), Some("acme"));
-    let (status, body) = open.post(&trudy, "/chat/Send", json!({ "chat_id": chat, "text": "by token" })).await;
+    let (status, body) = open.post_as(&trudy, "/chat/Send", json!({ "chat_id": chat, "text": "by token" })).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["message"]["user_id"], "trudy");
-    let (status, body) = open.post(&trudy, "/chat/History", json!({ "chat_id": chat })).await;
+    let (status, body) = open.post_as(&trudy, "/chat/History", json!({ "chat_id": chat })).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(texts(body["messages"].as_array().unwrap()), ["by key", "by token"]);
     // ...but a token still acts only as its sub, and only in its namespace.
     let (status, body) =
-        open.post(&trudy, "/chat/Send", json!({ "chat_id": chat, "user_id": "alice", "text": "x" })).await;
-    assert_error(status, &body, 403, "chat.Send.Forbidden", "open, as alice");
+        open.post_as(&trudy, "/chat/Send", json!({ "chat_id": chat, "user_id": "alice", "text": "x" })).await;
+    assert_error_for(status, &body, 403, "chat.Send.Forbidden", "open, as alice");
     let (status, body) = open
-        .post(&bearer(&user_token("beta", "trudy"), None), "/chat/Send", json!({ "chat_id": chat, "text": "x" }))
+        .post_as(&bearer(&user_token("beta", "trudy"), None), "/chat/Send", json!({ "chat_id": chat, "text": "x" }))
         .await;
-    assert_error(status, &body, 404, "chat.Send.NotFound", "open, beta");
+    assert_error_for(status, &body, 404, "chat.Send.NotFound", "open, beta");
 }
 
 // ---- 5. rate limit ----
@@ -640,62 +639,62 @@ async fn sending_requires_membership_unless_membership_is_open() {
 /// Other users, API keys, retries and membership refusals are not affected by it.
 #[actix_web::test]
 async fn the_send_rate_limit_applies_to_user_tokens_only() {
-    let srv = start_with(|s| {
+    let srv = spawn_app_with(|s| {
         secured(s);
         s.limits.sends_per_second = 1;
         s.limits.send_burst = 3;
     })
     .await;
     let acme = key(ACME_KEY, "acme");
-    let chat = srv.new_chat(&acme, &["alice", "bob"]).await;
-    let other = srv.new_chat(&acme, &["bob", "carol"]).await;
+    let chat = srv.new_chat_as(&acme, &["alice", "bob"]).await;
+    let other = srv.new_chat_as(&acme, &["bob", "carol"]).await;
     let alice = bearer(&user_token("acme", "alice"), Some("acme"));
     let mut ws = srv.ws(&format!("/chat/Connect?chat_id={}", enc(&chat)), &alice).await;
     let send = |n: usize| json!({ "chat_id": chat, "text": format!("a{n}"), "client_id": format!("a{n}") });
     // The burst, then 429 on each way of sending.
     for n in 0..3 {
-        let (status, body) = srv.post(&alice, "/chat/Send", send(n)).await;
+        let (status, body) = srv.post_as(&alice, "/chat/Send", send(n)).await;
         assert_eq!(status, 200, "send {n}: {body}");
     }
-    let (status, body) = srv.post(&alice, "/chat/Send", send(3)).await;
-    assert_error(status, &body, 429, "chat.Send.RateLimited", "4th send");
-    let (status, body) = srv.post(&alice, "/chats/SendMessage", json!({ "chat_id": chat, "text": "x" })).await;
-    assert_error(status, &body, 429, "chats.SendMessage.RateLimited", "");
+    let (status, body) = srv.post_as(&alice, "/chat/Send", send(3)).await;
+    assert_error_for(status, &body, 429, "chat.Send.RateLimited", "4th send");
+    let (status, body) = srv.post_as(&alice, "/chats/SendMessage", json!({ "chat_id": chat, "text": "x" })).await;
+    assert_error_for(status, &body, 429, "chats.SendMessage.RateLimited", "");
     ws.tx.send(json!({ "text": "x", "client_id": "ws1" })).await;
     for n in 0..3 {
         assert_eq!(ws.rx.message().await["text"], format!("a{n}"));
     }
     assert_error_frame(&ws.rx.json().await, 429, "chat.Send.RateLimited", Some("ws1"));
     // The membership 403 comes before the 429.
-    let (status, body) = srv.post(&alice, "/chat/Send", json!({ "chat_id": other, "text": "x" })).await;
-    assert_error(status, &body, 403, "chat.Send.Forbidden", "non-member");
+    let (status, body) = srv.post_as(&alice, "/chat/Send", json!({ "chat_id": other, "text": "x" })).await;
+    assert_error_for(status, &body, 403, "chat.Send.Forbidden", "non-member");
     // A retry stores nothing, so it is answered.
-    let (status, body) = srv.post(&alice, "/chat/Send", send(0)).await;
+    let (status, body) = srv.post_as(&alice, "/chat/Send", send(0)).await;
     assert_eq!(status, 200, "retry: {body}");
     assert_eq!(body["message"]["seq"], 1);
     // The rate refills the bucket: one more send after a second, then 429 again.
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    let (status, body) = srv.post(&alice, "/chat/Send", send(4)).await;
+    let (status, body) = srv.post_as(&alice, "/chat/Send", send(4)).await;
     assert_eq!(status, 200, "after refill: {body}");
-    let (status, body) = srv.post(&alice, "/chat/Send", send(5)).await;
-    assert_error(status, &body, 429, "chat.Send.RateLimited", "after refill");
+    let (status, body) = srv.post_as(&alice, "/chat/Send", send(5)).await;
+    assert_error_for(status, &body, 429, "chat.Send.RateLimited", "after refill");
 
     // Other users have their own buckets; API keys and their users are never limited.
     let bob = bearer(&user_token("acme", "bob"), Some("acme"));
     for n in 0..3 {
-        let (status, body) = srv.post(&bob, "/chat/Send", json!({ "chat_id": chat, "text": format!("b{n}") })).await;
+        let (status, body) = srv.post_as(&bob, "/chat/Send", json!({ "chat_id": chat, "text": format!("b{n}") })).await;
         assert_eq!(status, 200, "bob {n}: {body}");
     }
     for n in 0..20 {
-        srv.send(&acme, &chat, "alice", &format!("k{n}")).await;
+        srv.send_as(&acme, &chat, "alice", &format!("k{n}")).await;
     }
 
     // Exactly the accepted sends are stored, and the stream saw them all and is still open.
-    let history = srv.history(&acme, &chat).await;
+    let history = srv.history_as(&acme, &chat).await;
     let from_alice_token: Vec<String> = texts(&history).into_iter().filter(|t| t.starts_with('a')).collect();
     assert_eq!(from_alice_token, ["a0", "a1", "a2", "a4"]);
     assert_eq!(history.len(), 4 + 3 + 20);
-    srv.send(&acme, &chat, "bob", "still serving").await;
+    srv.send_as(&acme, &chat, "bob", "still serving").await;
     let mut streamed = Vec::new();
     for _ in 0..(1 + 3 + 20 + 1) {
         streamed.push(ws.rx.message().await["text"].as_str().unwrap().to_owned());
@@ -710,21 +709,19 @@ async fn the_send_rate_limit_applies_to_user_tokens_only() {
 /// `auth.allow_anonymous = true`; on loopback it starts and logs a WARN naming "anonymous".
 #[actix_web::test]
 async fn anonymous_mode_refuses_a_non_loopback_address_unless_allowed() {
-    let dir = tempfile::tempdir().unwrap();
     let settings = |host: &str, allow: bool, keys: bool| {
-        let mut s = Settings::default();
-        s.server.host = host.into();
-        s.server.port = 0;
-        s.server.workers = 1;
-        s.storage.data_dir = dir.path().join(host.replace(':', "_"));
-        s.auth.allow_anonymous = allow;
-        if keys {
-            secured(&mut s);
+        let host = host.to_owned();
+        move |s: &mut Settings| {
+            s.server.host = host;
+            s.server.workers = 1;
+            s.auth.allow_anonymous = allow;
+            if keys {
+                secured(s);
+            }
         }
-        s
     };
     for host in ["0.0.0.0", "192.0.2.1", "::"] {
-        match Application::build(settings(host, false, false)).await {
+        match try_spawn_app_with(settings(host, false, false)).await {
             Err(StartError::Config(why)) => {
                 assert!(why.contains("allow_anonymous"), "{host}: {why}")
             }
@@ -734,13 +731,12 @@ async fn anonymous_mode_refuses_a_non_loopback_address_unless_allowed() {
     }
     // Allowed explicitly, or with keys: it starts and serves.
     for (allow, keys) in [(true, false), (false, true)] {
-        let app = Application::build(settings("0.0.0.0", allow, keys))
+        let srv = try_spawn_app_with(settings("0.0.0.0", allow, keys))
             .await
             .unwrap_or_else(|e| panic!("allow={allow} keys={keys}: {e}"));
-        let srv = Server::from_app(app, None);
         let who = if keys { key(ACME_KEY, "acme") } else { Who::default() };
-        let chat = srv.new_chat(&who, &["alice"]).await;
-        srv.send(&who, &chat, "alice", "served").await;
+        let chat = srv.new_chat_as(&who, &["alice"]).await;
+        srv.send_as(&who, &chat, "alice", "served").await;
         srv.stop().await;
     }
     // Loopback: starts, with a WARN line that says "anonymous".
@@ -752,8 +748,8 @@ async fn anonymous_mode_refuses_a_non_loopback_address_unless_allowed() {
         .finish();
     let guard = tracing::subscriber::set_default(subscriber);
     for host in ["127.0.0.1", "localhost"] {
-        let app = Application::build(settings(host, false, false)).await.unwrap_or_else(|e| panic!("{host}: {e}"));
-        Server::from_app(app, None).stop().await;
+        let srv = try_spawn_app_with(settings(host, false, false)).await.unwrap_or_else(|e| panic!("{host}: {e}"));
+        srv.stop().await;
     }
     drop(guard);
     let text = logs.text();
@@ -765,13 +761,13 @@ async fn anonymous_mode_refuses_a_non_loopback_address_unless_allowed() {
 /// request acts like a key for its namespace; namespaces stay isolated.
 #[actix_web::test]
 async fn anonymous_mode_ignores_the_authorization_header() {
-    let srv = start().await;
+    let srv = spawn_app().await;
     let junk = bearer("garbage.token.here", Some("acme"));
-    let chat = srv.new_chat(&junk, &["alice"]).await;
-    srv.send(&junk, &chat, "alice", "hello").await;
-    assert_eq!(texts(&srv.history(&Who { ns: Some("acme".into()), bearer: None }, &chat).await), ["hello"]);
-    let (status, body) = srv.post(&Who::default(), "/chat/History", json!({ "chat_id": chat })).await;
-    assert_error(status, &body, 404, "chat.History.NotFound", "micro");
+    let chat = srv.new_chat_as(&junk, &["alice"]).await;
+    srv.send_as(&junk, &chat, "alice", "hello").await;
+    assert_eq!(texts(&srv.history_as(&Who { ns: Some("acme".into()), bearer: None }, &chat).await), ["hello"]);
+    let (status, body) = srv.post_as(&Who::default(), "/chat/History", json!({ "chat_id": chat })).await;
+    assert_error_for(status, &body, 404, "chat.History.NotFound", "micro");
     let mut ws = srv
         .ws(&format!("/chat/Connect?chat_id={}&user_id=alice&namespace=acme&token=junk", enc(&chat)), &Who::default())
         .await;
@@ -787,20 +783,20 @@ async fn anonymous_mode_ignores_the_authorization_header() {
 #[actix_web::test]
 async fn oversized_bodies_get_413_and_the_server_serves_on() {
     const MAX: usize = 2048;
-    let srv = start_with(|s| {
+    let srv = spawn_app_with(|s| {
         secured(s);
         s.server.max_body_bytes = MAX;
     })
     .await;
     let acme = key(ACME_KEY, "acme");
-    let chat = srv.new_chat(&acme, &["alice"]).await;
+    let chat = srv.new_chat_as(&acme, &["alice"]).await;
     let big = json!({ "chat_id": chat, "user_id": "alice", "text": "x".repeat(MAX) }).to_string();
     let headers = [("micro-namespace", "acme".to_owned()), ("authorization", format!("Bearer {ACME_KEY}"))];
     for (endpoint, path) in UNARY {
         let (status, body) = srv.call_raw(path, &headers, big.clone()).await;
-        assert_error(status, &body, 413, &format!("{endpoint}.TooLarge"), path);
+        assert_error_for(status, &body, 413, &format!("{endpoint}.TooLarge"), path);
         let (status, body) = srv.call_chunked(path, &headers, big.clone()).await;
-        assert_error(status, &body, 413, &format!("{endpoint}.TooLarge"), &format!("{path} chunked"));
+        assert_error_for(status, &body, 413, &format!("{endpoint}.TooLarge"), &format!("{path} chunked"));
     }
     // Just under the limit is fine.
     let fits = json!({ "chat_id": chat, "user_id": "alice", "text": "y".repeat(MAX - 100) }).to_string();
@@ -814,11 +810,11 @@ async fn oversized_bodies_get_413_and_the_server_serves_on() {
          micro-namespace: acme\r\ncontent-length: 1000000000000\r\n\r\n{{\"chat_id\":"
     );
     let (status, body) = srv.raw_http(&request).await;
-    assert_error(status, &body, 413, "chat.Send.TooLarge", "announced");
+    assert_error_for(status, &body, 413, "chat.Send.TooLarge", "announced");
 
     // And the server serves on.
-    srv.send(&acme, &chat, "alice", "after").await;
-    assert_eq!(srv.history(&acme, &chat).await.len(), 2);
+    srv.send_as(&acme, &chat, "alice", "after").await;
+    assert_eq!(srv.history_as(&acme, &chat).await.len(), 2);
 }
 
 /// Bodies, headers, query strings and frames built to hurt: deep nesting, invalid UTF-8, lone
@@ -827,9 +823,9 @@ async fn oversized_bodies_get_413_and_the_server_serves_on() {
 /// the server serves on.
 #[actix_web::test]
 async fn hostile_bodies_headers_and_frames_are_refused_and_the_server_serves_on() {
-    let srv = start_with(|s| s.server.max_body_bytes = 64 * 1024).await;
+    let srv = spawn_app_with(|s| s.server.max_body_bytes = 64 * 1024).await;
     let anon = Who::default();
-    let chat = srv.new_chat(&anon, &["alice"]).await;
+    let chat = srv.new_chat_as(&anon, &["alice"]).await;
     let deep_array = "[".repeat(60_000);
     let deep_object = format!("{{\"chat_id\":{}", "{\"a\":".repeat(10_000));
     let bodies: Vec<(&str, Vec<u8>, &str)> = vec![
@@ -863,7 +859,7 @@ async fn hostile_bodies_headers_and_frames_are_refused_and_the_server_serves_on(
     ];
     for (what, body, id) in bodies {
         let (status, reply) = srv.call_raw("/chat/Send", &[], body).await;
-        assert_error(status, &reply, 400, id, what);
+        assert_error_for(status, &reply, 400, id, what);
     }
     for (what, body) in [
         ("huge number", r#"{"chat_id":"c","limit":1e999999}"#),
@@ -872,7 +868,7 @@ async fn hostile_bodies_headers_and_frames_are_refused_and_the_server_serves_on(
         ("fraction", r#"{"chat_id":"c","after_seq":1.5}"#),
     ] {
         let (status, reply) = srv.call_raw("/chat/History", &[], body).await;
-        assert_error(status, &reply, 400, "chat.History.BadRequest", what);
+        assert_error_for(status, &reply, 400, "chat.History.BadRequest", what);
     }
     // A 10,000-byte namespace header.
     let (status, body) = srv
@@ -883,11 +879,11 @@ async fn hostile_bodies_headers_and_frames_are_refused_and_the_server_serves_on(
             json!({ "user_ids": ["alice"] }),
         )
         .await;
-    assert_error(status, &body, 400, "chat.New.BadID", "10,000-byte namespace");
+    assert_error_for(status, &body, 400, "chat.New.BadID", "10,000-byte namespace");
     // A query string naming a 10,000-byte chat (non-UTF-8 ones: see the ignored test below).
     let (status, body) =
         srv.sse_fails(&format!("/chat/Connect?chat_id={}&user_id=alice", "c".repeat(10_000)), &anon).await;
-    assert_error(status, &body, 400, "chat.Connect.BadID", "10,000-byte chat id");
+    assert_error_for(status, &body, 400, "chat.Connect.BadID", "10,000-byte chat id");
     // A WebSocket frame over the body limit ends that stream, and only that stream.
     let url = format!("/chat/Connect?chat_id={}&user_id=alice", enc(&chat));
     let mut victim = srv.ws(&url, &anon).await;
@@ -897,11 +893,11 @@ async fn hostile_bodies_headers_and_frames_are_refused_and_the_server_serves_on(
         Got::Closed(_) | Got::Ended | Got::Failed(_) => {}
         Got::Json(frame) => assert_eq!(frame["code"], 413, "{frame}"),
     }
-    srv.send(&anon, &chat, "alice", "still serving").await;
+    srv.send_as(&anon, &chat, "alice", "still serving").await;
     assert_eq!(bystander.rx.message().await["text"], "still serving");
     bystander.tx.send(json!({ "text": "me too", "client_id": "b" })).await;
     assert_eq!(bystander.rx.message().await["text"], "me too");
-    assert_eq!(texts(&srv.history(&anon, &chat).await), ["still serving", "me too"]);
+    assert_eq!(texts(&srv.history_as(&anon, &chat).await), ["still serving", "me too"]);
 }
 
 /// Ids are UTF-8 (API.md section 1): a stream's query parameter whose percent-decoded bytes
@@ -909,10 +905,10 @@ async fn hostile_bodies_headers_and_frames_are_refused_and_the_server_serves_on(
 /// id made of U+FFFD replacement characters.
 #[actix_web::test]
 async fn a_stream_query_id_that_is_not_utf8_is_400() {
-    let srv = start().await;
+    let srv = spawn_app().await;
     let anon = Who::default();
     let (status, body) = srv
-        .post(&anon, "/chats/CreateChat", json!({ "id": "\u{fffd}\u{fffd}", "user_ids": ["alice", "\u{fffd}"] }))
+        .post_as(&anon, "/chats/CreateChat", json!({ "id": "\u{fffd}\u{fffd}", "user_ids": ["alice", "\u{fffd}"] }))
         .await;
     assert_eq!(status, 200, "{body}");
     for url in [
@@ -921,7 +917,7 @@ async fn a_stream_query_id_that_is_not_utf8_is_400() {
         "/chat/Connect?chat_id=x&user_id=alice&namespace=%C0%AF",
     ] {
         let (status, body) = srv.sse_fails(url, &anon).await;
-        assert_error(status, &body, 400, "chat.Connect.BadID", url);
+        assert_error_for(status, &body, 400, "chat.Connect.BadID", url);
     }
 }
 
@@ -930,13 +926,13 @@ async fn a_stream_query_id_that_is_not_utf8_is_400() {
 /// exactly at the limit is stored.
 #[actix_web::test]
 async fn text_and_subject_limits_are_413() {
-    let srv = start_with(|s| {
+    let srv = spawn_app_with(|s| {
         s.limits.max_text_bytes = 100;
         s.limits.max_subject_bytes = 10;
     })
     .await;
     let anon = Who::default();
-    let chat = srv.new_chat(&anon, &["alice"]).await;
+    let chat = srv.new_chat_as(&anon, &["alice"]).await;
     let send =
         |text: &str, subject: &str| json!({ "chat_id": chat, "user_id": "alice", "text": text, "subject": subject });
     let cases = [
@@ -946,22 +942,22 @@ async fn text_and_subject_limits_are_413() {
         ("x".into(), "é".repeat(6)), // 6 chars, 12 bytes
     ];
     for (text, subject) in &cases {
-        let (status, body) = srv.post(&anon, "/chat/Send", send(text, subject)).await;
-        assert_error(status, &body, 413, "chat.Send.TooLarge", &format!("{} / {}", text.len(), subject.len()));
+        let (status, body) = srv.post_as(&anon, "/chat/Send", send(text, subject)).await;
+        assert_error_for(status, &body, 413, "chat.Send.TooLarge", &format!("{} / {}", text.len(), subject.len()));
     }
-    let (status, body) = srv.post(&anon, "/chat/Send", send(&"€".repeat(33), &"s".repeat(10))).await;
+    let (status, body) = srv.post_as(&anon, "/chat/Send", send(&"€".repeat(33), &"s".repeat(10))).await;
     assert_eq!(status, 200, "at the limit: {body}");
     let (status, body) = srv
-        .post(&anon, "/chats/SendMessage", json!({ "chat_id": chat, "author_id": "alice", "text": "x".repeat(101) }))
+        .post_as(&anon, "/chats/SendMessage", json!({ "chat_id": chat, "author_id": "alice", "text": "x".repeat(101) }))
         .await;
-    assert_error(status, &body, 413, "chats.SendMessage.TooLarge", "");
+    assert_error_for(status, &body, 413, "chats.SendMessage.TooLarge", "");
     let (status, body) =
-        srv.post(&anon, "/chat/Create", json!({ "name": "n".repeat(11), "user_ids": ["alice"] })).await;
-    assert_error(status, &body, 413, "chat.Create.TooLarge", "name");
+        srv.post_as(&anon, "/chat/Create", json!({ "name": "n".repeat(11), "user_ids": ["alice"] })).await;
+    assert_error_for(status, &body, 413, "chat.Create.TooLarge", "name");
     let (status, body) = srv
-        .post(&anon, "/chat/Create", json!({ "name": "n", "description": "d".repeat(101), "user_ids": ["alice"] }))
+        .post_as(&anon, "/chat/Create", json!({ "name": "n", "description": "d".repeat(101), "user_ids": ["alice"] }))
         .await;
-    assert_error(status, &body, 413, "chat.Create.TooLarge", "description");
+    assert_error_for(status, &body, 413, "chat.Create.TooLarge", "description");
     // A stream frame over the limit: an error frame with its client_id; the stream stays open.
     let mut ws = srv.ws(&format!("/chat/Connect?chat_id={}&user_id=alice", enc(&chat)), &anon).await;
     ws.tx.send(json!({ "text": "x".repeat(101), "client_id": "big" })).await;
@@ -970,14 +966,14 @@ async fn text_and_subject_limits_are_413() {
     assert_error_frame(&ws.rx.json().await, 413, "chat.Send.TooLarge", Some("subj"));
     ws.tx.send(json!({ "text": "ok", "client_id": "small" })).await;
     assert_eq!(ws.rx.message().await["client_id"], "small");
-    assert_eq!(srv.history(&anon, &chat).await.len(), 2);
+    assert_eq!(srv.history_as(&anon, &chat).await.len(), 2);
 }
 
 /// `limits.max_members`: New, CreateChat and Create with more distinct users are 400
 /// `BadRequest` (duplicates do not count); a Join that would pass it is refused.
 #[actix_web::test]
 async fn the_members_per_chat_limit_is_400() {
-    let srv = start_with(|s| {
+    let srv = spawn_app_with(|s| {
         secured(s);
         s.limits.max_members = 3;
     })
@@ -989,21 +985,22 @@ async fn the_members_per_chat_limit_is_400() {
         ("/chats/CreateChat", "chats.CreateChat.BadRequest", json!({ "user_ids": four })),
         ("/chat/Create", "chat.Create.BadRequest", json!({ "name": "g", "user_ids": four })),
     ] {
-        let (status, reply) = srv.post(&acme, path, body).await;
-        assert_error(status, &reply, 400, id, path);
+        let (status, reply) = srv.post_as(&acme, path, body).await;
+        assert_error_for(status, &reply, 400, id, path);
     }
-    let (status, body) = srv.post(&acme, "/chat/New", json!({ "user_ids": ["a", "b", "c", "a", "b", "c"] })).await;
+    let (status, body) = srv.post_as(&acme, "/chat/New", json!({ "user_ids": ["a", "b", "c", "a", "b", "c"] })).await;
     assert_eq!(status, 200, "duplicates do not count: {body}");
-    let (status, body) = srv.post(&acme, "/chat/Create", json!({ "name": "full", "user_ids": ["a", "b", "c"] })).await;
+    let (status, body) =
+        srv.post_as(&acme, "/chat/Create", json!({ "name": "full", "user_ids": ["a", "b", "c"] })).await;
     assert_eq!(status, 200, "{body}");
     let group = body["group"]["id"].as_str().unwrap().to_owned();
     let mut ws = srv.ws(&format!("/chat/Join?group_id={}&user_id=d", enc(&group)), &acme).await;
     ws.rx.fails(400, "chat.Join.BadRequest").await;
-    let (_, body) = srv.post(&acme, "/chat/List", json!({ "user_id": "d" })).await;
+    let (_, body) = srv.post_as(&acme, "/chat/List", json!({ "user_id": "d" })).await;
     assert_eq!(body, json!({ "groups": [] }));
     // A member may still join again (no change), and the server serves on.
     let mut ws = srv.ws(&format!("/chat/Join?group_id={}&user_id=a", enc(&group)), &acme).await;
-    srv.send(&acme, &group, "b", "still here").await;
+    srv.send_as(&acme, &group, "b", "still here").await;
     assert_eq!(ws.rx.message().await["text"], "still here");
 }
 
@@ -1011,14 +1008,14 @@ async fn the_members_per_chat_limit_is_400() {
 /// `limits.max_members`.
 #[actix_web::test]
 async fn a_token_creating_a_group_cannot_pass_the_members_limit() {
-    let srv = start_with(|s| {
+    let srv = spawn_app_with(|s| {
         secured(s);
         s.limits.max_members = 3;
     })
     .await;
     let alice = bearer(&user_token("acme", "alice"), Some("acme"));
-    let (status, body) = srv.post(&alice, "/chat/Create", json!({ "name": "g", "user_ids": ["b", "c", "d"] })).await;
-    assert_error(status, &body, 400, "chat.Create.BadRequest", "4 with alice");
+    let (status, body) = srv.post_as(&alice, "/chat/Create", json!({ "name": "g", "user_ids": ["b", "c", "d"] })).await;
+    assert_error_for(status, &body, 400, "chat.Create.BadRequest", "4 with alice");
 }
 
 /// Ids longer than `limits.max_id_bytes` (in bytes) or holding control characters are 400
@@ -1026,9 +1023,9 @@ async fn a_token_creating_a_group_cannot_pass_the_members_limit() {
 /// stream parameters. 10,000-byte ids included. The server serves on.
 #[actix_web::test]
 async fn long_ids_and_control_characters_are_400_bad_id() {
-    let srv = start().await;
+    let srv = spawn_app().await;
     let anon = Who::default();
-    let chat = srv.new_chat(&anon, &["alice"]).await;
+    let chat = srv.new_chat_as(&anon, &["alice"]).await;
     let long = "x".repeat(257);
     let huge = "y".repeat(10_000);
     let wide = "é".repeat(129); // 258 bytes
@@ -1060,8 +1057,8 @@ async fn long_ids_and_control_characters_are_400_bad_id() {
             ("/chat/Delete", json!({ "group_id": id }), "chat.Delete.BadID"),
         ];
         for (path, body, err) in requests {
-            let (status, reply) = srv.post(&anon, path, body).await;
-            assert_error(status, &reply, 400, err, &format!("{path} {what}"));
+            let (status, reply) = srv.post_as(&anon, path, body).await;
+            assert_error_for(status, &reply, 400, err, &format!("{path} {what}"));
         }
         let url = format!("/chat/Connect?chat_id={}&user_id=alice", enc(id));
         let mut ws = srv.ws(&url, &anon).await;
@@ -1080,19 +1077,19 @@ async fn long_ids_and_control_characters_are_400_bad_id() {
     for ns in ["n".repeat(257).into_bytes(), b"ab\xffcd".to_vec()] {
         let (status, body) =
             srv.call_bytes_header("/chat/New", "micro-namespace", &ns, json!({ "user_ids": ["alice"] })).await;
-        assert_error(status, &body, 400, "chat.New.BadID", "namespace header");
+        assert_error_for(status, &body, 400, "chat.New.BadID", "namespace header");
     }
     // At the limit is fine: 256 bytes, made of 2-byte characters.
     let at_limit = "é".repeat(128);
     let (status, body) =
-        srv.post(&anon, "/chats/CreateChat", json!({ "id": at_limit, "user_ids": ["alice", at_limit] })).await;
+        srv.post_as(&anon, "/chats/CreateChat", json!({ "id": at_limit, "user_ids": ["alice", at_limit] })).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["chat"]["id"], at_limit.as_str());
-    let m = srv.send(&anon, &at_limit, &at_limit, "at the limit").await;
+    let m = srv.send_as(&anon, &at_limit, &at_limit, "at the limit").await;
     assert_eq!(m["user_id"], at_limit.as_str());
     // Nothing bad got in, and the server serves on.
-    assert_eq!(srv.history(&anon, &chat).await.len(), 0);
-    srv.send(&anon, &chat, "alice", "fine").await;
+    assert_eq!(srv.history_as(&anon, &chat).await.len(), 0);
+    srv.send_as(&anon, &chat, "alice", "fine").await;
 }
 
 /// Ids that look like paths, devices, file names, or odd Unicode are data: each round-trips
@@ -1100,7 +1097,7 @@ async fn long_ids_and_control_characters_are_400_bad_id() {
 /// nothing is ever written outside the data dir or under a name taken from a client string.
 #[actix_web::test]
 async fn hostile_ids_are_stored_as_data_and_never_touch_a_path() {
-    let srv = start().await;
+    let srv = spawn_app_nested(|_| {}).await;
     let escape = format!("chatd-escape-{}", uuid::Uuid::new_v4());
     let ids: Vec<String> = vec![
         "../../x".into(),
@@ -1133,11 +1130,12 @@ async fn hostile_ids_are_stored_as_data_and_never_touch_a_path() {
     ];
     let anon = Who::default();
     for id in &ids {
-        let (status, body) = srv.post(&anon, "/chats/CreateChat", json!({ "id": id, "user_ids": [id, "other"] })).await;
+        let (status, body) =
+            srv.post_as(&anon, "/chats/CreateChat", json!({ "id": id, "user_ids": [id, "other"] })).await;
         assert_eq!(status, 200, "{id:?}: {body}");
         assert_eq!(body["chat"]["id"], id.as_str(), "{id:?}");
         let (status, body) = srv
-            .post(
+            .post_as(
                 &anon,
                 "/chat/Send",
                 json!({ "chat_id": id, "user_id": id, "client_id": id, "subject": id, "text": id }),
@@ -1151,15 +1149,15 @@ async fn hostile_ids_are_stored_as_data_and_never_touch_a_path() {
     }
     // Every chat holds exactly its own message, with every field as sent.
     for id in &ids {
-        let history = srv.history(&anon, id).await;
+        let history = srv.history_as(&anon, id).await;
         assert_eq!(history.len(), 1, "{id:?}: {history:?}");
         for field in ["chat_id", "user_id", "client_id", "subject", "text"] {
             assert_eq!(history[0][field], id.as_str(), "{id:?} {field}");
         }
     }
     // "é" and "e\u{301}" look alike but are two chats; so are "/" and "//".
-    let (status, body) = srv.post(&anon, "/chat/History", json!({ "chat_id": "//" })).await;
-    assert_error(status, &body, 404, "chat.History.NotFound", "//");
+    let (status, body) = srv.post_as(&anon, "/chat/History", json!({ "chat_id": "//" })).await;
+    assert_error_for(status, &body, 404, "chat.History.NotFound", "//");
     // Namespaces named like paths, over a stream and a header: isolated from each other.
     for ns in ["../../x", "..", "a/b", "micro/..", "😀"] {
         let url = format!("/chat/Connect?chat_id=../../x&user_id=../../x&namespace={}", enc(ns));
@@ -1177,17 +1175,17 @@ async fn hostile_ids_are_stored_as_data_and_never_touch_a_path() {
     // The NUL and the 10,000 bytes: refused.
     let slashes = "/".repeat(10_000);
     for id in ["\u{0}", "../\u{0}", slashes.as_str()] {
-        let (status, body) = srv.post(&anon, "/chats/CreateChat", json!({ "id": id, "user_ids": ["a", "b"] })).await;
-        assert_error(status, &body, 400, "chats.CreateChat.BadID", "hostile");
+        let (status, body) = srv.post_as(&anon, "/chats/CreateChat", json!({ "id": id, "user_ids": ["a", "b"] })).await;
+        assert_error_for(status, &body, 400, "chats.CreateChat.BadID", "hostile");
     }
 
     // Survives a restart, and every file is where it belongs.
-    let root = srv.root_path();
+    let root = srv.dir.path().to_path_buf();
     let srv = srv.restart().await;
     for id in &ids {
-        assert_eq!(texts(&srv.history(&anon, id).await), [id.as_str()]);
+        assert_eq!(texts(&srv.history_as(&anon, id).await), [id.as_str()]);
     }
-    srv.send(&anon, "../../x", "../../x", "after restart").await;
+    srv.send_as(&anon, "../../x", "../../x", "after restart").await;
     let files = files_under(&root);
     assert!(!files.is_empty());
     for file in &files {
@@ -1207,38 +1205,7 @@ async fn hostile_ids_are_stored_as_data_and_never_touch_a_path() {
     srv.stop().await;
 }
 
-// ======== helpers ========
-
-fn key(key: &str, ns: &str) -> Who {
-    bearer(key, Some(ns))
-}
-
-fn bearer(value: &str, ns: Option<&str>) -> Who {
-    Who { ns: ns.map(str::to_owned), bearer: Some(value.to_owned()) }
-}
-
-fn jwt(secret: &str, claims: &Value) -> String {
-    jwt_with(Header::default(), secret, claims)
-}
-
-fn jwt_with(header: Header, secret: &str, claims: &Value) -> String {
-    jsonwebtoken::encode(&header, claims, &EncodingKey::from_secret(secret.as_bytes())).expect("a token")
-}
-
-/// A valid user token: `sub` in `ns`, signed with `ns`'s secret, good for an hour.
-fn user_token(ns: &str, sub: &str) -> String {
-    let secret = match ns {
-        "acme" => ACME_SECRET,
-        "beta" => BETA_SECRET,
-        other => panic!("no secret for {other}"),
-    };
-    jwt(secret, &json!({ "sub": sub, "exp": now_secs() + 3600, "ns": ns }))
-}
-
-fn split3(token: &str) -> (&str, &str, &str) {
-    let mut parts = token.split('.');
-    (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap())
-}
+// ======== captured logs ========
 
 /// Captured log output.
 #[derive(Clone, Default)]
@@ -1264,73 +1231,5 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
     type Writer = Logs;
     fn make_writer(&'a self) -> Logs {
         self.clone()
-    }
-}
-
-async fn start() -> Server {
-    start_with(|_| {}).await
-}
-
-impl Server {
-    fn root_path(&self) -> PathBuf {
-        self.root.as_ref().expect("a temp dir").path().to_path_buf()
-    }
-
-    /// POSTs `body` chunked (no Content-Length), in small pieces.
-    async fn call_chunked(&self, path: &str, headers: &[(&str, String)], body: String) -> (u16, Value) {
-        let mut req = self.client.post(format!("{}{path}", self.base));
-        for (name, value) in headers {
-            req = req.insert_header((*name, value.as_str()));
-        }
-        let chunks: Vec<Result<actix_web::web::Bytes, std::io::Error>> =
-            body.into_bytes().chunks(512).map(|c| Ok(actix_web::web::Bytes::copy_from_slice(c))).collect();
-        let res = timeout(WAIT, req.send_stream(futures_util::stream::iter(chunks)))
-            .await
-            .unwrap_or_else(|_| panic!("{path}: no answer"))
-            .unwrap_or_else(|e| panic!("{path}: {e}"));
-        read_json(path, res).await
-    }
-
-    /// POSTs with one header given as raw bytes (which need not be ASCII or UTF-8).
-    async fn call_bytes_header(&self, path: &str, name: &str, value: &[u8], body: Value) -> (u16, Value) {
-        let value = awc::http::header::HeaderValue::from_bytes(value).expect("a header value");
-        let req = self.client.post(format!("{}{path}", self.base)).insert_header((name, value));
-        let res = timeout(WAIT, req.send_body(body.to_string()))
-            .await
-            .unwrap_or_else(|_| panic!("{path}: no answer"))
-            .unwrap_or_else(|e| panic!("{path}: {e}"));
-        read_json(path, res).await
-    }
-
-    /// Writes `request` on a raw TCP connection and reads the response's status and JSON body.
-    async fn raw_http(&self, request: &str) -> (u16, Value) {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let addr = self.base.trim_start_matches("http://");
-        let mut stream = actix_web::rt::net::TcpStream::connect(addr).await.expect("connect");
-        stream.write_all(request.as_bytes()).await.expect("write");
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 4096];
-        loop {
-            let n = timeout(WAIT, stream.read(&mut chunk)).await.expect("an answer in time").unwrap_or(0);
-            if n == 0 {
-                break;
-            }
-            buf.extend_from_slice(&chunk[..n]);
-            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
-                let len: usize = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length:"))
-                    .map(|v| v.trim().parse().unwrap())
-                    .unwrap_or(0);
-                if buf.len() >= end + 4 + len {
-                    let status = head[9..12].parse().unwrap();
-                    let body = serde_json::from_slice(&buf[end + 4..end + 4 + len])
-                        .unwrap_or_else(|_| panic!("not JSON: {:?}", String::from_utf8_lossy(&buf)));
-                    return (status, body);
-                }
-            }
-        }
-        panic!("the connection closed without a full answer: {:?}", String::from_utf8_lossy(&buf));
     }
 }

@@ -5,41 +5,18 @@ mod helpers;
 
 use actix_web::http::Method;
 use futures_util::future::join_all;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use chatd::config::Membership;
 use helpers::{assert_error, seqs, spawn_app, spawn_app_with, texts, TestApp};
 
 const PREFIXES: [&str; 3] = ["/chats", "/chats/Chats", "/v1/chats"];
 
-/// `chats.CreateChat`, expecting success: the chat.
-async fn create(app: &TestApp, request: Value) -> Value {
-    let (status, body) = app.post("/chats/CreateChat", request).await;
-    assert_eq!(status, 200, "CreateChat: {body}");
-    body["chat"].clone()
-}
-
-/// `chats.SendMessage`, expecting success: the message.
-async fn send(app: &TestApp, chat_id: &str, author_id: &str, text: &str) -> Value {
-    let request = json!({ "chat_id": chat_id, "author_id": author_id, "text": text });
-    let (status, body) = app.post("/chats/SendMessage", request).await;
-    assert_eq!(status, 200, "SendMessage: {body}");
-    body["message"].clone()
-}
-
-/// `chats.ListMessages` with `request` (its chat_id filled in), expecting success.
-async fn list(app: &TestApp, chat_id: &str, mut request: Value) -> Vec<Value> {
-    request["chat_id"] = json!(chat_id);
-    let (status, body) = app.post("/chats/ListMessages", request).await;
-    assert_eq!(status, 200, "ListMessages: {body}");
-    body["messages"].as_array().expect("messages").clone()
-}
-
 /// A chat `id` of alice and bob holding `n` messages `m1`..`mn`.
 async fn chat_with(app: &TestApp, id: &str, n: usize) -> String {
-    create(app, json!({ "id": id, "user_ids": ["alice", "bob"] })).await;
+    app.create_chat(json!({ "id": id, "user_ids": ["alice", "bob"] })).await;
     for i in 1..=n {
-        send(app, id, "alice", &format!("m{i}")).await;
+        app.send_message(id, "alice", &format!("m{i}")).await;
     }
     id.to_owned()
 }
@@ -82,7 +59,7 @@ async fn every_endpoint_answers_on_all_three_paths() {
 async fn responses_have_the_chats_shapes() {
     let app = spawn_app().await;
     let before = chatd::model::now_secs();
-    let chat = create(&app, json!({ "user_ids": ["Zed", "Amy", "Zed", "Bob"] })).await;
+    let chat = app.create_chat(json!({ "user_ids": ["Zed", "Amy", "Zed", "Bob"] })).await;
     let mut keys: Vec<&str> = chat.as_object().unwrap().keys().map(String::as_str).collect();
     keys.sort_unstable();
     assert_eq!(keys, ["created_at", "id", "user_ids"]);
@@ -94,14 +71,14 @@ async fn responses_have_the_chats_shapes() {
     assert_eq!(id.len(), 36, "{id}");
     assert_eq!(id.matches('-').count(), 4, "{id}");
 
-    let m = send(&app, id, "Amy", "hello").await;
+    let m = app.send_message(id, "Amy", "hello").await;
     assert_eq!(m["author_id"], "Amy");
     assert_eq!(m["chat_id"], id);
     assert_eq!(m["text"], "hello");
     assert!(!m["id"].as_str().unwrap().is_empty());
     assert!(m["sent_at"].as_i64().expect("sent_at is a number") >= before);
     assert!(m.get("user_id").is_none(), "chats shows author_id: {m}");
-    assert_eq!(list(&app, id, json!({})).await, [m]);
+    assert_eq!(app.list_messages(id, json!({})).await, [m]);
 }
 
 #[actix_web::test]
@@ -265,10 +242,10 @@ async fn bad_ids_are_rejected() {
         let (status, body) = app.post(path, request.clone()).await;
         assert_error(status, &body, 400, id);
     }
-    assert!(list(&app, &chat, json!({})).await.is_empty());
+    assert!(app.list_messages(&chat, json!({})).await.is_empty());
     // A 256-byte id is fine.
     let max = "z".repeat(256);
-    let made = create(&app, json!({ "id": max, "user_ids": ["a", "b"] })).await;
+    let made = app.create_chat(json!({ "id": max, "user_ids": ["a", "b"] })).await;
     assert_eq!(made["id"], max.as_str());
 }
 
@@ -316,7 +293,7 @@ async fn bodies_over_the_limit_are_413() {
         let endpoint = path.trim_start_matches("/chats/");
         assert_error(reply.status, &reply.body, 413, &format!("chats.{endpoint}.TooLarge"));
     }
-    assert!(list(&app, &chat, json!({})).await.is_empty());
+    assert!(app.list_messages(&chat, json!({})).await.is_empty());
 }
 
 // ---- membership ----
@@ -328,16 +305,16 @@ async fn a_non_member_may_not_send_by_default() {
     let (status, body) =
         app.post("/chats/SendMessage", json!({ "chat_id": chat, "author_id": "eve", "text": "hi" })).await;
     assert_error(status, &body, 403, "chats.SendMessage.Forbidden");
-    assert!(list(&app, &chat, json!({})).await.is_empty());
+    assert!(app.list_messages(&chat, json!({})).await.is_empty());
 }
 
 #[actix_web::test]
 async fn open_membership_lets_anyone_send() {
     let app = spawn_app_with(|s| s.chat.membership = Membership::Open).await;
     let chat = chat_with(&app, "room", 0).await;
-    let m = send(&app, &chat, "eve", "hi").await;
+    let m = app.send_message(&chat, "eve", "hi").await;
     assert_eq!(m["author_id"], "eve");
-    assert_eq!(texts(&list(&app, &chat, json!({})).await), ["hi"]);
+    assert_eq!(texts(&app.list_messages(&chat, json!({})).await), ["hi"]);
 }
 
 // ---- idempotency ----
@@ -345,17 +322,17 @@ async fn open_membership_lets_anyone_send() {
 #[actix_web::test]
 async fn create_chat_with_an_existing_id_returns_it_unchanged() {
     let app = spawn_app().await;
-    let first = create(&app, json!({ "id": "room", "user_ids": ["bob", "alice"] })).await;
+    let first = app.create_chat(json!({ "id": "room", "user_ids": ["bob", "alice"] })).await;
     assert_eq!(first["id"], "room");
     assert_eq!(first["user_ids"], json!(["alice", "bob"]));
-    let again = create(&app, json!({ "id": "room", "user_ids": ["carol", "dave", "erin"] })).await;
+    let again = app.create_chat(json!({ "id": "room", "user_ids": ["carol", "dave", "erin"] })).await;
     assert_eq!(again, first);
     // Still alice and bob's chat: carol may not send.
     let (status, body) =
         app.post("/chats/SendMessage", json!({ "chat_id": "room", "author_id": "carol", "text": "x" })).await;
     assert_error(status, &body, 403, "chats.SendMessage.Forbidden");
     // And carol, dave and erin have no chat yet: theirs is new.
-    let theirs = create(&app, json!({ "user_ids": ["erin", "dave", "carol"] })).await;
+    let theirs = app.create_chat(json!({ "user_ids": ["erin", "dave", "carol"] })).await;
     assert_ne!(theirs["id"], "room");
     assert_eq!(theirs["user_ids"], json!(["carol", "dave", "erin"]));
 }
@@ -363,15 +340,15 @@ async fn create_chat_with_an_existing_id_returns_it_unchanged() {
 #[actix_web::test]
 async fn create_chat_with_the_same_users_returns_the_existing_chat() {
     let app = spawn_app().await;
-    let first = create(&app, json!({ "user_ids": ["x", "y", "z"] })).await;
-    let again = create(&app, json!({ "user_ids": ["z", "x", "y", "x"] })).await;
+    let first = app.create_chat(json!({ "user_ids": ["x", "y", "z"] })).await;
+    let again = app.create_chat(json!({ "user_ids": ["z", "x", "y", "x"] })).await;
     assert_eq!(again, first);
-    let named = create(&app, json!({ "id": "another-name", "user_ids": ["y", "z", "x"] })).await;
+    let named = app.create_chat(json!({ "id": "another-name", "user_ids": ["y", "z", "x"] })).await;
     assert_eq!(named, first);
     // The chat `chat.New` makes for the same set is that chat too.
     assert_eq!(app.new_chat(&["y", "x", "z"]).await, first["id"].as_str().unwrap());
     // Concurrent creations of one new set agree.
-    let made = join_all((0..8).map(|_| create(&app, json!({ "user_ids": ["p", "q"] })))).await;
+    let made = join_all((0..8).map(|_| app.create_chat(json!({ "user_ids": ["p", "q"] })))).await;
     assert!(made.iter().all(|c| *c == made[0]), "{made:?}");
 }
 
@@ -389,9 +366,9 @@ async fn a_retried_send_message_is_stored_once() {
     let (status, third) = app.post("/chats/SendMessage", request("edited")).await;
     assert_eq!(status, 200, "{third}");
     assert_eq!(third, first);
-    assert_eq!(list(&app, &chat, json!({})).await, [first["message"].clone()]);
+    assert_eq!(app.list_messages(&chat, json!({})).await, [first["message"].clone()]);
     // The same id in another chat is another message.
-    create(&app, json!({ "id": "other", "user_ids": ["alice", "carol"] })).await;
+    app.create_chat(json!({ "id": "other", "user_ids": ["alice", "carol"] })).await;
     let (status, body) = app
         .post("/chats/SendMessage", json!({ "chat_id": "other", "author_id": "alice", "text": "o", "id": "msg-1" }))
         .await;
@@ -433,19 +410,19 @@ async fn both_apis_share_chats_and_one_retry_index() {
     let history = app.history(json!({ "chat_id": chat })).await;
     assert_eq!(texts(&history), ["one", "two"]);
     assert_eq!(history[1]["user_id"], "bob");
-    let listed = list(&app, &chat, json!({ "order": "asc" })).await;
+    let listed = app.list_messages(&chat, json!({ "order": "asc" })).await;
     assert_eq!(texts(&listed), ["one", "two"]);
     assert_eq!(seqs(&listed), [1, 2]);
     assert_eq!(listed[0]["id"], history[0]["id"]);
 
     // A chat made with chat.New works with chats, and the reverse.
     let made_by_new = app.new_chat(&["carol", "dave"]).await;
-    let m = send(&app, &made_by_new, "dave", "via chats").await;
+    let m = app.send_message(&made_by_new, "dave", "via chats").await;
     assert_eq!(m["seq"], 1);
     assert_eq!(texts(&app.history(json!({ "chat_id": made_by_new })).await), ["via chats"]);
     let m = app.send(&chat, "alice", "via chat").await;
     assert_eq!(m["seq"], 3);
-    assert_eq!(list(&app, &chat, json!({ "limit": 1 })).await[0]["text"], "via chat");
+    assert_eq!(app.list_messages(&chat, json!({ "limit": 1 })).await[0]["text"], "via chat");
 }
 
 // ---- ListMessages paging ----
@@ -455,30 +432,33 @@ async fn list_messages_pages_by_order_offset_and_limit() {
     let app = spawn_app().await;
     let chat = chat_with(&app, "fifty", 50).await;
 
-    let page = list(&app, &chat, json!({ "order": "desc", "offset": 15, "limit": 5 })).await;
+    let page = app.list_messages(&chat, json!({ "order": "desc", "offset": 15, "limit": 5 })).await;
     assert_eq!(seqs(&page), desc(35, 31));
     assert_eq!(texts(&page), ["m35", "m34", "m33", "m32", "m31"]);
 
-    let page = list(&app, &chat, json!({ "order": "asc", "offset": 15, "limit": 5 })).await;
+    let page = app.list_messages(&chat, json!({ "order": "asc", "offset": 15, "limit": 5 })).await;
     assert_eq!(seqs(&page), asc(16, 20));
     assert_eq!(texts(&page), ["m16", "m17", "m18", "m19", "m20"]);
 
     // Default order is newest first; default limit 25; limit 0 is the default.
-    assert_eq!(seqs(&list(&app, &chat, json!({})).await), desc(50, 26));
-    assert_eq!(seqs(&list(&app, &chat, json!({ "order": "" })).await), desc(50, 26));
-    assert_eq!(seqs(&list(&app, &chat, json!({ "limit": 0 })).await), desc(50, 26));
-    assert_eq!(seqs(&list(&app, &chat, json!({ "offset": 15, "limit": 5 })).await), desc(35, 31));
-    assert_eq!(seqs(&list(&app, &chat, json!({ "order": "asc" })).await), asc(1, 25));
+    assert_eq!(seqs(&app.list_messages(&chat, json!({})).await), desc(50, 26));
+    assert_eq!(seqs(&app.list_messages(&chat, json!({ "order": "" })).await), desc(50, 26));
+    assert_eq!(seqs(&app.list_messages(&chat, json!({ "limit": 0 })).await), desc(50, 26));
+    assert_eq!(seqs(&app.list_messages(&chat, json!({ "offset": 15, "limit": 5 })).await), desc(35, 31));
+    assert_eq!(seqs(&app.list_messages(&chat, json!({ "order": "asc" })).await), asc(1, 25));
 
     // Running off either end.
-    assert_eq!(seqs(&list(&app, &chat, json!({ "offset": 45, "limit": 10 })).await), desc(5, 1));
-    assert_eq!(seqs(&list(&app, &chat, json!({ "order": "asc", "offset": 45, "limit": 10 })).await), asc(46, 50));
-    assert!(list(&app, &chat, json!({ "offset": 50 })).await.is_empty());
-    assert!(list(&app, &chat, json!({ "order": "asc", "offset": 999 })).await.is_empty());
-    assert_eq!(seqs(&list(&app, &chat, json!({ "limit": 100 })).await), desc(50, 1));
+    assert_eq!(seqs(&app.list_messages(&chat, json!({ "offset": 45, "limit": 10 })).await), desc(5, 1));
+    assert_eq!(
+        seqs(&app.list_messages(&chat, json!({ "order": "asc", "offset": 45, "limit": 10 })).await),
+        asc(46, 50)
+    );
+    assert!(app.list_messages(&chat, json!({ "offset": 50 })).await.is_empty());
+    assert!(app.list_messages(&chat, json!({ "order": "asc", "offset": 999 })).await.is_empty());
+    assert_eq!(seqs(&app.list_messages(&chat, json!({ "limit": 100 })).await), desc(50, 1));
 
     // Numeric strings.
-    let page = list(&app, &chat, json!({ "order": "desc", "offset": "15", "limit": "5" })).await;
+    let page = app.list_messages(&chat, json!({ "order": "desc", "offset": "15", "limit": "5" })).await;
     assert_eq!(seqs(&page), desc(35, 31));
 }
 
@@ -486,9 +466,9 @@ async fn list_messages_pages_by_order_offset_and_limit() {
 async fn list_messages_limit_is_capped_at_max_limit() {
     let app = spawn_app_with(|s| s.history.max_limit = 3).await;
     let chat = chat_with(&app, "room", 10).await;
-    assert_eq!(seqs(&list(&app, &chat, json!({ "limit": 50 })).await), desc(10, 8));
-    assert_eq!(seqs(&list(&app, &chat, json!({})).await), desc(10, 8));
-    assert_eq!(seqs(&list(&app, &chat, json!({ "order": "asc", "offset": 2, "limit": 9 })).await), asc(3, 5));
+    assert_eq!(seqs(&app.list_messages(&chat, json!({ "limit": 50 })).await), desc(10, 8));
+    assert_eq!(seqs(&app.list_messages(&chat, json!({})).await), desc(10, 8));
+    assert_eq!(seqs(&app.list_messages(&chat, json!({ "order": "asc", "offset": 2, "limit": 9 })).await), asc(3, 5));
 }
 
 // ---- namespaces ----
@@ -539,7 +519,7 @@ async fn a_missing_or_empty_namespace_is_micro() {
     let app = spawn_app().await;
     let (status, body) = app.post_ns("", "/chats/CreateChat", json!({ "id": "home", "user_ids": ["a", "b"] })).await;
     assert_eq!(status, 200, "{body}");
-    send(&app, "home", "a", "hi").await; // no header
+    app.send_message("home", "a", "hi").await; // no header
     let (status, body) = app.post_ns("micro", "/chats/ListMessages", json!({ "chat_id": "home" })).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(texts(body["messages"].as_array().unwrap()), ["hi"]);
@@ -586,23 +566,23 @@ async fn cors_headers_on_answers_and_preflights() {
 async fn chats_and_messages_survive_a_restart() {
     let app = spawn_app().await;
     let chat = chat_with(&app, "durable", 4).await;
-    let created = create(&app, json!({ "id": "durable", "user_ids": ["alice", "bob"] })).await;
+    let created = app.create_chat(json!({ "id": "durable", "user_ids": ["alice", "bob"] })).await;
     let (status, _) = app
         .post("/chats/SendMessage", json!({ "chat_id": chat, "author_id": "bob", "text": "m5", "id": "five" }))
         .await;
     assert_eq!(status, 200);
-    let before = list(&app, &chat, json!({ "order": "asc" })).await;
+    let before = app.list_messages(&chat, json!({ "order": "asc" })).await;
 
     let app = app.restart().await;
-    assert_eq!(list(&app, &chat, json!({ "order": "asc" })).await, before);
-    assert_eq!(create(&app, json!({ "id": "durable", "user_ids": ["q", "r"] })).await, created);
-    assert_eq!(create(&app, json!({ "user_ids": ["bob", "alice"] })).await, created);
+    assert_eq!(app.list_messages(&chat, json!({ "order": "asc" })).await, before);
+    assert_eq!(app.create_chat(json!({ "id": "durable", "user_ids": ["q", "r"] })).await, created);
+    assert_eq!(app.create_chat(json!({ "user_ids": ["bob", "alice"] })).await, created);
     // The retry index survived, and seq carries on.
     let (status, body) = app
         .post("/chats/SendMessage", json!({ "chat_id": chat, "author_id": "bob", "text": "dup", "id": "five" }))
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["message"], before[4]);
-    assert_eq!(send(&app, &chat, "alice", "m6").await["seq"], 6);
+    assert_eq!(app.send_message(&chat, "alice", "m6").await["seq"], 6);
     app.stop().await;
 }

@@ -8,27 +8,15 @@
 //! machine; `.ci/run` installs both and sets `CHATD_REQUIRE_BROWSER=1`, which makes a missing
 //! piece a failure instead.
 
+mod helpers;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use actix_web::http::StatusCode;
-use chatd::config::Settings;
-use chatd::startup::Application;
+use actix_web::http::{Method, StatusCode};
+use helpers::spawn_app;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
-
-/// The real server on port 0 with a temporary data dir; returns its address.
-async fn start() -> (String, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut settings = Settings::default();
-    settings.server.port = 0;
-    settings.server.workers = 2;
-    settings.storage.data_dir = dir.path().to_path_buf();
-    let app = Application::build(settings).await.expect("the server starts");
-    let address = format!("http://127.0.0.1:{}", app.port());
-    actix_web::rt::spawn(app.run_until_stopped());
-    (address, dir)
-}
 
 fn e2e_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e")
@@ -59,7 +47,8 @@ async fn two_pages_talk_and_a_dropped_connection_loses_and_repeats_nothing() {
         eprintln!("SKIPPED the browser test: it needs {}; install them (see .ci/run) to run it", missing.join(" and "));
         return;
     }
-    let (address, _dir) = start().await;
+    let app = spawn_app().await;
+    let address = app.address.clone();
     // The chat actors run on this thread: wait for node without blocking it.
     let url = address.clone();
     let output = actix_web::rt::task::spawn_blocking(move || {
@@ -87,17 +76,16 @@ async fn two_pages_talk_and_a_dropped_connection_loses_and_repeats_nothing() {
 /// The page and the client are served from the binary, whatever is installed.
 #[actix_web::test]
 async fn the_page_and_the_client_are_served() {
-    let (address, _dir) = start().await;
-    let client = awc::Client::default();
+    let app = spawn_app().await;
     for (path, content_type, needle) in [
         ("/", "text/html", "<script src=\"/chatd.js\""),
         ("/chatd.js", "application/javascript", "class ChatdStream"),
         ("/app.js", "application/javascript", "chat.connect"),
         ("/style.css", "text/css", "#messages"),
     ] {
-        let mut res = client.get(format!("{address}{path}")).send().await.unwrap_or_else(|e| panic!("GET {path}: {e}"));
-        assert_eq!(res.status(), StatusCode::OK, "GET {path}");
-        let header = |name: &str| res.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        let res = app.request(Method::GET, path, &[], "").await;
+        assert_eq!(res.status, StatusCode::OK, "GET {path}");
+        let header = |name: &str| res.header(name).unwrap_or("").to_owned();
         assert!(
             header("content-type").starts_with(content_type),
             "GET {path}: content-type {:?}",
@@ -106,21 +94,14 @@ async fn the_page_and_the_client_are_served() {
         assert_eq!(header("cache-control"), "no-cache", "GET {path}");
         let etag = header("etag");
         assert!(!etag.is_empty(), "GET {path}: no ETag");
-        let body = res.body().await.expect("body");
-        let body = String::from_utf8_lossy(&body);
+        let body = res.body.as_str().unwrap_or_else(|| panic!("GET {path}: a text body, not {}", res.body));
         assert!(body.contains(needle), "GET {path}: no {needle:?} in the body");
 
-        let res = client
-            .get(format!("{address}{path}"))
-            .insert_header(("if-none-match", etag.as_str()))
-            .send()
-            .await
-            .expect("conditional GET");
-        assert_eq!(res.status(), StatusCode::NOT_MODIFIED, "GET {path} with its ETag");
+        let res = app.request(Method::GET, path, &[("if-none-match", etag.as_str())], "").await;
+        assert_eq!(res.status, StatusCode::NOT_MODIFIED, "GET {path} with its ETag");
     }
 
-    let mut res = client.post(format!("{address}/chatd.js")).send().await.expect("POST");
-    assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
-    let body: serde_json::Value = res.json().await.expect("a micro error");
-    assert_eq!(body["id"], "chatd.Web.MethodNotAllowed");
+    let res = app.post_raw("/chatd.js", "", &[]).await;
+    assert_eq!(res.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(res.body["id"], "chatd.Web.MethodNotAllowed", "a micro error: {}", res.body);
 }

@@ -1,114 +1,26 @@
 //! Durability (API.md section 6, DESIGN.md section 2): crashes under load, torn and garbage log
 //! tails, clean SIGTERM stops, idle chats leaving memory, corruption in the middle of the log.
 //!
-//! Most tests run the real `chatd` binary as a child process, so a crash is a real `kill -9`.
-//! Every message a test sends has the text `text of <client_id>`, so any message read back can be
-//! checked against its client id.
+//! Most tests run the real `chatd` binary as a child process ([`helpers::Chatd`]), so a crash is
+//! a real `kill -9`. Every message a test sends has the text `text of <client_id>`
+//! ([`helpers::text_of`]), so any message read back can be checked against its client id.
+
+mod helpers;
 
 use std::collections::HashMap;
 use std::fs::{self, OpenOptions};
-use std::net::TcpListener;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::json;
+
+use chatd::config::Membership;
+use helpers::{check_chat, free_port, server_log, sleep_ms, snapshot_files, spawn_app_with, text_of, Api, Chatd};
 
 // ---------------------------------------------------------------------------------------------
-// Helpers
+// Load and log-segment helpers of these tests (the server and client helpers are the harness's)
 // ---------------------------------------------------------------------------------------------
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local addr").port()
-}
-
-async fn sleep_ms(ms: u64) {
-    actix_web::rt::time::sleep(Duration::from_millis(ms)).await
-}
-
-fn text_of(client_id: &str) -> String {
-    format!("text of {client_id}")
-}
-
-/// A small client of one server's `chat` API.
-#[derive(Clone)]
-struct Api {
-    client: awc::Client,
-    port: u16,
-}
-
-impl Api {
-    fn new(port: u16) -> Api {
-        let client = awc::Client::builder().timeout(Duration::from_secs(10)).finish();
-        Api { client, port }
-    }
-
-    /// POSTs `body`; the status and JSON answer, or `Err` if no complete answer came back.
-    async fn post(&self, path: &str, body: Value) -> Result<(u16, Value), String> {
-        let url = format!("http://127.0.0.1:{}{path}", self.port);
-        let mut res = self.client.post(url).send_json(&body).await.map_err(|e| e.to_string())?;
-        let bytes = res.body().limit(64 << 20).await.map_err(|e| e.to_string())?;
-        let json = serde_json::from_slice(&bytes)
-            .map_err(|e| format!("not JSON ({e}): {}", String::from_utf8_lossy(&bytes)))?;
-        Ok((res.status().as_u16(), json))
-    }
-
-    async fn new_chat(&self, user_ids: &[&str]) -> String {
-        let (status, body) = self.post("/chat/New", json!({ "user_ids": user_ids })).await.expect("New");
-        assert_eq!(status, 200, "New: {body}");
-        body["chat_id"].as_str().expect("chat_id").to_string()
-    }
-
-    async fn send(&self, chat: &str, client_id: &str) -> Result<(u16, Value), String> {
-        let body = json!({ "chat_id": chat, "user_id": "u", "text": text_of(client_id), "client_id": client_id });
-        self.post("/chat/Send", body).await
-    }
-
-    /// Sends and asserts success; the stored seq.
-    async fn send_ok(&self, chat: &str, client_id: &str) -> u64 {
-        let (status, body) = self.send(chat, client_id).await.expect("Send");
-        assert_eq!(status, 200, "Send {client_id}: {body}");
-        assert_eq!(body["message"]["client_id"], client_id, "{body}");
-        body["message"]["seq"].as_u64().expect("seq")
-    }
-
-    /// Every message of a chat, read with `after_seq` pages of 1000.
-    async fn history(&self, chat: &str) -> Vec<Value> {
-        let mut all: Vec<Value> = Vec::new();
-        loop {
-            let after = all.last().map_or(0, |m| m["seq"].as_u64().expect("seq"));
-            let (status, body) = self
-                .post("/chat/History", json!({ "chat_id": chat, "after_seq": after, "limit": 1000 }))
-                .await
-                .expect("History");
-            assert_eq!(status, 200, "History of {chat}: {body}");
-            let page = body["messages"].as_array().cloned().unwrap_or_default();
-            if page.is_empty() {
-                return all;
-            }
-            all.extend(page);
-        }
-    }
-}
-
-/// Asserts a chat's messages have seqs exactly 1..=N, distinct client ids, and the text each
-/// client id was sent with. Returns client id -> seq.
-fn check_chat(chat: &str, msgs: &[Value]) -> HashMap<String, u64> {
-    let mut seqs = HashMap::new();
-    for (i, m) in msgs.iter().enumerate() {
-        let seq = i as u64 + 1;
-        assert_eq!(m["seq"].as_u64(), Some(seq), "chat {chat}: gap or disorder: {m}");
-        assert_eq!(m["chat_id"], chat, "{m}");
-        let client_id = m["client_id"].as_str().expect("client_id").to_string();
-        assert_eq!(m["text"], text_of(&client_id), "chat {chat}: wrong text: {m}");
-        if let Some(first) = seqs.insert(client_id.clone(), seq) {
-            panic!("chat {chat}: client_id {client_id} stored twice, at seq {first} and {seq}");
-        }
-    }
-    seqs
-}
 
 /// A sent message that got its 200: (chat, client id, seq).
 type Acked = (String, String, u64);
@@ -153,94 +65,6 @@ async fn join_load(senders: Vec<Sender>) -> (Vec<Acked>, Vec<Unanswered>) {
     (acked, unanswered)
 }
 
-/// The `chatd` binary serving `<dir>/data` on `port`, logging to `<dir>/chatd.log`.
-/// Dropping it kills it (printing its log if the test is failing).
-struct Chatd {
-    child: Option<Child>,
-    api: Api,
-    log: PathBuf,
-}
-
-impl Chatd {
-    async fn start(dir: &Path, port: u16) -> Chatd {
-        let log_path = dir.join("chatd.log");
-        let log = OpenOptions::new().create(true).append(true).open(&log_path).expect("open log");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_chatd"));
-        for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("CHATD")) {
-            cmd.env_remove(key);
-        }
-        let child = cmd
-            .args(["--config", "/nonexistent.toml"])
-            .env("CHATD__SERVER__PORT", port.to_string())
-            .env("CHATD__STORAGE__DATA_DIR", dir.join("data"))
-            .env("CHATD__CHAT__MEMBERSHIP", "open")
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("spawn chatd");
-        let mut chatd = Chatd { child: Some(child), api: Api::new(port), log: log_path };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let probe = json!({ "user_ids": ["probe"] });
-            if let Ok((200, _)) = chatd.api.post("/chat/New", probe).await {
-                return chatd;
-            }
-            if let Some(status) = chatd.child.as_mut().unwrap().try_wait().expect("try_wait") {
-                panic!("chatd exited while starting: {status}");
-            }
-            assert!(Instant::now() < deadline, "chatd did not answer within 20 s");
-            sleep_ms(20).await;
-        }
-    }
-
-    /// A crash: SIGKILL, then reap the process.
-    fn kill9(mut self) {
-        let mut child = self.child.take().unwrap();
-        child.kill().expect("SIGKILL");
-        child.wait().expect("wait");
-    }
-
-    /// SIGTERM, then wait for the exit, failing the test if it takes over 10 s.
-    async fn sigterm(mut self) -> (ExitStatus, Duration) {
-        let mut child = self.child.take().unwrap();
-        let sent = Instant::now();
-        let kill = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("run kill");
-        assert!(kill.success());
-        loop {
-            if let Some(status) = child.try_wait().expect("try_wait") {
-                return (status, sent.elapsed());
-            }
-            if sent.elapsed() > Duration::from_secs(10) {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("chatd did not exit within 10 s of SIGTERM");
-            }
-            sleep_ms(20).await;
-        }
-    }
-}
-
-impl Drop for Chatd {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        if std::thread::panicking() {
-            let log = fs::read_to_string(&self.log).unwrap_or_default();
-            let from = (log.len().saturating_sub(6000)..).find(|&i| log.is_char_boundary(i)).unwrap_or(0);
-            let tail = &log[from..];
-            eprintln!("---- chatd log (tail) ----\n{tail}\n---- end of chatd log ----");
-        }
-    }
-}
-
-fn server_log(dir: &Path) -> String {
-    fs::read_to_string(dir.join("chatd.log")).unwrap_or_default()
-}
-
 /// The highest-numbered log segment (names are zero-padded numbers, so they sort).
 fn last_segment(dir: &Path) -> PathBuf {
     let mut segments: Vec<PathBuf> = fs::read_dir(dir.join("data/wal"))
@@ -260,14 +84,6 @@ fn data_end(bytes: &[u8]) -> u64 {
         at += 20 + u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize;
     }
     at.min(bytes.len()) as u64
-}
-
-fn chat_snapshots(data_dir: &Path) -> Vec<String> {
-    fs::read_dir(data_dir.join("snap"))
-        .expect("read snap dir")
-        .map(|e| e.expect("dir entry").file_name().to_string_lossy().into_owned())
-        .filter(|name| name.starts_with("chat-") && name.ends_with(".snap"))
-        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -436,7 +252,7 @@ async fn sigterm_exits_zero_and_keeps_data() {
     let (acked, _) = join_load(load).await;
     assert!(status.success(), "SIGTERM: {status}");
     assert!(!acked.is_empty());
-    assert!(chat_snapshots(&dir.path().join("data")).len() >= chats.len(), "the clean stop wrote no chat snapshots");
+    assert!(snapshot_files(&dir.path().join("data")).len() >= chats.len(), "the clean stop wrote no chat snapshots");
 
     let server = Chatd::start(dir.path(), port).await;
     for chat in &chats {
@@ -457,20 +273,14 @@ async fn sigterm_exits_zero_and_keeps_data() {
 /// state intact and seqs continuing; a second idle cycle keeps the new message too.
 #[actix_web::test]
 async fn idle_chats_leave_memory_and_read_back() {
-    use chatd::registry::LiveCount;
+    let app = spawn_app_with(|s| {
+        s.chat.idle_timeout_secs = 1;
+        s.chat.membership = Membership::Open;
+    })
+    .await;
+    let api = Api::new(app.port);
 
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut settings = chatd::config::Settings::default();
-    settings.server.port = 0;
-    settings.storage.data_dir = dir.path().join("data");
-    settings.chat.idle_timeout_secs = 1;
-    settings.chat.membership = chatd::config::Membership::Open;
-    let app = chatd::startup::Application::build(settings).await.expect("build");
-    let (registry, port, handle) = (app.registry(), app.port(), app.handle());
-    let server = actix_web::rt::spawn(app.run_until_stopped());
-    let api = Api::new(port);
-
-    let live = || async { registry.send(LiveCount).await.expect("registry") };
+    let live = || app.live_chats();
     let wait_idle = || async {
         let deadline = Instant::now() + Duration::from_secs(10);
         while live().await > 0 {
@@ -490,7 +300,7 @@ async fn idle_chats_leave_memory_and_read_back() {
     }
     assert!(live().await > 0, "the chats in use are live");
     wait_idle().await;
-    assert_eq!(chat_snapshots(&dir.path().join("data")).len(), chats.len());
+    assert_eq!(snapshot_files(&app.data_dir()).len(), chats.len());
 
     for chat in &chats {
         let msgs = api.history(chat).await;
@@ -512,8 +322,7 @@ async fn idle_chats_leave_memory_and_read_back() {
         assert_eq!(msgs[5]["client_id"], format!("{chat}-6"));
     }
 
-    handle.stop(true).await;
-    server.await.expect("join").expect("clean stop");
+    app.stop().await;
 }
 
 /// Proves a damaged record followed by good ones is not served as data nor silently dropped:

@@ -3,30 +3,23 @@
 //! erasing a chat's messages from disk. Against the real server started in-process on port 0
 //! with a temporary data dir.
 //!
-//! Self-contained: its helpers live at the bottom of this file. Every request, frame and event
-//! has a timeout, so a bug fails a test instead of hanging it.
+//! The server, its clients and the fixture key and token secret are the harness's
+//! (`tests/helpers`). Every request, frame and event has a timeout, so a bug fails a test
+//! instead of hanging it.
+
+mod helpers;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use jsonwebtoken::{EncodingKey, Header};
 use serde_json::{json, Value};
-use tokio::time::timeout;
 
 use chatd::config::{ApiKey, Membership, Settings};
-use chatd::registry::{Checkpoint, LiveCount};
-
-/// The longest any single request, frame or event may take before the test fails.
-mod clients;
-
-use clients::*;
-
-const ACME_KEY: &str = "acme-backend-key-0123456789";
-const ACME_SECRET: &str = "acme signs its user tokens with this";
-
-/// The fields of a group, exactly.
-const GROUP_KEYS: [&str; 6] = ["created_at", "description", "id", "name", "private", "user_ids"];
+use helpers::{
+    assert_error_for, assert_group_shape, bearer, enc, grep, group_of, key, now_secs, snapshot_files, spawn_app_with,
+    texts, user_token, TestApp, Who, ACME_KEY, ACME_SECRET, WAIT,
+};
 
 fn secured(s: &mut Settings) {
     s.auth.api_keys = vec![ApiKey { key: ACME_KEY.into(), namespaces: vec!["acme".into()] }];
@@ -35,12 +28,12 @@ fn secured(s: &mut Settings) {
 
 /// acme's API key.
 fn backend() -> Who {
-    Who { ns: Some("acme".into()), bearer: Some(ACME_KEY.into()) }
+    key(ACME_KEY, "acme")
 }
 
 /// A user token for `sub` in acme.
 fn user(sub: &str) -> Who {
-    Who { ns: Some("acme".into()), bearer: Some(user_token(sub)) }
+    bearer(&user_token("acme", sub), Some("acme"))
 }
 
 // ---- 1. Create ----
@@ -50,12 +43,12 @@ fn user(sub: &str) -> Who {
 /// same members; a user token creating a group is in it.
 #[actix_web::test]
 async fn create_returns_a_group_with_exactly_its_fields() {
-    let srv = start_with(secured).await;
+    let srv = spawn_app_with(secured).await;
     let before = now_secs();
     let mut ids = BTreeSet::new();
     for path in ["/chat/Create", "/chat/Chat/Create", "/v1/chat/Create"] {
         let (status, body) = srv
-            .post(
+            .post_as(
                 &backend(),
                 path,
                 json!({
@@ -78,15 +71,16 @@ async fn create_returns_a_group_with_exactly_its_fields() {
         assert!((before - 1..=now_secs() + 1).contains(&created), "created_at {created}");
         assert!(ids.insert(g["id"].as_str().unwrap().to_owned()), "{body}");
     }
-    let (status, body) =
-        srv.post(&backend(), "/chat/Create", json!({ "name": "Secret", "user_ids": ["alice"], "private": true })).await;
+    let (status, body) = srv
+        .post_as(&backend(), "/chat/Create", json!({ "name": "Secret", "user_ids": ["alice"], "private": true }))
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(group_of(&body)["private"], true);
     // A user token is always a member of what it creates.
     for (body, want) in
         [(json!({ "name": "mine", "user_ids": ["bob"] }), json!(["alice", "bob"])), (json!({}), json!(["alice"]))]
     {
-        let (status, reply) = srv.post(&user("alice"), "/chat/Create", body).await;
+        let (status, reply) = srv.post_as(&user("alice"), "/chat/Create", body).await;
         assert_eq!(status, 200, "{reply}");
         assert_eq!(group_of(&reply)["user_ids"], want);
         assert_eq!(group_of(&reply)["name"], reply["group"]["name"]);
@@ -97,8 +91,8 @@ async fn create_returns_a_group_with_exactly_its_fields() {
         json!({ "name": "x", "user_ids": "a" }),
         json!({ "name": 5 }),
     ] {
-        let (status, reply) = srv.post(&backend(), "/chat/Create", body.clone()).await;
-        assert_error(status, &reply, 400, "chat.Create.BadRequest", &body.to_string());
+        let (status, reply) = srv.post_as(&backend(), "/chat/Create", body.clone()).await;
+        assert_error_for(status, &reply, 400, "chat.Create.BadRequest", &body.to_string());
     }
 }
 
@@ -107,24 +101,24 @@ async fn create_returns_a_group_with_exactly_its_fields() {
 /// by query or first frame, and stream frames. Plain chats made with New take them too.
 #[actix_web::test]
 async fn group_id_and_client_are_accepted_wherever_chat_id_and_client_id_are() {
-    let srv = start_with(secured).await;
-    let group = srv.create(&backend(), json!({ "name": "g", "user_ids": ["alice", "bob"] })).await;
-    let plain = srv.new_chat(&backend(), &["alice", "bob"]).await;
+    let srv = spawn_app_with(secured).await;
+    let group = srv.create_group(&backend(), json!({ "name": "g", "user_ids": ["alice", "bob"] })).await;
+    let plain = srv.new_chat_as(&backend(), &["alice", "bob"]).await;
     for id in [&group, &plain] {
         let mut by_query = srv.ws(&format!("/chat/Connect?group_id={}&user_id=bob", enc(id)), &backend()).await;
         let mut by_frame = srv.ws("/chat/Connect", &Who::default()).await;
-        by_frame.tx.send(json!({ "group_id": id, "token": user_token("alice") })).await;
+        by_frame.tx.send(json!({ "group_id": id, "token": user_token("acme", "alice") })).await;
         let mut sse = srv.sse(&format!("/chat/Connect?group_id={}", enc(id)), &backend()).await;
         let send = json!({ "group_id": id, "user_id": "alice", "text": "one", "client": "c-1" });
-        let (status, first) = srv.post(&backend(), "/chat/Send", send.clone()).await;
+        let (status, first) = srv.post_as(&backend(), "/chat/Send", send.clone()).await;
         assert_eq!(status, 200, "{first}");
         assert_eq!(first["message"]["client_id"], "c-1");
         assert_eq!(first["message"]["chat_id"], id.as_str());
-        let (status, again) = srv.post(&backend(), "/chat/Send", send).await;
+        let (status, again) = srv.post_as(&backend(), "/chat/Send", send).await;
         assert_eq!(status, 200, "{again}");
         assert_eq!(again["message"], first["message"], "a retry by `client`");
         let (status, body) = srv
-            .post(&backend(), "/chats/SendMessage", json!({ "group_id": id, "author_id": "bob", "text": "two" }))
+            .post_as(&backend(), "/chats/SendMessage", json!({ "group_id": id, "author_id": "bob", "text": "two" }))
             .await;
         assert_eq!(status, 200, "{body}");
         by_query.tx.send(json!({ "text": "three", "client": "c-3" })).await;
@@ -136,18 +130,18 @@ async fn group_id_and_client_are_accepted_wherever_chat_id_and_client_id_are() {
         for want in ["one", "two", "three"] {
             assert_eq!(sse.message().await["text"], want);
         }
-        let (status, body) = srv.post(&backend(), "/chat/History", json!({ "group_id": id })).await;
+        let (status, body) = srv.post_as(&backend(), "/chat/History", json!({ "group_id": id })).await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(texts(body["messages"].as_array().unwrap()), ["one", "two", "three"]);
         let (status, body) =
-            srv.post(&backend(), "/chats/ListMessages", json!({ "group_id": id, "order": "asc" })).await;
+            srv.post_as(&backend(), "/chats/ListMessages", json!({ "group_id": id, "order": "asc" })).await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["messages"].as_array().unwrap().len(), 3);
         // The group endpoints take chat_id as well as group_id.
-        let (status, body) = srv.post(&backend(), "/chat/Kick", json!({ "chat_id": id, "user_id": "bob" })).await;
+        let (status, body) = srv.post_as(&backend(), "/chat/Kick", json!({ "chat_id": id, "user_id": "bob" })).await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(group_of(&body)["user_ids"], json!(["alice"]));
-        by_query.rx.ends_refused(403, "chat.Connect.Forbidden").await;
+        by_query.rx.fails(403, "chat.Connect.Forbidden").await;
     }
 }
 
@@ -158,21 +152,22 @@ async fn group_id_and_client_are_accepted_wherever_chat_id_and_client_id_are() {
 /// SSE and on all three paths; joining twice changes nothing.
 #[actix_web::test]
 async fn join_adds_the_user_then_streams_like_connect() {
-    let srv = start_with(secured).await;
-    let group = srv.create(&backend(), json!({ "name": "open", "user_ids": ["alice"] })).await;
-    srv.send(&backend(), &group, "alice", "before bob").await;
+    let srv = spawn_app_with(secured).await;
+    let group = srv.create_group(&backend(), json!({ "name": "open", "user_ids": ["alice"] })).await;
+    srv.send_as(&backend(), &group, "alice", "before bob").await;
 
     // bob joins with his token, naming nobody: the token's user joins.
     let mut bob = srv.ws(&format!("/chat/Join?group_id={}", enc(&group)), &user("bob")).await;
-    let (status, body) = srv.post(&user("bob"), "/chat/Send", json!({ "group_id": group, "text": "bob here" })).await;
+    let (status, body) =
+        srv.post_as(&user("bob"), "/chat/Send", json!({ "group_id": group, "text": "bob here" })).await;
     assert_eq!(status, 200, "a member at once: {body}");
     assert_eq!(bob.rx.message().await["text"], "bob here");
-    srv.send(&backend(), &group, "alice", "hi bob").await;
+    srv.send_as(&backend(), &group, "alice", "hi bob").await;
     assert_eq!(bob.rx.message().await["text"], "hi bob");
     bob.tx.send(json!({ "text": "framed", "client_id": "f" })).await;
     let echo = bob.rx.message().await;
     assert_eq!((&echo["user_id"], &echo["client_id"]), (&json!("bob"), &json!("f")));
-    assert_eq!(srv.list(&backend(), "bob").await, [group.as_str()]);
+    assert_eq!(srv.list_groups(&backend(), "bob").await, [group.as_str()]);
 
     // Joining again, on the other paths, with since: a replay, and still one bob.
     for path in ["/chat/Chat/Join", "/v1/chat/Join"] {
@@ -189,7 +184,7 @@ async fn join_adds_the_user_then_streams_like_connect() {
     let mut carol = srv.sse(&format!("/chat/Join?group_id={}&user_id=carol", enc(&group)), &backend()).await;
     let g = srv.group(&backend(), &group).await;
     assert_eq!(g["user_ids"], json!(["alice", "bob", "carol"]));
-    srv.send(&backend(), &group, "carol", "carol here").await;
+    srv.send_as(&backend(), &group, "carol", "carol here").await;
     assert_eq!(carol.message().await["text"], "carol here");
     assert_eq!(bob.rx.message().await["text"], "carol here");
 
@@ -205,7 +200,7 @@ async fn join_adds_the_user_then_streams_like_connect() {
             ws.rx.fails(code, id).await;
         }
         let (status, body) = srv.sse_fails(&url, &backend()).await;
-        assert_error(status, &body, code, id, &url);
+        assert_error_for(status, &body, code, id, &url);
     }
 }
 
@@ -213,36 +208,37 @@ async fn join_adds_the_user_then_streams_like_connect() {
 /// token must be a member to invite; an invitation lets exactly that user in.
 #[actix_web::test]
 async fn private_groups_need_an_invite() {
-    let srv = start_with(secured).await;
-    let group = srv.create(&user("alice"), json!({ "name": "inner circle", "private": true })).await;
+    let srv = spawn_app_with(secured).await;
+    let group = srv.create_group(&user("alice"), json!({ "name": "inner circle", "private": true })).await;
     let join = |who: &str| format!("/chat/Join?group_id={}&user_id={who}", enc(&group));
     let mut ws = srv.ws(&join("bob"), &user("bob")).await;
     ws.rx.fails(403, "chat.Join.Forbidden").await;
     let (status, body) = srv.sse_fails(&join("bob"), &user("bob")).await;
-    assert_error(status, &body, 403, "chat.Join.Forbidden", "sse");
+    assert_error_for(status, &body, 403, "chat.Join.Forbidden", "sse");
     let mut ws = srv.ws(&join("dave"), &backend()).await;
     ws.rx.fails(403, "chat.Join.Forbidden").await;
-    assert!(srv.list(&backend(), "bob").await.is_empty());
+    assert!(srv.list_groups(&backend(), "bob").await.is_empty());
     assert_eq!(srv.group(&backend(), &group).await["user_ids"], json!(["alice"]));
 
     // Only a member may invite.
     let (status, body) =
-        srv.post(&user("carol"), "/chat/Invite", json!({ "group_id": group, "user_id": "carol" })).await;
-    assert_error(status, &body, 403, "chat.Invite.Forbidden", "carol invites herself");
-    let (status, body) = srv.post(&user("alice"), "/chat/Invite", json!({ "group_id": group, "user_id": "bob" })).await;
+        srv.post_as(&user("carol"), "/chat/Invite", json!({ "group_id": group, "user_id": "carol" })).await;
+    assert_error_for(status, &body, 403, "chat.Invite.Forbidden", "carol invites herself");
+    let (status, body) =
+        srv.post_as(&user("alice"), "/chat/Invite", json!({ "group_id": group, "user_id": "bob" })).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(group_of(&body)["id"], group.as_str());
     assert_eq!(group_of(&body)["private"], true);
 
     // bob is in now; carol is still not.
     let mut ws = srv.ws(&join("bob"), &user("bob")).await;
-    srv.send(&backend(), &group, "alice", "welcome").await;
+    srv.send_as(&backend(), &group, "alice", "welcome").await;
     assert_eq!(ws.rx.message().await["text"], "welcome");
     assert_eq!(srv.group(&backend(), &group).await["user_ids"], json!(["alice", "bob"]));
     let mut ws = srv.ws(&join("carol"), &user("carol")).await;
     ws.rx.fails(403, "chat.Join.Forbidden").await;
     // A key invites too.
-    let (status, body) = srv.post(&backend(), "/chat/Invite", json!({ "group_id": group, "user_id": "dave" })).await;
+    let (status, body) = srv.post_as(&backend(), "/chat/Invite", json!({ "group_id": group, "user_id": "dave" })).await;
     assert_eq!(status, 200, "{body}");
     let _dave = srv.ws(&join("dave"), &backend()).await;
     assert_eq!(srv.group(&backend(), &group).await["user_ids"], json!(["alice", "bob", "dave"]));
@@ -255,8 +251,8 @@ async fn private_groups_need_an_invite() {
 /// send, read or stream is refused; everyone else's streams carry on undisturbed.
 #[actix_web::test]
 async fn a_kicked_users_streams_close_and_their_access_ends_at_once() {
-    let srv = start_with(secured).await;
-    let group = srv.create(&backend(), json!({ "name": "g", "user_ids": ["alice", "bob", "carol"] })).await;
+    let srv = spawn_app_with(secured).await;
+    let group = srv.create_group(&backend(), json!({ "name": "g", "user_ids": ["alice", "bob", "carol"] })).await;
     let connect = format!("/chat/Connect?group_id={}", enc(&group));
     let mut bob_token = srv.ws(&connect, &user("bob")).await;
     let mut bob_key = srv.ws(&format!("{connect}&user_id=bob"), &backend()).await;
@@ -264,44 +260,46 @@ async fn a_kicked_users_streams_close_and_their_access_ends_at_once() {
     let mut bob_sse = srv.sse(&connect, &user("bob")).await;
     let mut carol = srv.ws(&format!("{connect}&user_id=carol"), &backend()).await;
     let mut watcher = srv.ws(&connect, &backend()).await;
-    srv.send(&backend(), &group, "bob", "bob's last").await;
+    srv.send_as(&backend(), &group, "bob", "bob's last").await;
     for rx in [&mut bob_token.rx, &mut bob_key.rx, &mut bob_join.rx, &mut carol.rx, &mut watcher.rx] {
         assert_eq!(rx.message().await["text"], "bob's last");
     }
     assert_eq!(bob_sse.message().await["text"], "bob's last");
 
-    let (status, body) = srv.post(&user("alice"), "/chat/Kick", json!({ "group_id": group, "user_id": "bob" })).await;
+    let (status, body) =
+        srv.post_as(&user("alice"), "/chat/Kick", json!({ "group_id": group, "user_id": "bob" })).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(group_of(&body)["user_ids"], json!(["alice", "carol"]));
     assert_group_shape(group_of(&body));
 
-    bob_token.rx.ends_refused(403, "chat.Connect.Forbidden").await;
-    bob_key.rx.ends_refused(403, "chat.Connect.Forbidden").await;
-    bob_join.rx.ends_refused(403, "chat.Join.Forbidden").await;
-    bob_sse.ends_refused(403, "chat.Connect.Forbidden").await;
+    bob_token.rx.fails(403, "chat.Connect.Forbidden").await;
+    bob_key.rx.fails(403, "chat.Connect.Forbidden").await;
+    bob_join.rx.fails(403, "chat.Join.Forbidden").await;
+    bob_sse.fails(403, "chat.Connect.Forbidden").await;
 
     // bob is out, at once, everywhere.
-    let (status, body) = srv.post(&user("bob"), "/chat/Send", json!({ "group_id": group, "text": "x" })).await;
-    assert_error(status, &body, 403, "chat.Send.Forbidden", "kicked, token");
+    let (status, body) = srv.post_as(&user("bob"), "/chat/Send", json!({ "group_id": group, "text": "x" })).await;
+    assert_error_for(status, &body, 403, "chat.Send.Forbidden", "kicked, token");
     let (status, body) =
-        srv.post(&backend(), "/chat/Send", json!({ "group_id": group, "user_id": "bob", "text": "x" })).await;
-    assert_error(status, &body, 403, "chat.Send.Forbidden", "kicked, key");
-    let (status, body) = srv.post(&user("bob"), "/chat/History", json!({ "group_id": group })).await;
-    assert_error(status, &body, 403, "chat.History.Forbidden", "kicked");
+        srv.post_as(&backend(), "/chat/Send", json!({ "group_id": group, "user_id": "bob", "text": "x" })).await;
+    assert_error_for(status, &body, 403, "chat.Send.Forbidden", "kicked, key");
+    let (status, body) = srv.post_as(&user("bob"), "/chat/History", json!({ "group_id": group })).await;
+    assert_error_for(status, &body, 403, "chat.History.Forbidden", "kicked");
     let mut again = srv.ws(&connect, &user("bob")).await;
     again.rx.fails(403, "chat.Connect.Forbidden").await;
-    let (status, body) = srv.post(&user("bob"), "/chat/Kick", json!({ "group_id": group, "user_id": "alice" })).await;
-    assert_error(status, &body, 403, "chat.Kick.Forbidden", "kicked kicks back");
-    assert!(srv.list(&backend(), "bob").await.is_empty());
+    let (status, body) =
+        srv.post_as(&user("bob"), "/chat/Kick", json!({ "group_id": group, "user_id": "alice" })).await;
+    assert_error_for(status, &body, 403, "chat.Kick.Forbidden", "kicked kicks back");
+    assert!(srv.list_groups(&backend(), "bob").await.is_empty());
 
     // The others carry on: their next frame is the next message, not an error.
-    srv.send(&backend(), &group, "carol", "after the kick").await;
+    srv.send_as(&backend(), &group, "carol", "after the kick").await;
     assert_eq!(carol.rx.message().await["text"], "after the kick");
     assert_eq!(watcher.rx.message().await["text"], "after the kick");
     carol.tx.send(json!({ "text": "carol too", "client_id": "c" })).await;
     assert_eq!(carol.rx.message().await["text"], "carol too");
     assert_eq!(watcher.rx.message().await["text"], "carol too");
-    let history = srv.history(&backend(), &group).await;
+    let history = srv.history_as(&backend(), &group).await;
     assert_eq!(texts(&history), ["bob's last", "after the kick", "carol too"]);
 }
 
@@ -309,31 +307,31 @@ async fn a_kicked_users_streams_close_and_their_access_ends_at_once() {
 /// A token leaves as its own user (no user_id needed); a key names the user.
 #[actix_web::test]
 async fn leaving_takes_effect_at_once() {
-    let srv = start_with(secured).await;
-    let group = srv.create(&backend(), json!({ "name": "g", "user_ids": ["alice", "bob"] })).await;
+    let srv = spawn_app_with(secured).await;
+    let group = srv.create_group(&backend(), json!({ "name": "g", "user_ids": ["alice", "bob"] })).await;
     let mut bob = srv.ws(&format!("/chat/Connect?group_id={}", enc(&group)), &user("bob")).await;
     let mut alice = srv.ws(&format!("/chat/Connect?group_id={}", enc(&group)), &user("alice")).await;
-    let (status, body) = srv.post(&user("bob"), "/chat/Leave", json!({ "group_id": group })).await;
+    let (status, body) = srv.post_as(&user("bob"), "/chat/Leave", json!({ "group_id": group })).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(group_of(&body)["user_ids"], json!(["alice"]));
-    bob.rx.ends_refused(403, "chat.Connect.Forbidden").await;
-    let (status, body) = srv.post(&user("bob"), "/chat/Send", json!({ "group_id": group, "text": "x" })).await;
-    assert_error(status, &body, 403, "chat.Send.Forbidden", "left");
-    srv.send(&backend(), &group, "alice", "alone").await;
+    bob.rx.fails(403, "chat.Connect.Forbidden").await;
+    let (status, body) = srv.post_as(&user("bob"), "/chat/Send", json!({ "group_id": group, "text": "x" })).await;
+    assert_error_for(status, &body, 403, "chat.Send.Forbidden", "left");
+    srv.send_as(&backend(), &group, "alice", "alone").await;
     assert_eq!(alice.rx.message().await["text"], "alone");
 
-    let (status, body) = srv.post(&backend(), "/chat/Leave", json!({ "group_id": group, "user_id": "alice" })).await;
+    let (status, body) = srv.post_as(&backend(), "/chat/Leave", json!({ "group_id": group, "user_id": "alice" })).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(group_of(&body)["user_ids"], json!([]));
-    alice.rx.ends_refused(403, "chat.Connect.Forbidden").await;
+    alice.rx.fails(403, "chat.Connect.Forbidden").await;
     // The 400s and 404.
     for (body, code, id) in [
         (json!({ "user_id": "alice" }), 400, "chat.Leave.MissingChatID"),
         (json!({ "group_id": group }), 400, "chat.Leave.MissingUserID"),
         (json!({ "group_id": "nope", "user_id": "alice" }), 404, "chat.Leave.NotFound"),
     ] {
-        let (status, reply) = srv.post(&backend(), "/chat/Leave", body).await;
-        assert_error(status, &reply, code, id, "");
+        let (status, reply) = srv.post_as(&backend(), "/chat/Leave", body).await;
+        assert_error_for(status, &reply, code, id, "");
     }
 }
 
@@ -341,27 +339,28 @@ async fn leaving_takes_effect_at_once() {
 /// A kick also withdraws an invitation to a private group.
 #[actix_web::test]
 async fn kick_and_invite_by_a_user_token_need_membership() {
-    let srv = start_with(secured).await;
-    let group = srv.create(&backend(), json!({ "name": "g", "user_ids": ["alice", "bob"] })).await;
+    let srv = spawn_app_with(secured).await;
+    let group = srv.create_group(&backend(), json!({ "name": "g", "user_ids": ["alice", "bob"] })).await;
     for (path, body) in [
         ("/chat/Kick", json!({ "group_id": group, "user_id": "bob" })),
         ("/chat/Invite", json!({ "group_id": group, "user_id": "carol" })),
     ] {
-        let (status, reply) = srv.post(&user("carol"), path, body).await;
+        let (status, reply) = srv.post_as(&user("carol"), path, body).await;
         let endpoint = path.trim_start_matches("/chat/");
-        assert_error(status, &reply, 403, &format!("chat.{endpoint}.Forbidden"), path);
+        assert_error_for(status, &reply, 403, &format!("chat.{endpoint}.Forbidden"), path);
     }
     assert_eq!(srv.group(&backend(), &group).await["user_ids"], json!(["alice", "bob"]));
-    let (status, body) = srv.post(&user("bob"), "/chat/Kick", json!({ "group_id": group, "user_id": "alice" })).await;
+    let (status, body) =
+        srv.post_as(&user("bob"), "/chat/Kick", json!({ "group_id": group, "user_id": "alice" })).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(group_of(&body)["user_ids"], json!(["bob"]));
 
-    let private = srv.create(&user("alice"), json!({ "name": "p", "private": true })).await;
+    let private = srv.create_group(&user("alice"), json!({ "name": "p", "private": true })).await;
     let (status, body) =
-        srv.post(&user("alice"), "/chat/Invite", json!({ "group_id": private, "user_id": "dave" })).await;
+        srv.post_as(&user("alice"), "/chat/Invite", json!({ "group_id": private, "user_id": "dave" })).await;
     assert_eq!(status, 200, "{body}");
     let (status, body) =
-        srv.post(&user("alice"), "/chat/Kick", json!({ "group_id": private, "user_id": "dave" })).await;
+        srv.post_as(&user("alice"), "/chat/Kick", json!({ "group_id": private, "user_id": "dave" })).await;
     assert_eq!(status, 200, "{body}");
     let mut ws = srv.ws(&format!("/chat/Join?group_id={}", enc(&private)), &user("dave")).await;
     ws.rx.fails(403, "chat.Join.Forbidden").await;
@@ -372,10 +371,10 @@ async fn kick_and_invite_by_a_user_token_need_membership() {
 /// group's name or members in the answer.
 #[actix_web::test]
 async fn a_non_member_token_learns_nothing_about_a_private_group() {
-    let srv = start_with(secured).await;
+    let srv = spawn_app_with(secured).await;
     let secret_name = format!("secret-{}", uuid::Uuid::new_v4().simple());
     let group = srv
-        .create(
+        .create_group(
             &user("alice"),
             json!({ "name": secret_name, "description": "top secret", "user_ids": ["bob"], "private": true }),
         )
@@ -389,13 +388,13 @@ async fn a_non_member_token_learns_nothing_about_a_private_group() {
         ("Delete", json!({ "group_id": group })),
         ("History", json!({ "group_id": group })),
     ] {
-        let (status, reply) = srv.post(&user("mallory"), &format!("/chat/{endpoint}"), body.clone()).await;
+        let (status, reply) = srv.post_as(&user("mallory"), &format!("/chat/{endpoint}"), body.clone()).await;
         assert!(!reply.to_string().contains(&secret_name), "{endpoint} {body} shows the group: {reply}");
-        assert_error(status, &reply, 403, &format!("chat.{endpoint}.Forbidden"), &body.to_string());
+        assert_error_for(status, &reply, 403, &format!("chat.{endpoint}.Forbidden"), &body.to_string());
     }
     let mut ws = srv.ws(&format!("/chat/Join?group_id={}", enc(&group)), &user("mallory")).await;
     ws.rx.fails(403, "chat.Join.Forbidden").await;
-    assert!(srv.list(&backend(), "mallory").await.is_empty());
+    assert!(srv.list_groups(&backend(), "mallory").await.is_empty());
     assert_eq!(srv.group(&backend(), &group).await["user_ids"], json!(["alice", "bob"]));
 }
 
@@ -406,14 +405,14 @@ async fn a_non_member_token_learns_nothing_about_a_private_group() {
 /// included; a user token lists only its own groups.
 #[actix_web::test]
 async fn list_shows_a_users_own_groups_and_keeps_private_groups_out_of_others() {
-    let srv = start_with(secured).await;
-    let p1 = srv.create(&backend(), json!({ "name": "p1", "user_ids": ["alice", "bob"], "private": true })).await;
-    let g2 = srv.create(&backend(), json!({ "name": "g2", "user_ids": ["alice"] })).await;
-    let p3 = srv.create(&backend(), json!({ "name": "p3", "user_ids": ["carol"], "private": true })).await;
-    let (status, body) = srv.post(&backend(), "/chat/Invite", json!({ "group_id": p3, "user_id": "alice" })).await;
+    let srv = spawn_app_with(secured).await;
+    let p1 = srv.create_group(&backend(), json!({ "name": "p1", "user_ids": ["alice", "bob"], "private": true })).await;
+    let g2 = srv.create_group(&backend(), json!({ "name": "g2", "user_ids": ["alice"] })).await;
+    let p3 = srv.create_group(&backend(), json!({ "name": "p3", "user_ids": ["carol"], "private": true })).await;
+    let (status, body) = srv.post_as(&backend(), "/chat/Invite", json!({ "group_id": p3, "user_id": "alice" })).await;
     assert_eq!(status, 200, "{body}");
 
-    let (status, body) = srv.post(&user("alice"), "/chat/List", json!({})).await;
+    let (status, body) = srv.post_as(&user("alice"), "/chat/List", json!({})).await;
     assert_eq!(status, 200, "{body}");
     let keys: Vec<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(keys, ["groups"]);
@@ -425,28 +424,28 @@ async fn list_shows_a_users_own_groups_and_keeps_private_groups_out_of_others() 
     };
     assert_eq!(ids(&body), BTreeSet::from([p1.clone(), g2.clone()]));
     for path in ["/chat/List", "/chat/Chat/List", "/v1/chat/List"] {
-        let (status, body) = srv.post(&backend(), path, json!({ "user_id": "alice" })).await;
+        let (status, body) = srv.post_as(&backend(), path, json!({ "user_id": "alice" })).await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(ids(&body), BTreeSet::from([p1.clone(), g2.clone()]), "{path}");
     }
-    assert_eq!(srv.list(&backend(), "bob").await, [p1.as_str()]);
-    assert_eq!(srv.list(&backend(), "carol").await, [p3.as_str()]);
-    assert!(srv.list(&backend(), "dave").await.is_empty());
-    let (status, body) = srv.post(&user("carol"), "/chat/List", json!({})).await;
+    assert_eq!(srv.list_groups(&backend(), "bob").await, [p1.as_str()]);
+    assert_eq!(srv.list_groups(&backend(), "carol").await, [p3.as_str()]);
+    assert!(srv.list_groups(&backend(), "dave").await.is_empty());
+    let (status, body) = srv.post_as(&user("carol"), "/chat/List", json!({})).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(ids(&body), BTreeSet::from([p3.clone()]));
     // A token lists only its own user's groups.
-    let (status, body) = srv.post(&user("dave"), "/chat/List", json!({ "user_id": "carol" })).await;
-    assert_error(status, &body, 403, "chat.List.Forbidden", "dave lists carol");
-    let (status, body) = srv.post(&backend(), "/chat/List", json!({})).await;
-    assert_error(status, &body, 400, "chat.List.MissingUserID", "key, no user");
+    let (status, body) = srv.post_as(&user("dave"), "/chat/List", json!({ "user_id": "carol" })).await;
+    assert_error_for(status, &body, 403, "chat.List.Forbidden", "dave lists carol");
+    let (status, body) = srv.post_as(&backend(), "/chat/List", json!({})).await;
+    assert_error_for(status, &body, 400, "chat.List.MissingUserID", "key, no user");
     // Changes show at once.
-    let (status, body) = srv.post(&user("bob"), "/chat/Leave", json!({ "group_id": p1 })).await;
+    let (status, body) = srv.post_as(&user("bob"), "/chat/Leave", json!({ "group_id": p1 })).await;
     assert_eq!(status, 200, "{body}");
-    assert!(srv.list(&backend(), "bob").await.is_empty());
+    assert!(srv.list_groups(&backend(), "bob").await.is_empty());
     let _join = srv.ws(&format!("/chat/Join?group_id={}", enc(&p3)), &user("alice")).await;
     assert_eq!(
-        srv.list(&backend(), "alice").await.into_iter().collect::<BTreeSet<_>>(),
+        srv.list_groups(&backend(), "alice").await.into_iter().collect::<BTreeSet<_>>(),
         BTreeSet::from([p1.clone(), g2.clone(), p3.clone()])
     );
 }
@@ -459,7 +458,7 @@ async fn list_shows_a_users_own_groups_and_keeps_private_groups_out_of_others() 
 /// made with its id starts empty.
 #[actix_web::test]
 async fn delete_erases_the_chat_from_disk_for_good() {
-    let srv = start_with(secured).await;
+    let srv = spawn_app_with(secured).await;
     let tag = uuid::Uuid::new_v4().simple().to_string();
     let (doomed_name, doomed_text, doomed_subject, doomed_client, survivor) = (
         format!("doomed-name-{tag}"),
@@ -468,12 +467,13 @@ async fn delete_erases_the_chat_from_disk_for_good() {
         format!("doomed-client-{tag}"),
         format!("survivor-text-{tag}"),
     );
-    let group =
-        srv.create(&backend(), json!({ "name": doomed_name, "description": "d", "user_ids": ["alice", "bob"] })).await;
-    let other = srv.new_chat(&backend(), &["alice", "bob"]).await;
+    let group = srv
+        .create_group(&backend(), json!({ "name": doomed_name, "description": "d", "user_ids": ["alice", "bob"] }))
+        .await;
+    let other = srv.new_chat_as(&backend(), &["alice", "bob"]).await;
     for i in 0..5 {
         let (status, body) = srv
-            .post(
+            .post_as(
                 &backend(),
                 "/chat/Send",
                 json!({
@@ -484,7 +484,7 @@ async fn delete_erases_the_chat_from_disk_for_good() {
             .await;
         assert_eq!(status, 200, "{body}");
     }
-    srv.send(&backend(), &other, "bob", &survivor).await;
+    srv.send_as(&backend(), &other, "bob", &survivor).await;
     // A checkpoint writes both chats' snapshots.
     srv.checkpoint().await;
     let data = srv.data_dir();
@@ -494,28 +494,28 @@ async fn delete_erases_the_chat_from_disk_for_good() {
     let snaps_before = snapshot_files(&data).len();
 
     // Refusals first: unknown is 404, a non-member token is 403; nothing is deleted.
-    let (status, body) = srv.post(&backend(), "/chat/Delete", json!({ "group_id": "nope" })).await;
-    assert_error(status, &body, 404, "chat.Delete.NotFound", "");
-    let (status, body) = srv.post(&user("carol"), "/chat/Delete", json!({ "group_id": group })).await;
-    assert_error(status, &body, 403, "chat.Delete.Forbidden", "");
-    let (status, body) = srv.post(&backend(), "/chat/Delete", json!({})).await;
-    assert_error(status, &body, 400, "chat.Delete.MissingChatID", "");
-    assert_eq!(srv.history(&backend(), &group).await.len(), 5);
+    let (status, body) = srv.post_as(&backend(), "/chat/Delete", json!({ "group_id": "nope" })).await;
+    assert_error_for(status, &body, 404, "chat.Delete.NotFound", "");
+    let (status, body) = srv.post_as(&user("carol"), "/chat/Delete", json!({ "group_id": group })).await;
+    assert_error_for(status, &body, 403, "chat.Delete.Forbidden", "");
+    let (status, body) = srv.post_as(&backend(), "/chat/Delete", json!({})).await;
+    assert_error_for(status, &body, 400, "chat.Delete.MissingChatID", "");
+    assert_eq!(srv.history_as(&backend(), &group).await.len(), 5);
 
     let connect = format!("/chat/Connect?group_id={}", enc(&group));
     let mut ws = srv.ws(&connect, &user("bob")).await;
     let mut sse = srv.sse(&connect, &backend()).await;
-    let (status, body) = srv.post(&user("bob"), "/chat/Delete", json!({ "group_id": group })).await;
+    let (status, body) = srv.post_as(&user("bob"), "/chat/Delete", json!({ "group_id": group })).await;
     assert_eq!(status, 200, "{body}");
     let g = group_of(&body);
     assert_group_shape(g);
     assert_eq!((&g["id"], &g["name"], &g["user_ids"]), (&json!(group), &json!(doomed_name), &json!(["alice", "bob"])));
-    ws.rx.ends_refused(404, "chat.Connect.NotFound").await;
-    sse.ends_refused(404, "chat.Connect.NotFound").await;
+    ws.rx.fails(404, "chat.Connect.NotFound").await;
+    sse.fails(404, "chat.Connect.NotFound").await;
 
     // Gone, at once, from every endpoint.
     assert_gone(&srv, &group).await;
-    assert!(!srv.list(&backend(), "alice").await.contains(&group));
+    assert!(!srv.list_groups(&backend(), "alice").await.contains(&group));
 
     // Gone from disk: the log's copies are overwritten, the snapshot removed; others stay.
     let check_disk = |data: &Path| {
@@ -536,17 +536,17 @@ async fn delete_erases_the_chat_from_disk_for_good() {
     let srv = srv.restart().await;
     assert_gone(&srv, &group).await;
     check_disk(&data);
-    assert_eq!(texts(&srv.history(&backend(), &other).await), [survivor.as_str()]);
+    assert_eq!(texts(&srv.history_as(&backend(), &other).await), [survivor.as_str()]);
     // A new chat with the same id starts empty.
     let (status, body) =
-        srv.post(&backend(), "/chats/CreateChat", json!({ "id": group, "user_ids": ["alice", "zed"] })).await;
+        srv.post_as(&backend(), "/chats/CreateChat", json!({ "id": group, "user_ids": ["alice", "zed"] })).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["chat"]["id"], group.as_str(), "{body}");
     assert_eq!(body["chat"]["user_ids"], json!(["alice", "zed"]), "{body}");
-    assert!(srv.history(&backend(), &group).await.is_empty());
-    srv.send(&backend(), &group, "alice", "a fresh start").await;
+    assert!(srv.history_as(&backend(), &group).await.is_empty());
+    srv.send_as(&backend(), &group, "alice", "a fresh start").await;
     let srv = srv.restart().await;
-    assert_eq!(texts(&srv.history(&backend(), &group).await), ["a fresh start"]);
+    assert_eq!(texts(&srv.history_as(&backend(), &group).await), ["a fresh start"]);
     check_disk(&data);
     srv.stop().await;
 }
@@ -555,7 +555,7 @@ async fn delete_erases_the_chat_from_disk_for_good() {
 /// erased from disk on Delete just the same.
 #[actix_web::test]
 async fn deleting_a_chat_that_is_not_loaded_erases_it_too() {
-    let srv = start_with(|s| {
+    let srv = spawn_app_with(|s| {
         secured(s);
         s.chat.idle_timeout_secs = 1;
     })
@@ -564,10 +564,10 @@ async fn deleting_a_chat_that_is_not_loaded_erases_it_too() {
     let tag = uuid::Uuid::new_v4().simple().to_string();
     let idle_text = format!("idle-text-{tag}");
     let cold_text = format!("cold-text-{tag}");
-    let idle = srv.create(&backend(), json!({ "name": "idle", "user_ids": ["alice"] })).await;
-    let cold = srv.create(&backend(), json!({ "name": "cold", "user_ids": ["alice"] })).await;
-    srv.send(&backend(), &idle, "alice", &idle_text).await;
-    srv.send(&backend(), &cold, "alice", &cold_text).await;
+    let idle = srv.create_group(&backend(), json!({ "name": "idle", "user_ids": ["alice"] })).await;
+    let cold = srv.create_group(&backend(), json!({ "name": "cold", "user_ids": ["alice"] })).await;
+    srv.send_as(&backend(), &idle, "alice", &idle_text).await;
+    srv.send_as(&backend(), &cold, "alice", &cold_text).await;
 
     // The idle chat: wait until no chat actor runs.
     let deadline = Instant::now() + WAIT;
@@ -576,7 +576,7 @@ async fn deleting_a_chat_that_is_not_loaded_erases_it_too() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(grep(&data.join("wal"), &idle_text) > 0);
-    let (status, body) = srv.post(&backend(), "/chat/Delete", json!({ "group_id": idle })).await;
+    let (status, body) = srv.post_as(&backend(), "/chat/Delete", json!({ "group_id": idle })).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(grep(&data, &idle_text), 0, "the idle chat's text is still on disk");
     assert_gone(&srv, &idle).await;
@@ -584,7 +584,7 @@ async fn deleting_a_chat_that_is_not_loaded_erases_it_too() {
     // The cold chat: restart, touch nothing, delete.
     let srv = srv.restart().await;
     assert!(grep(&data.join("wal"), &cold_text) > 0);
-    let (status, body) = srv.post(&backend(), "/chat/Delete", json!({ "group_id": cold })).await;
+    let (status, body) = srv.post_as(&backend(), "/chat/Delete", json!({ "group_id": cold })).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(grep(&data, &cold_text), 0, "the cold chat's text is still on disk");
     assert_gone(&srv, &cold).await;
@@ -601,14 +601,14 @@ async fn deleting_a_chat_that_is_not_loaded_erases_it_too() {
 /// flags, invitations and refusals are as they were.
 #[actix_web::test]
 async fn membership_changes_survive_a_restart() {
-    let srv = start_with(secured).await;
+    let srv = spawn_app_with(secured).await;
     let private =
-        srv.create(&user("alice"), json!({ "name": "p", "user_ids": ["bob", "carol"], "private": true })).await;
+        srv.create_group(&user("alice"), json!({ "name": "p", "user_ids": ["bob", "carol"], "private": true })).await;
     for (path, u) in [("/chat/Kick", "bob"), ("/chat/Invite", "dave"), ("/chat/Invite", "erin")] {
-        let (status, body) = srv.post(&user("alice"), path, json!({ "group_id": private, "user_id": u })).await;
+        let (status, body) = srv.post_as(&user("alice"), path, json!({ "group_id": private, "user_id": u })).await;
         assert_eq!(status, 200, "{path} {u}: {body}");
     }
-    let (status, body) = srv.post(&user("carol"), "/chat/Leave", json!({ "group_id": private })).await;
+    let (status, body) = srv.post_as(&user("carol"), "/chat/Leave", json!({ "group_id": private })).await;
     assert_eq!(status, 200, "{body}");
     drop(srv.ws(&format!("/chat/Join?group_id={}", enc(&private)), &user("dave")).await);
     let before = srv.group(&backend(), &private).await;
@@ -618,10 +618,10 @@ async fn membership_changes_survive_a_restart() {
     let after = srv.group(&backend(), &private).await;
     assert_eq!(after, before);
     assert_eq!(after["private"], true);
-    let (status, body) = srv.post(&user("bob"), "/chat/Send", json!({ "group_id": private, "text": "x" })).await;
-    assert_error(status, &body, 403, "chat.Send.Forbidden", "kicked, after restart");
+    let (status, body) = srv.post_as(&user("bob"), "/chat/Send", json!({ "group_id": private, "text": "x" })).await;
+    assert_error_for(status, &body, 403, "chat.Send.Forbidden", "kicked, after restart");
     let (status, body) =
-        srv.post(&user("dave"), "/chat/Send", json!({ "group_id": private, "text": "still in" })).await;
+        srv.post_as(&user("dave"), "/chat/Send", json!({ "group_id": private, "text": "still in" })).await;
     assert_eq!(status, 200, "{body}");
     // erin's invitation survived; bob's and frank's did not exist.
     let join = |u: &str| format!("/chat/Join?group_id={}&user_id={u}", enc(&private));
@@ -638,11 +638,11 @@ async fn membership_changes_survive_a_restart() {
 /// stream is not a member's: someone else joining must not close it.
 #[actix_web::test]
 async fn a_non_members_key_stream_survives_someone_else_joining() {
-    let srv = start_with(secured).await;
-    let group = srv.create(&backend(), json!({ "name": "g", "user_ids": ["alice"] })).await;
+    let srv = spawn_app_with(secured).await;
+    let group = srv.create_group(&backend(), json!({ "name": "g", "user_ids": ["alice"] })).await;
     let mut observer = srv.ws(&format!("/chat/Connect?group_id={}&user_id=observer", enc(&group)), &backend()).await;
     let _bob = srv.ws(&format!("/chat/Join?group_id={}", enc(&group)), &user("bob")).await;
-    srv.send(&backend(), &group, "alice", "after bob joined").await;
+    srv.send_as(&backend(), &group, "alice", "after bob joined").await;
     assert_eq!(observer.rx.message().await["text"], "after bob joined");
 }
 
@@ -650,18 +650,18 @@ async fn a_non_members_key_stream_survives_someone_else_joining() {
 /// members must not close a non-member's stream.
 #[actix_web::test]
 async fn with_open_membership_a_non_members_stream_survives_membership_changes() {
-    let srv = start_with(|s| {
+    let srv = spawn_app_with(|s| {
         secured(s);
         s.chat.membership = Membership::Open;
     })
     .await;
-    let group = srv.create(&backend(), json!({ "name": "g", "user_ids": ["alice", "bob"] })).await;
+    let group = srv.create_group(&backend(), json!({ "name": "g", "user_ids": ["alice", "bob"] })).await;
     let mut trudy = srv.ws(&format!("/chat/Connect?group_id={}", enc(&group)), &user("trudy")).await;
     trudy.tx.send(json!({ "text": "open door", "client_id": "t" })).await;
     assert_eq!(trudy.rx.message().await["text"], "open door");
-    let (status, body) = srv.post(&backend(), "/chat/Kick", json!({ "group_id": group, "user_id": "bob" })).await;
+    let (status, body) = srv.post_as(&backend(), "/chat/Kick", json!({ "group_id": group, "user_id": "bob" })).await;
     assert_eq!(status, 200, "{body}");
-    srv.send(&backend(), &group, "alice", "still open").await;
+    srv.send_as(&backend(), &group, "alice", "still open").await;
     assert_eq!(trudy.rx.message().await["text"], "still open");
 }
 
@@ -669,8 +669,8 @@ async fn with_open_membership_a_non_members_stream_survives_membership_changes()
 /// paths or too long, answers 404 or 400 and changes nothing.
 #[actix_web::test]
 async fn group_endpoints_refuse_bad_ids() {
-    let srv = start_with(secured).await;
-    let group = srv.create(&backend(), json!({ "name": "g", "user_ids": ["alice"] })).await;
+    let srv = spawn_app_with(secured).await;
+    let group = srv.create_group(&backend(), json!({ "name": "g", "user_ids": ["alice"] })).await;
     let huge = "z".repeat(10_000);
     for (endpoint, body) in [
         ("Invite", json!({ "group_id": huge, "user_id": "bob" })),
@@ -681,14 +681,15 @@ async fn group_endpoints_refuse_bad_ids() {
         ("List", json!({ "user_id": huge })),
         ("Create", json!({ "name": "x", "user_ids": ["ok", "\u{7}"] })),
     ] {
-        let (status, reply) = srv.post(&backend(), &format!("/chat/{endpoint}"), body).await;
-        assert_error(status, &reply, 400, &format!("chat.{endpoint}.BadID"), endpoint);
+        let (status, reply) = srv.post_as(&backend(), &format!("/chat/{endpoint}"), body).await;
+        assert_error_for(status, &reply, 400, &format!("chat.{endpoint}.BadID"), endpoint);
     }
     for id in ["../../x", "/", ".."] {
         for endpoint in ["Invite", "Kick", "Leave", "Delete"] {
-            let (status, reply) =
-                srv.post(&backend(), &format!("/chat/{endpoint}"), json!({ "group_id": id, "user_id": "bob" })).await;
-            assert_error(status, &reply, 404, &format!("chat.{endpoint}.NotFound"), id);
+            let (status, reply) = srv
+                .post_as(&backend(), &format!("/chat/{endpoint}"), json!({ "group_id": id, "user_id": "bob" }))
+                .await;
+            assert_error_for(status, &reply, 404, &format!("chat.{endpoint}.NotFound"), id);
         }
     }
     let mut ws = srv.ws(&format!("/chat/Join?group_id={}&user_id=bob", enc(&huge)), &backend()).await;
@@ -701,9 +702,9 @@ async fn group_endpoints_refuse_bad_ids() {
 #[actix_web::test]
 async fn a_closed_streams_always_get_their_error_frame_first() {
     const N: usize = 12;
-    let srv = start_with(secured).await;
+    let srv = spawn_app_with(secured).await;
     let users: Vec<String> = (0..N).map(|i| format!("u{i}")).collect();
-    let group = srv.create(&backend(), json!({ "name": "g", "user_ids": users })).await;
+    let group = srv.create_group(&backend(), json!({ "name": "g", "user_ids": users })).await;
     let connect = format!("/chat/Connect?group_id={}", enc(&group));
     let mut kicked = Vec::new();
     let mut sses = Vec::new();
@@ -716,22 +717,22 @@ async fn a_closed_streams_always_get_their_error_frame_first() {
         remaining.push(srv.ws(&format!("{connect}&user_id={u}"), &backend()).await);
     }
     for (u, ws) in users.iter().zip(&mut kicked) {
-        let (status, body) = srv.post(&backend(), "/chat/Kick", json!({ "group_id": group, "user_id": u })).await;
+        let (status, body) = srv.post_as(&backend(), "/chat/Kick", json!({ "group_id": group, "user_id": u })).await;
         assert_eq!(status, 200, "{body}");
         ws.rx.fails(403, "chat.Connect.Forbidden").await;
     }
     for sse in &mut sses {
-        let (event, data) = sse.next().await.expect("an error event, not the end");
-        assert_eq!(event.as_deref(), Some("error"), "{data}");
+        let event = sse.next().await.expect("an error event, not the end");
+        assert_eq!(event.event.as_deref(), Some("error"), "{}", event.data);
     }
-    let (status, body) = srv.post(&backend(), "/chat/Delete", json!({ "group_id": group })).await;
+    let (status, body) = srv.post_as(&backend(), "/chat/Delete", json!({ "group_id": group })).await;
     assert_eq!(status, 200, "{body}");
     for ws in &mut remaining {
         ws.rx.fails(404, "chat.Connect.NotFound").await;
     }
 }
 
-async fn assert_gone(srv: &Server, group: &str) {
+async fn assert_gone(srv: &TestApp, group: &str) {
     for (endpoint, body) in [
         ("chat.Send", json!({ "group_id": group, "user_id": "alice", "text": "x" })),
         ("chat.History", json!({ "group_id": group })),
@@ -743,132 +744,11 @@ async fn assert_gone(srv: &Server, group: &str) {
         ("chats.ListMessages", json!({ "chat_id": group })),
     ] {
         let path = format!("/{}", endpoint.replace('.', "/"));
-        let (status, reply) = srv.post(&backend(), &path, body).await;
-        assert_error(status, &reply, 404, &format!("{endpoint}.NotFound"), &path);
+        let (status, reply) = srv.post_as(&backend(), &path, body).await;
+        assert_error_for(status, &reply, 404, &format!("{endpoint}.NotFound"), &path);
     }
     for (endpoint, path) in [("chat.Connect", "/chat/Connect"), ("chat.Join", "/chat/Join")] {
         let mut ws = srv.ws(&format!("{path}?group_id={}&user_id=alice", enc(group)), &backend()).await;
         ws.rx.fails(404, &format!("{endpoint}.NotFound")).await;
     }
-}
-
-// ======== helpers ========
-
-/// A valid user token for `sub` in acme, good for an hour.
-fn user_token(sub: &str) -> String {
-    let claims = json!({ "sub": sub, "exp": now_secs() + 3600, "ns": "acme" });
-    jsonwebtoken::encode(&Header::default(), &claims, &EncodingKey::from_secret(ACME_SECRET.as_bytes()))
-        .expect("a token")
-}
-
-impl Server {
-    fn data_dir(&self) -> PathBuf {
-        self.settings.storage.data_dir.clone()
-    }
-
-    /// Runs a checkpoint: every live chat snapshots, then the catalog is written.
-    async fn checkpoint(&self) {
-        timeout(WAIT, self.registry.send(Checkpoint))
-            .await
-            .expect("a checkpoint in time")
-            .expect("the registry answers")
-            .expect("the checkpoint succeeds");
-    }
-
-    /// How many chat actors are running.
-    async fn live_chats(&self) -> usize {
-        timeout(WAIT, self.registry.send(LiveCount)).await.expect("an answer in time").expect("the registry answers")
-    }
-
-    /// `chat.Create`, expecting success: the group's id.
-    async fn create(&self, who: &Who, body: Value) -> String {
-        let (status, reply) = self.post(who, "/chat/Create", body).await;
-        assert_eq!(status, 200, "chat.Create: {reply}");
-        let g = group_of(&reply);
-        g["id"].as_str().expect("id").to_owned()
-    }
-
-    /// The group as the members' List shows it (found through its first member, or through a
-    /// no-op Invite when it has none).
-    async fn group(&self, who: &Who, id: &str) -> Value {
-        let (status, reply) = self.post(who, "/chat/Kick", json!({ "group_id": id, "user_id": "nobody-at-all" })).await;
-        assert_eq!(status, 200, "chat.Kick (no-op): {reply}");
-        group_of(&reply).clone()
-    }
-
-    /// The ids of `user`'s groups, in List's order.
-    async fn list(&self, who: &Who, user: &str) -> Vec<String> {
-        let (status, reply) = self.post(who, "/chat/List", json!({ "user_id": user })).await;
-        assert_eq!(status, 200, "chat.List: {reply}");
-        let groups = reply["groups"].as_array().expect("groups");
-        groups.iter().for_each(assert_group_shape);
-        groups.iter().map(|g| g["id"].as_str().expect("id").to_owned()).collect()
-    }
-}
-
-impl WsReader {
-    /// The stream ends because the chat refused it: one error frame `id`, then a close with
-    /// 4000 + `code` and `id` as the reason.
-    async fn ends_refused(&mut self, code: u16, id: &str) {
-        match self.next().await {
-            Got::Json(frame) => assert_error_frame(&frame, code, id, None),
-            other => panic!("expected an error frame {id}, got {other:?}"),
-        }
-        match self.next().await {
-            Got::Closed(Some(reason)) => {
-                assert_eq!(u16::from(reason.code), 4000 + code, "{reason:?}");
-                assert_eq!(reason.description.as_deref(), Some(id), "{reason:?}");
-            }
-            other => panic!("expected a close frame after {id}, got {other:?}"),
-        }
-    }
-}
-
-impl Sse {
-    /// The stream ends because the chat refused it: an `error` event `id`, then the end.
-    async fn ends_refused(&mut self, code: u16, id: &str) {
-        let (event, data) = self.next().await.unwrap_or_else(|| panic!("the SSE stream ended without {id}"));
-        assert_eq!(event.as_deref(), Some("error"), "{data}");
-        let frame: Value = serde_json::from_str(&data).expect("JSON data");
-        assert_error_frame(&frame, code, id, None);
-        assert!(self.next().await.is_none(), "the SSE stream ends after {id}");
-    }
-}
-
-/// The group of a `{"group"}` reply, checked to have exactly a group's fields.
-#[track_caller]
-fn group_of(reply: &Value) -> &Value {
-    let g = &reply["group"];
-    assert_group_shape(g);
-    g
-}
-
-#[track_caller]
-fn assert_group_shape(g: &Value) {
-    let keys: Vec<&str> =
-        g.as_object().unwrap_or_else(|| panic!("not a group: {g}")).keys().map(String::as_str).collect();
-    assert_eq!(keys, GROUP_KEYS, "fields of {g}");
-    assert!(g["id"].is_string() && g["name"].is_string() && g["description"].is_string());
-    assert!(g["created_at"].is_i64() && g["private"].is_boolean() && g["user_ids"].is_array());
-}
-
-/// How many files under `dir` contain `needle`, byte for byte.
-fn grep(dir: &Path, needle: &str) -> usize {
-    files_under(dir)
-        .iter()
-        .filter(|f| {
-            let bytes = std::fs::read(f).unwrap_or_default();
-            bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
-        })
-        .count()
-}
-
-/// The chats' snapshot files (not the catalog).
-fn snapshot_files(data: &Path) -> Vec<PathBuf> {
-    files_under(&data.join("snap"))
-        .into_iter()
-        .filter(|f| {
-            f.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("chat-") && n.ends_with(".snap"))
-        })
-        .collect()
 }

@@ -1,31 +1,25 @@
 //! Real-time streams (`chat.Connect`, API.md section 4): WebSocket and Server-Sent Events,
 //! against the real server started in-process on port 0 with a temporary data dir.
 //!
-//! Self-contained: its small helpers live at the bottom of this file. Every read has a
-//! timeout, so a bug fails a test instead of hanging it.
+//! The server and its clients are the harness's (`tests/helpers`). Every read has a timeout,
+//! so a bug fails a test instead of hanging it.
+
+mod helpers;
 
 use std::cell::Cell;
-use std::collections::{BTreeSet, HashMap, HashSet};
-use std::pin::Pin;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 use std::time::Duration;
 
-use actix_web::rt::task::JoinHandle;
-use awc::error::WsProtocolError;
-use awc::ws::{CloseReason, Frame, Message};
-use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use futures_util::StreamExt;
 use serde_json::{json, Value};
-use tempfile::TempDir;
 use tokio::time::timeout;
 
-use chatd::config::{FsyncMode, Membership, Settings};
-use chatd::startup::{Application, StartError, Stopper};
-
-/// The longest any single request, frame or event may take before the test fails.
-const WAIT: Duration = Duration::from_secs(30);
-
-/// The fields of a Message, as History returns it and as each stream frame carries it.
-const MESSAGE_KEYS: [&str; 8] = ["chat_id", "client_id", "id", "sent_at", "seq", "subject", "text", "user_id"];
+use chatd::config::{FsyncMode, Membership};
+use helpers::{
+    assert_error_frame, assert_message_shape, connect_url, enc, seqs, spawn_app, spawn_app_with, Got, Who, WsReader,
+    WAIT,
+};
 
 // ---- 1. live delivery ----
 
@@ -34,11 +28,11 @@ const MESSAGE_KEYS: [&str; 8] = ["chat_id", "client_id", "id", "sent_at", "seq",
 #[actix_web::test]
 async fn every_subscriber_gets_every_message_in_the_same_order_with_its_own_echo() {
     const N: usize = 60;
-    let srv = start().await;
-    let chat = srv.new_chat(None, &["alice", "bob"]).await;
+    let srv = spawn_app().await;
+    let chat = srv.new_chat(&["alice", "bob"]).await;
     // Three paths, and the three ways of naming the chat: query, query, headers.
-    let a = srv.ws(&connect_url("/chat/Connect", &chat, "alice")).await;
-    let b = srv.ws(&connect_url("/chat/Chat/Connect", &chat, "bob")).await;
+    let a = srv.ws(&connect_url("/chat/Connect", &chat, "alice"), &Who::default()).await;
+    let b = srv.ws(&connect_url("/chat/Chat/Connect", &chat, "bob"), &Who::default()).await;
     let c = srv.ws_with("/v1/chat/Connect", &[("Chat-Id", &chat), ("User-Id", "carol")]).await;
 
     let read_all = |mut rx: WsReader| actix_web::rt::spawn(async move { rx.messages(N).await });
@@ -60,7 +54,7 @@ async fn every_subscriber_gets_every_message_in_the_same_order_with_its_own_echo
         let text = format!("message {i} from {user} over {way}");
         match way {
             "http" => {
-                let reply = srv.send(None, &chat, user, &text, &client_id).await;
+                let reply = srv.send_with_client_id(&Who::default(), &chat, user, &text, &client_id).await;
                 http_replies.insert(client_id.clone(), reply);
             }
             "ws-a" => a_tx.send(json!({ "text": text, "client_id": client_id, "subject": "s" })).await,
@@ -100,7 +94,7 @@ async fn every_subscriber_gets_every_message_in_the_same_order_with_its_own_echo
         assert_eq!(&got, want, "order of the messages sent over {way}");
     }
     // The streams are what History holds.
-    assert_eq!(srv.history(None, &chat).await, got_a);
+    assert_eq!(srv.history_as(&Who::default(), &chat).await, got_a);
 }
 
 // ---- 2. retry-safety over the stream ----
@@ -109,15 +103,15 @@ async fn every_subscriber_gets_every_message_in_the_same_order_with_its_own_echo
 /// after the fact) is stored once and streamed once.
 #[actix_web::test]
 async fn a_websocket_send_retried_with_the_same_client_id_is_stored_and_streamed_once() {
-    let srv = start().await;
-    let chat = srv.new_chat(None, &["alice", "bob"]).await;
-    let mut a = srv.ws(&connect_url("/chat/Connect", &chat, "alice")).await;
-    let mut b = srv.ws(&connect_url("/chat/Connect", &chat, "bob")).await;
+    let srv = spawn_app().await;
+    let chat = srv.new_chat(&["alice", "bob"]).await;
+    let mut a = srv.ws(&connect_url("/chat/Connect", &chat, "alice"), &Who::default()).await;
+    let mut b = srv.ws(&connect_url("/chat/Connect", &chat, "bob"), &Who::default()).await;
 
     let frame = json!({ "text": "hello", "client_id": "retry-1" });
     a.tx.send(frame.clone()).await;
     // The same client_id over HTTP, racing the frame: one of them stores it, the other waits.
-    let racing = srv.send(None, &chat, "alice", "hello", "retry-1").await;
+    let racing = srv.send_with_client_id(&Who::default(), &chat, "alice", "hello", "retry-1").await;
     a.tx.send(frame.clone()).await;
     a.tx.send(json!({ "text": "a different text", "client_id": "retry-1" })).await;
     let first = a.rx.message().await;
@@ -126,7 +120,7 @@ async fn a_websocket_send_retried_with_the_same_client_id_is_stored_and_streamed
     assert_eq!(first["text"], "hello");
     assert_eq!(racing, first, "the racing HTTP retry got another message");
     // Once it is durable, an HTTP retry returns the stored message.
-    let later = srv.send(None, &chat, "alice", "yet another text", "retry-1").await;
+    let later = srv.send_with_client_id(&Who::default(), &chat, "alice", "yet another text", "retry-1").await;
     assert_eq!(later, first);
     a.tx.send(frame).await;
     a.tx.send(json!({ "text": "after", "client_id": "after-1" })).await;
@@ -139,7 +133,7 @@ async fn a_websocket_send_retried_with_the_same_client_id_is_stored_and_streamed
     a.rx.assert_silent(Duration::from_millis(300)).await;
     b.rx.assert_silent(Duration::from_millis(300)).await;
 
-    let history = srv.history(None, &chat).await;
+    let history = srv.history_as(&Who::default(), &chat).await;
     assert_eq!(history, vec![first, next], "History after the retries");
 }
 
@@ -151,16 +145,16 @@ async fn a_websocket_send_retried_with_the_same_client_id_is_stored_and_streamed
 async fn resuming_with_since_while_others_send_loses_and_repeats_nothing() {
     const N: u64 = 240;
     const PER_CONNECTION: usize = 40;
-    let srv = Rc::new(start().await);
-    let chat = srv.new_chat(None, &["alice", "bob"]).await;
-    let mut ws = srv.ws(&connect_url("/chat/Connect", &chat, "bob")).await;
+    let srv = Rc::new(spawn_app().await);
+    let chat = srv.new_chat(&["alice", "bob"]).await;
+    let mut ws = srv.ws(&connect_url("/chat/Connect", &chat, "bob"), &Who::default()).await;
 
     let sent = Rc::new(Cell::new(0u64));
     let sender = {
         let (srv, chat, sent) = (srv.clone(), chat.clone(), sent.clone());
         actix_web::rt::spawn(async move {
             for i in 1..=N {
-                srv.send(None, &chat, "alice", &format!("m{i}"), &format!("c{i}")).await;
+                srv.send_with_client_id(&Who::default(), &chat, "alice", &format!("m{i}"), &format!("c{i}")).await;
                 sent.set(i);
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
@@ -179,7 +173,7 @@ async fn resuming_with_since_while_others_send_loses_and_repeats_nothing() {
             resumed_while_sending += 1;
         }
         let url = format!("{}&since={last}", connect_url(path, &chat, "bob"));
-        ws = srv.ws(&url).await;
+        ws = srv.ws(&url, &Who::default()).await;
         let next = ws.rx.message().await;
         assert_eq!(next["seq"], last + 1, "the first message after since={last}");
         all.push(next);
@@ -210,26 +204,26 @@ async fn a_long_replay_joins_the_live_stream_without_gap() {
     const BEFORE: usize = 1200;
     const DURING: usize = 100;
     const N: u64 = (BEFORE + DURING) as u64;
-    let srv = Rc::new(start_with(|s| s.storage.fsync = FsyncMode::Never).await);
-    let chat = srv.new_chat(None, &["alice", "bob"]).await;
+    let srv = Rc::new(spawn_app_with(|s| s.storage.fsync = FsyncMode::Never).await);
+    let chat = srv.new_chat(&["alice", "bob"]).await;
     futures_util::stream::iter(1..=BEFORE)
         .map(|i| {
             let (srv, chat) = (srv.clone(), chat.clone());
             async move {
-                srv.send(None, &chat, "alice", "old", &format!("c{i}")).await;
+                srv.send_with_client_id(&Who::default(), &chat, "alice", "old", &format!("c{i}")).await;
             }
         })
         .buffer_unordered(8)
         .collect::<()>()
         .await;
 
-    let mut ws = srv.ws(&format!("{}&since=0", connect_url("/chat/Connect", &chat, "bob"))).await;
-    let mut sse = srv.sse(&format!("{}&since=0", connect_url("/chat/Connect", &chat, "bob")), &[]).await;
+    let mut ws = srv.ws(&format!("{}&since=0", connect_url("/chat/Connect", &chat, "bob")), &Who::default()).await;
+    let mut sse = srv.sse(&format!("{}&since=0", connect_url("/chat/Connect", &chat, "bob")), &Who::default()).await;
     let sender = {
         let (srv, chat) = (srv.clone(), chat.clone());
         actix_web::rt::spawn(async move {
             for i in 1..=DURING {
-                srv.send(None, &chat, "alice", "new", &format!("d{i}")).await;
+                srv.send_with_client_id(&Who::default(), &chat, "alice", "new", &format!("d{i}")).await;
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
         })
@@ -260,15 +254,15 @@ async fn a_reader_that_stops_reading_is_cut_off_while_others_get_everything() {
     const N: usize = 2500;
     const SENDERS: usize = 4;
     let srv = Rc::new(
-        start_with(|s| {
+        spawn_app_with(|s| {
             s.storage.fsync = FsyncMode::Never;
             s.chat.membership = Membership::Open;
         })
         .await,
     );
-    let chat = srv.new_chat(None, &["alice"]).await;
-    let mut slow = srv.ws(&connect_url("/chat/Connect", &chat, "slow")).await;
-    let fast = srv.ws(&connect_url("/chat/Connect", &chat, "fast")).await;
+    let chat = srv.new_chat(&["alice"]).await;
+    let mut slow = srv.ws(&connect_url("/chat/Connect", &chat, "slow"), &Who::default()).await;
+    let fast = srv.ws(&connect_url("/chat/Connect", &chat, "fast"), &Who::default()).await;
     let mut fast_rx = fast.rx;
     let fast_reader = actix_web::rt::spawn(async move { fast_rx.seqs_of(N).await });
 
@@ -279,7 +273,7 @@ async fn a_reader_that_stops_reading_is_cut_off_while_others_get_everything() {
             let text = format!("{i} {padding}");
             let chat = chat.clone();
             async move {
-                srv.send(None, &chat, "alice", &text, &format!("c{i}")).await;
+                srv.send_with_client_id(&Who::default(), &chat, "alice", &text, &format!("c{i}")).await;
             }
         })
         .buffer_unordered(SENDERS)
@@ -318,36 +312,37 @@ async fn a_reader_that_stops_reading_is_cut_off_while_others_get_everything() {
 /// `since`); without either only new messages arrive.
 #[actix_web::test]
 async fn sse_streams_with_seq_ids_and_resumes_from_last_event_id() {
-    let srv = start().await;
-    let chat = srv.new_chat(None, &["alice", "bob"]).await;
+    let srv = spawn_app().await;
+    let chat = srv.new_chat(&["alice", "bob"]).await;
     for i in 1..=3 {
-        srv.send(None, &chat, "alice", &format!("m{i}"), &format!("c{i}")).await;
+        srv.send_with_client_id(&Who::default(), &chat, "alice", &format!("m{i}"), &format!("c{i}")).await;
     }
 
-    let mut s1 = srv.sse(&format!("{}&since=0", connect_url("/chat/Connect", &chat, "bob")), &[]).await;
+    let mut s1 = srv.sse(&format!("{}&since=0", connect_url("/chat/Connect", &chat, "bob")), &Who::default()).await;
     assert_eq!(s1.messages(3).await.0, vec![1, 2, 3], "replay of since=0");
     for i in 4..=6 {
-        srv.send(None, &chat, "alice", &format!("m{i}"), &format!("c{i}")).await;
+        srv.send_with_client_id(&Who::default(), &chat, "alice", &format!("m{i}"), &format!("c{i}")).await;
     }
     assert_eq!(s1.messages(3).await.0, vec![4, 5, 6], "live");
 
     // An EventSource reconnecting: its original URL (since=1) plus Last-Event-ID: 4.
-    let mut s2 =
-        srv.sse(&format!("{}&since=1", connect_url("/v1/chat/Connect", &chat, "bob")), &[("Last-Event-ID", "4")]).await;
+    let mut s2 = srv
+        .sse_with(&format!("{}&since=1", connect_url("/v1/chat/Connect", &chat, "bob")), &[("Last-Event-ID", "4")])
+        .await;
     assert_eq!(s2.messages(2).await.0, vec![5, 6], "resume after Last-Event-ID: 4");
     // Without since or Last-Event-ID: only new messages.
-    let mut s3 = srv.sse(&connect_url("/chat/Chat/Connect", &chat, "bob"), &[]).await;
-    srv.send(None, &chat, "alice", "m7", "c7").await;
+    let mut s3 = srv.sse(&connect_url("/chat/Chat/Connect", &chat, "bob"), &Who::default()).await;
+    srv.send_with_client_id(&Who::default(), &chat, "alice", "m7", "c7").await;
     assert_eq!(s2.messages(1).await.0, vec![7]);
     assert_eq!(s3.messages(1).await.0, vec![7], "a stream without since");
     let (seqs_1, msgs_1) = s1.messages(1).await;
     assert_eq!(seqs_1, vec![7]);
 
     // The data is the Message exactly as History returns it.
-    let history = srv.history(None, &chat).await;
+    let history = srv.history_as(&Who::default(), &chat).await;
     assert_eq!(history.len(), 7);
     assert_eq!(msgs_1[0], history[6]);
-    let mut s4 = srv.sse(&connect_url("/chat/Connect", &chat, "bob"), &[("Last-Event-ID", "0")]).await;
+    let mut s4 = srv.sse_with(&connect_url("/chat/Connect", &chat, "bob"), &[("Last-Event-ID", "0")]).await;
     assert_eq!(s4.messages(7).await.1, history, "Last-Event-ID: 0 replays all");
 }
 
@@ -357,10 +352,10 @@ async fn sse_streams_with_seq_ids_and_resumes_from_last_event_id() {
 /// (the first frame names none): `chat.Connect.MissingChatID`, then close 4400.
 #[actix_web::test]
 async fn connect_errors_send_one_error_frame_then_close_with_4000_plus_code() {
-    let srv = start().await;
-    let chat = srv.new_chat(None, &["alice"]).await;
+    let srv = spawn_app().await;
+    let chat = srv.new_chat(&["alice"]).await;
 
-    let mut ws = srv.ws(&connect_url("/chat/Connect", "no-such-chat", "alice")).await;
+    let mut ws = srv.ws(&connect_url("/chat/Connect", "no-such-chat", "alice"), &Who::default()).await;
     let frame = ws.rx.json().await;
     assert_error_frame(&frame, 404, "chat.Connect.NotFound", None);
     let reason = ws.rx.closed().await;
@@ -368,11 +363,12 @@ async fn connect_errors_send_one_error_frame_then_close_with_4000_plus_code() {
     assert_eq!(reason.description.as_deref(), Some("chat.Connect.NotFound"));
 
     // The chat exists, but in another namespace than the one named.
-    let mut ws = srv.ws(&format!("{}&namespace=elsewhere", connect_url("/chat/Connect", &chat, "alice"))).await;
+    let mut ws =
+        srv.ws(&format!("{}&namespace=elsewhere", connect_url("/chat/Connect", &chat, "alice")), &Who::default()).await;
     assert_error_frame(&ws.rx.json().await, 404, "chat.Connect.NotFound", None);
     assert_eq!(u16::from(ws.rx.closed().await.code), 4404);
 
-    let mut ws = srv.ws("/chat/Connect").await;
+    let mut ws = srv.ws("/chat/Connect", &Who::default()).await;
     ws.tx.send(json!({ "user_id": "alice" })).await;
     let frame = ws.rx.json().await;
     assert_error_frame(&frame, 400, "chat.Connect.MissingChatID", None);
@@ -381,10 +377,10 @@ async fn connect_errors_send_one_error_frame_then_close_with_4000_plus_code() {
     assert_eq!(reason.description.as_deref(), Some("chat.Connect.MissingChatID"));
 
     // The same errors on SSE are plain micro error responses.
-    let (status, body) = srv.get_sse(&connect_url("/chat/Connect", "no-such-chat", "alice")).await;
+    let (status, body) = srv.sse_fails(&connect_url("/chat/Connect", "no-such-chat", "alice"), &Who::default()).await;
     assert_eq!(status, 404, "{body}");
     assert_error_frame(&body, 404, "chat.Connect.NotFound", None);
-    let (status, body) = srv.get_sse("/chat/Connect?user_id=alice").await;
+    let (status, body) = srv.sse_fails("/chat/Connect?user_id=alice", &Who::default()).await;
     assert_eq!(status, 400, "{body}");
     assert_error_frame(&body, 400, "chat.Connect.MissingChatID", None);
 }
@@ -395,14 +391,14 @@ async fn connect_errors_send_one_error_frame_then_close_with_4000_plus_code() {
 /// `since`; the stream then works both ways.
 #[actix_web::test]
 async fn a_first_frame_can_name_the_chat() {
-    let srv = start().await;
+    let srv = spawn_app().await;
     let ns = "acme";
-    let chat = srv.new_chat(Some(ns), &["alice", "bob"]).await;
+    let chat = srv.new_chat_as(&Who::in_namespace(ns), &["alice", "bob"]).await;
     for i in 1..=3 {
-        srv.send(Some(ns), &chat, "bob", &format!("m{i}"), &format!("c{i}")).await;
+        srv.send_with_client_id(&Who::in_namespace(ns), &chat, "bob", &format!("m{i}"), &format!("c{i}")).await;
     }
 
-    let mut ws = srv.ws("/chat/Connect").await;
+    let mut ws = srv.ws("/chat/Connect", &Who::default()).await;
     ws.tx.send(json!({ "chat_id": chat, "user_id": "alice", "namespace": ns, "since": "1" })).await;
     let replay = ws.rx.messages(2).await;
     assert_eq!(seqs(&replay), vec![2, 3], "replay after since=1");
@@ -415,11 +411,11 @@ async fn a_first_frame_can_name_the_chat() {
     assert_eq!(echo["user_id"], "alice", "the user named in the first frame");
     assert_eq!(echo["chat_id"], chat.as_str());
 
-    srv.send(Some(ns), &chat, "bob", "m5", "c5").await;
+    srv.send_with_client_id(&Who::in_namespace(ns), &chat, "bob", "m5", "c5").await;
     let live = ws.rx.message().await;
     assert_eq!((live["seq"].as_u64(), live["text"].as_str()), (Some(5), Some("m5")));
 
-    let history = srv.history(Some(ns), &chat).await;
+    let history = srv.history_as(&Who::in_namespace(ns), &chat).await;
     assert_eq!(history.len(), 5);
     assert_eq!(history[3], echo);
 }
@@ -428,12 +424,12 @@ async fn a_first_frame_can_name_the_chat() {
 /// (API.md section 1: integer fields accept a number or a numeric string).
 #[actix_web::test]
 async fn a_first_frame_may_give_since_as_a_number() {
-    let srv = start().await;
-    let chat = srv.new_chat(None, &["alice"]).await;
+    let srv = spawn_app().await;
+    let chat = srv.new_chat(&["alice"]).await;
     for i in 1..=3 {
-        srv.send(None, &chat, "alice", &format!("m{i}"), &format!("c{i}")).await;
+        srv.send_with_client_id(&Who::default(), &chat, "alice", &format!("m{i}"), &format!("c{i}")).await;
     }
-    let mut ws = srv.ws("/chat/Connect").await;
+    let mut ws = srv.ws("/chat/Connect", &Who::default()).await;
     ws.tx.send(json!({ "chat_id": chat, "user_id": "alice", "since": 1 })).await;
     let first = ws.rx.json().await;
     assert_eq!(first["seq"], 2, "expected the replay of seq 2, got {first}");
@@ -445,10 +441,10 @@ async fn a_first_frame_may_give_since_as_a_number() {
 /// stays open and a later valid frame is posted and echoed.
 #[actix_web::test]
 async fn a_bad_frame_gets_an_error_frame_and_the_stream_stays_open() {
-    let srv = start().await;
-    let chat = srv.new_chat(None, &["alice", "bob"]).await;
-    let mut ws = srv.ws(&connect_url("/chat/Connect", &chat, "alice")).await;
-    let mut watcher = srv.ws(&connect_url("/chat/Connect", &chat, "bob")).await;
+    let srv = spawn_app().await;
+    let chat = srv.new_chat(&["alice", "bob"]).await;
+    let mut ws = srv.ws(&connect_url("/chat/Connect", &chat, "alice"), &Who::default()).await;
+    let mut watcher = srv.ws(&connect_url("/chat/Connect", &chat, "bob"), &Who::default()).await;
 
     ws.tx.send(json!({ "subject": "no text", "client_id": "bad-1" })).await;
     assert_error_frame(&ws.rx.json().await, 400, "chat.Send.MissingText", Some("bad-1"));
@@ -456,7 +452,7 @@ async fn a_bad_frame_gets_an_error_frame_and_the_stream_stays_open() {
     assert_error_frame(&ws.rx.json().await, 400, "chat.Send.MissingText", Some("bad-2"));
     ws.tx.send_text("this is not JSON").await;
     assert_error_frame(&ws.rx.json().await, 400, "chat.Send.BadRequest", None);
-    let too_long = "x".repeat(srv.max_text_bytes + 1);
+    let too_long = "x".repeat(srv.settings.limits.max_text_bytes + 1);
     ws.tx.send(json!({ "text": too_long, "client_id": "bad-3" })).await;
     assert_error_frame(&ws.rx.json().await, 413, "chat.Send.TooLarge", Some("bad-3"));
 
@@ -467,10 +463,10 @@ async fn a_bad_frame_gets_an_error_frame_and_the_stream_stays_open() {
     assert_eq!(watcher.rx.message().await, echo);
 
     // A stream without a user, and a non-member's stream, can read but not send.
-    let mut anonymous = srv.ws(&format!("/chat/Connect?chat_id={}", enc(&chat))).await;
+    let mut anonymous = srv.ws(&format!("/chat/Connect?chat_id={}", enc(&chat)), &Who::default()).await;
     anonymous.tx.send(json!({ "text": "who am I", "client_id": "anon-1" })).await;
     assert_error_frame(&anonymous.rx.json().await, 400, "chat.Send.MissingUserID", Some("anon-1"));
-    let mut outsider = srv.ws(&connect_url("/chat/Connect", &chat, "mallory")).await;
+    let mut outsider = srv.ws(&connect_url("/chat/Connect", &chat, "mallory"), &Who::default()).await;
     outsider.tx.send(json!({ "text": "let me in", "client_id": "out-1" })).await;
     assert_error_frame(&outsider.rx.json().await, 403, "chat.Send.Forbidden", Some("out-1"));
 
@@ -479,7 +475,7 @@ async fn a_bad_frame_gets_an_error_frame_and_the_stream_stays_open() {
     assert_eq!(echo2["seq"], 2);
     assert_eq!(anonymous.rx.message().await, echo2);
     assert_eq!(outsider.rx.message().await, echo2);
-    assert_eq!(srv.history(None, &chat).await, vec![echo, echo2]);
+    assert_eq!(srv.history_as(&Who::default(), &chat).await, vec![echo, echo2]);
 }
 
 // ---- 9. shutdown ----
@@ -488,383 +484,19 @@ async fn a_bad_frame_gets_an_error_frame_and_the_stream_stays_open() {
 /// server still stops cleanly.
 #[actix_web::test]
 async fn shutdown_closes_open_streams_with_1001() {
-    let mut srv = start().await;
-    let chat = srv.new_chat(None, &["alice"]).await;
-    let mut ws = srv.ws(&connect_url("/chat/Connect", &chat, "alice")).await;
-    let mut sse = srv.sse(&connect_url("/chat/Connect", &chat, "alice"), &[]).await;
-    srv.send(None, &chat, "alice", "before the end", "c1").await;
+    let srv = spawn_app().await;
+    let chat = srv.new_chat(&["alice"]).await;
+    let mut ws = srv.ws(&connect_url("/chat/Connect", &chat, "alice"), &Who::default()).await;
+    let mut sse = srv.sse(&connect_url("/chat/Connect", &chat, "alice"), &Who::default()).await;
+    srv.send_with_client_id(&Who::default(), &chat, "alice", "before the end", "c1").await;
     assert_eq!(ws.rx.message().await["seq"], 1);
     assert_eq!(sse.messages(1).await.0, vec![1]);
 
-    let stopper = srv.stopper.clone();
+    let stopper = srv.handle.clone();
     let stopping = actix_web::rt::spawn(async move { stopper.stop(true).await });
     let reason = ws.rx.closed().await;
     assert_eq!(u16::from(reason.code), 1001, "{reason:?}");
     assert!(sse.next().await.is_none(), "the SSE stream goes on after shutdown");
     timeout(WAIT, stopping).await.expect("stop returns").expect("the stop task");
-    let join = srv.join.take().expect("the server task");
-    timeout(WAIT, join).await.expect("the server stops").expect("the server task").expect("a clean shutdown");
-}
-
-// ======== helpers ========
-
-struct Server {
-    base: String,
-    client: awc::Client,
-    stopper: Stopper,
-    join: Option<JoinHandle<Result<(), StartError>>>,
-    max_text_bytes: usize,
-    _dir: TempDir,
-}
-
-async fn start() -> Server {
-    start_with(|_| {}).await
-}
-
-async fn start_with(tweak: impl FnOnce(&mut Settings)) -> Server {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut settings = Settings::default();
-    settings.server.workers = 2;
-    tweak(&mut settings);
-    settings.server.port = 0;
-    settings.storage.data_dir = dir.path().to_path_buf();
-    let max_text_bytes = settings.limits.max_text_bytes;
-    let app = Application::build(settings).await.expect("the server starts");
-    let port = app.port();
-    let stopper = app.handle();
-    let join = actix_web::rt::spawn(app.run_until_stopped());
-    Server {
-        base: format!("http://127.0.0.1:{port}"),
-        client: awc::Client::builder().timeout(WAIT).finish(),
-        stopper,
-        join: Some(join),
-        max_text_bytes,
-        _dir: dir,
-    }
-}
-
-impl Server {
-    async fn post(&self, ns: Option<&str>, path: &str, body: Value) -> (u16, Value) {
-        let mut req =
-            self.client.post(format!("{}{path}", self.base)).insert_header(("content-type", "application/json"));
-        if let Some(ns) = ns {
-            req = req.insert_header(("micro-namespace", ns));
-        }
-        let mut res = timeout(WAIT, req.send_body(body.to_string()))
-            .await
-            .unwrap_or_else(|_| panic!("{path}: no answer"))
-            .unwrap_or_else(|e| panic!("{path}: {e}"));
-        let bytes = timeout(WAIT, res.body().limit(64 << 20))
-            .await
-            .unwrap_or_else(|_| panic!("{path}: no body"))
-            .unwrap_or_else(|e| panic!("{path}: body: {e}"));
-        let json = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| panic!("{path}: not JSON: {:?}", String::from_utf8_lossy(&bytes)));
-        (res.status().as_u16(), json)
-    }
-
-    async fn new_chat(&self, ns: Option<&str>, users: &[&str]) -> String {
-        let (status, body) = self.post(ns, "/chat/New", json!({ "user_ids": users })).await;
-        assert_eq!(status, 200, "chat.New: {body}");
-        body["chat_id"].as_str().expect("chat_id").to_owned()
-    }
-
-    /// `chat.Send` over HTTP, expecting success: the message.
-    async fn send(&self, ns: Option<&str>, chat: &str, user: &str, text: &str, client_id: &str) -> Value {
-        let (status, body) = self
-            .post(ns, "/chat/Send", json!({ "chat_id": chat, "user_id": user, "text": text, "client_id": client_id }))
-            .await;
-        assert_eq!(status, 200, "chat.Send: {body}");
-        body["message"].clone()
-    }
-
-    /// Every message of a chat (up to 1000), oldest first.
-    async fn history(&self, ns: Option<&str>, chat: &str) -> Vec<Value> {
-        let (status, body) =
-            self.post(ns, "/chat/History", json!({ "chat_id": chat, "after_seq": 0, "limit": 1000 })).await;
-        assert_eq!(status, 200, "chat.History: {body}");
-        body["messages"].as_array().expect("messages").clone()
-    }
-
-    async fn ws(&self, path: &str) -> Ws {
-        self.ws_with(path, &[]).await
-    }
-
-    async fn ws_with(&self, path: &str, headers: &[(&str, &str)]) -> Ws {
-        let mut req = self.client.ws(format!("{}{path}", self.base));
-        for &(name, value) in headers {
-            req = req.set_header(name, value);
-        }
-        let (res, conn) = timeout(WAIT, req.connect())
-            .await
-            .unwrap_or_else(|_| panic!("{path}: no WebSocket handshake"))
-            .unwrap_or_else(|e| panic!("{path}: WebSocket handshake failed: {e}"));
-        assert_eq!(res.status().as_u16(), 101, "{path}");
-        let (tx, rx) = conn.split();
-        Ws { rx: WsReader { rx: Box::pin(rx) }, tx: WsWriter { tx: Box::pin(tx) } }
-    }
-
-    /// Opens an SSE stream, expecting 200 and `text/event-stream`.
-    async fn sse(&self, path: &str, headers: &[(&str, &str)]) -> Sse {
-        let mut req = self.client.get(format!("{}{path}", self.base)).insert_header(("accept", "text/event-stream"));
-        for &(name, value) in headers {
-            req = req.insert_header((name, value));
-        }
-        let res = timeout(WAIT, req.send())
-            .await
-            .unwrap_or_else(|_| panic!("{path}: no SSE response"))
-            .unwrap_or_else(|e| panic!("{path}: SSE request failed: {e}"));
-        assert_eq!(res.status().as_u16(), 200, "{path}");
-        let content_type = res.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
-        assert!(content_type.starts_with("text/event-stream"), "{path}: content-type {content_type:?}");
-        Sse { body: res, buf: Vec::new() }
-    }
-
-    /// An SSE request expected to fail: its status and JSON body.
-    async fn get_sse(&self, path: &str) -> (u16, Value) {
-        let mut res = timeout(
-            WAIT,
-            self.client.get(format!("{}{path}", self.base)).insert_header(("accept", "text/event-stream")).send(),
-        )
-        .await
-        .unwrap_or_else(|_| panic!("{path}: no answer"))
-        .unwrap_or_else(|e| panic!("{path}: {e}"));
-        let bytes = timeout(WAIT, res.body())
-            .await
-            .unwrap_or_else(|_| panic!("{path}: no body"))
-            .unwrap_or_else(|e| panic!("{path}: body: {e}"));
-        let json = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| panic!("{path}: not JSON: {:?}", String::from_utf8_lossy(&bytes)));
-        (res.status().as_u16(), json)
-    }
-}
-
-/// A Connect path naming chat and user by query parameters.
-fn connect_url(path: &str, chat: &str, user: &str) -> String {
-    format!("{path}?chat_id={}&user_id={}", enc(chat), enc(user))
-}
-
-/// Percent-encodes everything but unreserved characters.
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-struct Ws {
-    rx: WsReader,
-    tx: WsWriter,
-}
-
-struct WsReader {
-    rx: Pin<Box<dyn Stream<Item = Result<Frame, WsProtocolError>>>>,
-}
-
-struct WsWriter {
-    tx: Pin<Box<dyn Sink<Message, Error = WsProtocolError>>>,
-}
-
-#[derive(Debug)]
-#[allow(dead_code)] // `Failed`'s text is for the failure messages
-enum Got {
-    Json(Value),
-    Closed(Option<CloseReason>),
-    /// The connection ended without a close frame.
-    Ended,
-    Failed(String),
-}
-
-impl WsReader {
-    /// The next data frame, or how the connection ended; pings and pongs are skipped.
-    async fn next(&mut self) -> Got {
-        loop {
-            let frame =
-                timeout(WAIT, self.rx.next()).await.unwrap_or_else(|_| panic!("no WebSocket frame within {WAIT:?}"));
-            return match frame {
-                None => Got::Ended,
-                Some(Err(e)) => Got::Failed(e.to_string()),
-                Some(Ok(Frame::Ping(_) | Frame::Pong(_))) => continue,
-                Some(Ok(Frame::Close(reason))) => Got::Closed(reason),
-                Some(Ok(Frame::Text(bytes))) => Got::Json(serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-                    panic!("a text frame that is not JSON ({e}): {:?}", String::from_utf8_lossy(&bytes))
-                })),
-                Some(Ok(other)) => panic!("unexpected frame {other:?}"),
-            };
-        }
-    }
-
-    /// The next JSON frame: a message or an error frame.
-    async fn json(&mut self) -> Value {
-        match self.next().await {
-            Got::Json(v) => v,
-            other => panic!("expected a frame, got {other:?}"),
-        }
-    }
-
-    /// The next frame, which must be a message (not an error frame).
-    async fn message(&mut self) -> Value {
-        let m = self.json().await;
-        assert!(m.get("seq").is_some() && m.get("code").is_none(), "expected a message, got {m}");
-        m
-    }
-
-    async fn messages(&mut self, n: usize) -> Vec<Value> {
-        let mut out = Vec::with_capacity(n);
-        for _ in 0..n {
-            out.push(self.message().await);
-        }
-        out
-    }
-
-    /// The seqs of the next `n` messages (keeping only the seqs, for large messages).
-    async fn seqs_of(&mut self, n: usize) -> Vec<u64> {
-        let mut out = Vec::with_capacity(n);
-        for _ in 0..n {
-            out.push(self.message().await["seq"].as_u64().expect("seq"));
-        }
-        out
-    }
-
-    /// The next frame must be a close frame with a reason.
-    async fn closed(&mut self) -> CloseReason {
-        match self.next().await {
-            Got::Closed(Some(reason)) => reason,
-            other => panic!("expected a close frame with a code, got {other:?}"),
-        }
-    }
-
-    /// Nothing arrives for `dur`.
-    async fn assert_silent(&mut self, dur: Duration) {
-        loop {
-            match timeout(dur, self.rx.next()).await {
-                Err(_) => return,
-                Ok(Some(Ok(Frame::Ping(_) | Frame::Pong(_)))) => continue,
-                Ok(other) => panic!("expected silence, got {other:?}"),
-            }
-        }
-    }
-}
-
-impl WsWriter {
-    async fn send(&mut self, frame: Value) {
-        self.send_text(&frame.to_string()).await;
-    }
-
-    async fn send_text(&mut self, text: &str) {
-        timeout(WAIT, self.tx.send(Message::Text(text.to_owned().into())))
-            .await
-            .expect("the frame is sent in time")
-            .expect("the frame is sent");
-    }
-}
-
-struct Sse {
-    body: awc::ClientResponse,
-    buf: Vec<u8>,
-}
-
-#[derive(Debug, Default)]
-struct SseEvent {
-    id: Option<String>,
-    event: Option<String>,
-    data: String,
-}
-
-impl Sse {
-    /// The next event with data (comments are skipped); `None` when the stream ends.
-    async fn next(&mut self) -> Option<SseEvent> {
-        loop {
-            if let Some(end) = self.buf.windows(2).position(|w| w == b"\n\n") {
-                let block: Vec<u8> = self.buf.drain(..end + 2).collect();
-                let block = String::from_utf8(block).expect("SSE is UTF-8");
-                let mut event = SseEvent::default();
-                let mut has_data = false;
-                for line in block.lines() {
-                    if line.is_empty() || line.starts_with(':') {
-                        continue;
-                    }
-                    let (field, value) = match line.split_once(':') {
-                        Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
-                        None => (line, ""),
-                    };
-                    match field {
-                        "id" => event.id = Some(value.to_owned()),
-                        "event" => event.event = Some(value.to_owned()),
-                        "data" => {
-                            if has_data {
-                                event.data.push('\n');
-                            }
-                            event.data.push_str(value);
-                            has_data = true;
-                        }
-                        _ => {}
-                    }
-                }
-                if has_data {
-                    return Some(event);
-                }
-                continue;
-            }
-            match timeout(WAIT, self.body.next()).await.unwrap_or_else(|_| panic!("no SSE bytes within {WAIT:?}")) {
-                Some(Ok(bytes)) => self.buf.extend_from_slice(&bytes),
-                Some(Err(e)) => {
-                    eprintln!("the SSE body failed: {e}");
-                    return None;
-                }
-                None => return None,
-            }
-        }
-    }
-
-    /// The next `n` message events: their seqs and messages. Each event's `id:` is its seq.
-    async fn messages(&mut self, n: usize) -> (Vec<u64>, Vec<Value>) {
-        let mut seqs = Vec::new();
-        let mut messages = Vec::new();
-        for _ in 0..n {
-            let event = self.next().await.expect("an SSE event, not the end");
-            assert_eq!(event.event, None, "not a message event: {event:?}");
-            let m: Value =
-                serde_json::from_str(&event.data).unwrap_or_else(|e| panic!("SSE data is not JSON ({e}): {event:?}"));
-            assert_message_shape(&m);
-            let seq = m["seq"].as_u64().expect("seq");
-            assert_eq!(event.id, Some(seq.to_string()), "id: of {event:?}");
-            seqs.push(seq);
-            messages.push(m);
-        }
-        (seqs, messages)
-    }
-}
-
-fn seqs(messages: &[Value]) -> Vec<u64> {
-    messages.iter().map(|m| m["seq"].as_u64().expect("seq")).collect()
-}
-
-#[track_caller]
-fn assert_message_shape(m: &Value) {
-    let keys: BTreeSet<&str> =
-        m.as_object().unwrap_or_else(|| panic!("not an object: {m}")).keys().map(String::as_str).collect();
-    assert_eq!(keys, BTreeSet::from(MESSAGE_KEYS), "fields of {m}");
-}
-
-/// A micro error frame: exactly id, code, detail, status (and client_id when expected).
-#[track_caller]
-fn assert_error_frame(frame: &Value, code: u16, id: &str, client_id: Option<&str>) {
-    let keys: BTreeSet<&str> =
-        frame.as_object().unwrap_or_else(|| panic!("not an object: {frame}")).keys().map(String::as_str).collect();
-    let mut want = BTreeSet::from(["code", "detail", "id", "status"]);
-    if client_id.is_some() {
-        want.insert("client_id");
-    }
-    assert_eq!(keys, want, "fields of {frame}");
-    assert_eq!(frame["id"], id, "{frame}");
-    assert_eq!(frame["code"], code, "{frame}");
-    assert!(frame["detail"].is_string(), "{frame}");
-    let status = awc::http::StatusCode::from_u16(code).unwrap().canonical_reason().unwrap();
-    assert_eq!(frame["status"], status, "{frame}");
-    if let Some(client_id) = client_id {
-        assert_eq!(frame["client_id"], client_id, "{frame}");
-    }
+    srv.wait_stopped().await;
 }
