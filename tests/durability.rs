@@ -457,3 +457,47 @@ async fn a_torn_final_write_with_good_pages_after_the_damage_is_cut() {
     assert_eq!(msgs.len(), 8, "the two unacknowledged batches are cut, everything before stays");
     assert_eq!(server.api.send_ok(&chat, "after-the-cut").await, 9);
 }
+
+/// Membership changes and deletions made since the last checkpoint replay from their records
+/// after `kill -9`: members are as they were, `New` answers the same chats, a deleted chat stays
+/// gone and its messages erased.
+#[actix_web::test]
+async fn membership_and_deletion_replay_after_kill_9() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let server = Chatd::start(dir.path(), port).await;
+    let api = &server.api;
+    let ok = |path: &'static str, body: serde_json::Value| async move {
+        let (status, reply) = api.post(path, body).await.expect("an answer");
+        assert_eq!(status, 200, "{path}: {reply}");
+        reply
+    };
+    let a = api.new_chat(&["m1", "m2"]).await;
+    ok("/chat/Leave", json!({ "group_id": a, "user_id": "m2" })).await;
+    let pair = api.new_chat(&["m1", "m2"]).await;
+    let group = ok("/chat/Create", json!({ "name": "g", "private": true, "user_ids": ["m1", "m3"] })).await;
+    let group = group["group"]["id"].as_str().expect("group id").to_owned();
+    ok("/chat/Invite", json!({ "group_id": group, "user_id": "m4" })).await;
+    ok("/chat/Kick", json!({ "group_id": group, "user_id": "m3" })).await;
+    let doomed = api.new_chat(&["m5"]).await;
+    api.send_ok(&doomed, "doomed-message").await;
+    ok("/chat/Delete", json!({ "group_id": doomed })).await;
+    server.kill9();
+
+    let server = Chatd::start(dir.path(), port).await;
+    let api = &server.api;
+    let members = |id: String| async move {
+        let (status, body) =
+            api.post("/chat/Leave", json!({ "group_id": id, "user_id": "nobody" })).await.expect("Leave");
+        assert_eq!(status, 200, "{body}");
+        body["group"]["user_ids"].clone()
+    };
+    assert_eq!(members(a.clone()).await, json!(["m1"]));
+    assert_eq!(members(group.clone()).await, json!(["m1"]));
+    assert_eq!(api.new_chat(&["m1"]).await, a);
+    assert_eq!(api.new_chat(&["m1", "m2"]).await, pair);
+    let (status, _) = api.post("/chat/History", json!({ "chat_id": doomed })).await.expect("History");
+    assert_eq!(status, 404, "a deleted chat stays deleted");
+    assert_eq!(helpers::grep(&dir.path().join("data"), &text_of("doomed-message")), 0);
+    server.kill9();
+}

@@ -10,11 +10,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures_util::future::join_all;
-use jsonwebtoken::{EncodingKey, Header};
 use serde_json::{json, Value};
 
 use chatd::config::ApiKey;
-use helpers::{spawn_app, spawn_app_with, TestApp};
+use helpers::{bearer, files_under, key, spawn_app, spawn_app_with, user_token, TestApp, ACME_KEY, ACME_SECRET};
 
 /// `path` with `body`, expecting 200: the response body.
 async fn ok(app: &TestApp, path: &str, body: Value) -> Value {
@@ -124,18 +123,7 @@ async fn send_message_id_matching_any_stored_id_returns_that_message() {
 
 /// The size of every file under `dir`.
 fn dir_bytes(dir: &Path) -> u64 {
-    std::fs::read_dir(dir)
-        .expect("read_dir")
-        .map(|entry| {
-            let entry = entry.expect("dir entry");
-            let meta = entry.metadata().expect("metadata");
-            if meta.is_dir() {
-                dir_bytes(&entry.path())
-            } else {
-                meta.len()
-            }
-        })
-        .sum()
+    files_under(dir).iter().map(|file| std::fs::metadata(file).expect("metadata").len()).sum()
 }
 
 /// Each invitation writes a record of itself, not the group's whole metadata again: 900
@@ -176,60 +164,39 @@ async fn invitations_are_bounded_by_max_members() {
     helpers::assert_error(status, &body, 400, "chat.Invite.BadRequest");
 }
 
-const KEY: &str = "ownership-backend-key";
-const SECRET: &str = "ownership token secret";
-
-fn token(sub: &str) -> String {
-    let exp = chatd::model::now_secs() + 3600;
-    let claims = json!({ "sub": sub, "ns": "acme", "exp": exp });
-    jsonwebtoken::encode(&Header::default(), &claims, &EncodingKey::from_secret(SECRET.as_bytes())).expect("a token")
-}
-
 /// A user token's membership changes count against the user's send rate (429 beyond); an API
 /// key's do not. Before the fix a user token could invite without limit.
 #[actix_web::test]
 async fn a_user_tokens_membership_changes_are_rate_limited() {
     let app = spawn_app_with(|s| {
-        s.auth.api_keys = vec![ApiKey { key: KEY.into(), namespaces: vec!["acme".into()] }];
-        s.auth.user_token_secrets = BTreeMap::from([("acme".to_owned(), SECRET.to_owned())]);
+        s.auth.api_keys = vec![ApiKey { key: ACME_KEY.into(), namespaces: vec!["acme".into()] }];
+        s.auth.user_token_secrets = BTreeMap::from([("acme".to_owned(), ACME_SECRET.to_owned())]);
         s.limits.sends_per_second = 1;
         s.limits.send_burst = 3;
     })
     .await;
-    let call = |bearer: String, path: &'static str, body: Value| {
-        let app = &app;
-        async move {
-            let auth = format!("Bearer {bearer}");
-            let headers = [("micro-namespace", "acme"), ("authorization", auth.as_str())];
-            let reply = app.post_raw(path, body.to_string(), &headers).await;
-            (reply.status.as_u16(), reply.body)
-        }
-    };
-    let (status, body) = call(token("owner"), "/chat/Create", json!({ "name": "g" })).await;
+    let owner = bearer(&user_token("acme", "owner"), Some("acme"));
+    let backend = key(ACME_KEY, "acme");
+    let (status, body) = app.post_as(&owner, "/chat/Create", json!({ "name": "g" })).await;
     assert_eq!(status, 200, "{body}");
     let group = body["group"]["id"].as_str().expect("group id").to_owned();
     let mut statuses = Vec::new();
     for i in 0..6 {
         let invite = json!({ "group_id": group, "user_id": format!("u{i}") });
-        statuses.push(call(token("owner"), "/chat/Invite", invite).await.0);
+        statuses.push(app.post_as(&owner, "/chat/Invite", invite).await.0.as_u16());
     }
     assert_eq!(&statuses[..3], [200, 200, 200], "the burst: {statuses:?}");
     assert!(statuses[3..].contains(&429), "beyond the burst: {statuses:?}");
     for i in 0..6 {
         let invite = json!({ "group_id": group, "user_id": format!("k{i}") });
-        assert_eq!(call(KEY.into(), "/chat/Invite", invite).await.0, 200, "an API key is never limited");
+        assert_eq!(app.post_as(&backend, "/chat/Invite", invite).await.0, 200, "an API key is never limited");
     }
 }
 
 /// Every `marker-...-end` string in any file under `dir`, with the file it is in.
 fn markers_on_disk(dir: &Path) -> BTreeMap<String, String> {
     let mut found = BTreeMap::new();
-    for entry in std::fs::read_dir(dir).expect("read_dir") {
-        let path = entry.expect("dir entry").path();
-        if path.is_dir() {
-            found.extend(markers_on_disk(&path));
-            continue;
-        }
+    for path in files_under(dir) {
         let bytes = std::fs::read(&path).expect("read");
         let mut at = 0;
         while let Some(start) = bytes[at..].windows(7).position(|w| w == b"marker-").map(|p| p + at) {
