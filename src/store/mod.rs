@@ -8,11 +8,20 @@
 //! ```text
 //! data/
 //!   wal/00000000000000000001.wal   log segments: checksummed records (see codec.rs)
-//!   snap/catalog.snap               every chat's metadata + the log position all snapshots cover
-//!   snap/chat-000000000000002a.snap one chat's index (by server-allocated number, never a client string)
+//!   snap/catalog.snap               the directory (each chat's number, namespace, id, members)
+//!                                   + the log position all snapshots cover
+//!   snap/chat-000000000000002a.snap one chat's metadata and message index (by server-allocated
+//!                                   number, never a client string)
 //! ```
 //! Everything here that blocks (file I/O) runs on the log writer thread or a blocking pool,
 //! never on an actor's arbiter.
+//!
+//! What a chat needs of its storage is few operations, and they are this module's boundary (a
+//! second backend, such as a JetStream cluster, would stand behind the same ones): append
+//! records and learn when they are durable ([`Store::append`], [`Store::append_durable`]), read
+//! a message by position ([`Store::read_message`]), snapshot and load a chat
+//! ([`Store::save_chat`], [`Store::load_chat`]), erase ([`Store::erase`]), recover ([`Store::open`]).
+//! It takes its own [`Options`] and answers [`StoreError`]; it knows nothing above it.
 
 pub mod codec;
 pub mod record;

@@ -1,6 +1,6 @@
 //! Recovery: from the last catalog checkpoint to a consistent store, before anything is served.
 //!
-//! 1. Read the catalog (every chat's metadata and the log position its snapshots cover).
+//! 1. Read the catalog (the directory of chats and the log position their snapshots cover).
 //! 2. Scan the log from that position only, so restart time follows what changed since the last
 //!    checkpoint, not the total history. A torn record at the very end (a crash mid-write) is cut
 //!    off with a warning. A bad record followed by good ones is corruption: it is reported loudly,
