@@ -7,6 +7,7 @@
 //! forwards live ones; the chat told it the last durable seq at subscription time, so replay and
 //! live meet with no gap and no duplicate.
 
+mod frame_guard;
 mod sse;
 mod ws;
 
