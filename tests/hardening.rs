@@ -10,7 +10,7 @@ mod helpers;
 use std::cell::{Cell, RefCell};
 use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -370,10 +370,11 @@ async fn user_tokens_check_nbf_accept_aud_and_iat_and_refuse_alike() {
 
 // ---- 5. secrets in Debug output ----
 
-/// Neither API keys nor token secrets appear in the settings' Debug output, and a config file
-/// carrying them still loads (and serves) as before.
+/// Neither API keys nor token secrets appear in the settings' Debug output or in the log
+/// (at trace level, refusals included), and keys from a config file and secrets from env
+/// overrides still load and serve as before.
 #[actix_web::test]
-async fn settings_debug_output_shows_no_key_or_secret() {
+async fn keys_and_secrets_stay_out_of_debug_output_and_logs() {
     let mut settings = Settings::default();
     secured(&mut settings);
     for shown in [format!("{settings:?}"), format!("{settings:#?}"), format!("{:?}", settings.auth)] {
@@ -392,20 +393,38 @@ async fn settings_debug_output_shows_no_key_or_secret() {
     std::fs::write(&file, toml).expect("write the config");
     let loaded = Settings::load(&file).expect("the config loads");
     assert!(!format!("{loaded:?}").contains(ACME_KEY));
-    let app = spawn_app_with(|s| s.auth = loaded.auth.clone()).await;
-    let key = format!("Bearer {ACME_KEY}");
-    let reply = app
-        .post_raw(
-            "/chat/New",
-            json!({ "user_ids": ["alice"] }).to_string(),
-            &[("authorization", &key), ("micro-namespace", "acme")],
-        )
-        .await;
-    assert_eq!(reply.status, 200, "the key from the file: {}", reply.body);
-    let token =
-        format!("Bearer {}", jwt(ACME_SECRET, &json!({ "sub": "alice", "exp": now_secs() + 60, "ns": "acme" })));
-    let reply = app.post_raw("/chat/List", json!({}).to_string(), &[("authorization", &token)]).await;
-    assert_eq!(reply.status, 200, "the secret from the file: {}", reply.body);
+    assert!(!format!("{loaded:?}").contains(ACME_SECRET));
+
+    // The binary: the key from the file, beta's secret from an env override.
+    let chatd =
+        Binary::start_with(&file, &[("CHATD__AUTH__USER_TOKEN_SECRETS__BETA", BETA_SECRET), ("RUST_LOG", "trace")]);
+    let client = awc::Client::default();
+    let call = |ns: &'static str, bearer: String, path: &'static str, body: Value| {
+        let req = client
+            .post(format!("http://127.0.0.1:{}{path}", chatd.port))
+            .insert_header(("authorization", format!("Bearer {bearer}")))
+            .insert_header(("micro-namespace", ns));
+        async move {
+            let mut res = req.send_body(body.to_string()).await.expect("an answer");
+            let body: Value = res.json().await.expect("a JSON body");
+            (res.status(), body)
+        }
+    };
+    let (status, body) = call("acme", ACME_KEY.into(), "/chat/New", json!({ "user_ids": ["alice"] })).await;
+    assert_eq!(status, 200, "the key from the file: {body}");
+    for (ns, secret) in [("acme", ACME_SECRET), ("beta", BETA_SECRET)] {
+        let token = jwt(secret, &json!({ "sub": "alice", "exp": now_secs() + 60, "ns": ns }));
+        let (status, body) = call(ns, token, "/chat/List", json!({})).await;
+        assert_eq!(status, 200, "{ns}'s secret: {body}");
+    }
+    let wrong = jwt(ACME_SECRET, &json!({ "sub": "alice", "exp": now_secs() - 60, "ns": "acme" }));
+    let (status, _) = call("acme", wrong, "/chat/List", json!({})).await;
+    assert_eq!(status, 401);
+    let log = chatd.log();
+    assert!(log.contains("refused a user token"), "the trace log is not being captured: {log}");
+    for secret in [ACME_KEY, ACME_SECRET, BETA_SECRET] {
+        assert!(!log.contains(secret), "the log shows {secret:?}");
+    }
 }
 
 // ======== helpers ========
@@ -576,19 +595,27 @@ struct Binary {
 
 impl Binary {
     fn start(env: &[(&str, &str)]) -> Binary {
+        Binary::start_with(Path::new("/nonexistent.toml"), env)
+    }
+
+    /// With config file `config` and `env` on top; the log goes to `log_path()`.
+    fn start_with(config: &Path, env: &[(&str, &str)]) -> Binary {
         let dir = tempfile::tempdir().expect("temp dir");
+        let log = std::fs::File::create(dir.path().join("chatd.log")).expect("the log file");
         let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_chatd"));
         for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("CHATD")) {
             cmd.env_remove(key);
         }
-        cmd.args(["--config", "/nonexistent.toml"])
+        cmd.arg("--config")
+            .arg(config)
             .env("CHATD__SERVER__PORT", port.to_string())
             .env("CHATD__SERVER__WORKERS", "1")
             .env("CHATD__STORAGE__DATA_DIR", dir.path().join("data"))
             .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
+            .env("NO_COLOR", "1")
+            .stdout(log.try_clone().expect("the log file"))
+            .stderr(log);
         for (key, value) in env {
             cmd.env(key, value);
         }
@@ -600,6 +627,10 @@ impl Binary {
             std::thread::sleep(Duration::from_millis(20));
         }
         binary
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("chatd.log")).unwrap_or_default()
     }
 
     /// The process's resident memory, in KiB.

@@ -72,7 +72,7 @@ impl Auth {
     pub fn new(settings: &Settings) -> Auth {
         Auth {
             anonymous: settings.anonymous(),
-            keys: settings.auth.api_keys.iter().map(|k| (k.key.clone(), k.namespaces.clone())).collect(),
+            keys: settings.auth.api_keys.iter().map(|k| (k.key.expose().to_owned(), k.namespaces.clone())).collect(),
             secrets: settings
                 .auth
                 .user_token_secrets
