@@ -236,6 +236,38 @@ async fn stalled_websocket_and_sse_readers_are_cut_off_within_45_s_while_others_
     reading.abort();
 }
 
+/// Shutdown with a stalled WebSocket and a stalled SSE reader (their sockets full): the stop
+/// takes less than actix's 5 s shutdown timeout, and both stalled connections are reset.
+#[actix_web::test]
+async fn shutdown_does_not_wait_on_stalled_readers() {
+    let app = spawn_app_with(|s| {
+        s.storage.fsync = FsyncMode::Never;
+        s.chat.membership = Membership::Open;
+    })
+    .await;
+    let chat = app.new_chat(&["alice"]).await;
+    let path = format!("/chat/Connect?chat_id={chat}&user_id=reader");
+    let stalled_ws = RawWs::open(&app, &path).await.stream;
+    let mut stalled_sse = TcpStream::connect(("127.0.0.1", app.port)).await.expect("connect");
+    let sse_request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n");
+    stalled_sse.write_all(sse_request.as_bytes()).await.expect("the SSE request");
+    sleep(Duration::from_millis(300)).await;
+    // Far more than the socket buffers and the streams' queues hold.
+    let padding = "x".repeat(16_000);
+    for i in 0..1000 {
+        app.send(&chat, "alice", &format!("{i} {padding}")).await;
+    }
+    sleep(Duration::from_secs(1)).await;
+
+    let started = Instant::now();
+    timeout(Duration::from_secs(20), app.stop()).await.expect("the server stops");
+    let took = started.elapsed();
+    eprintln!("the server stopped in {took:?}");
+    assert!(took < Duration::from_millis(4500), "the stop waited {took:?} on stalled readers");
+    assert!(reset(&stalled_ws), "the stalled WebSocket's connection was not reset");
+    assert!(reset(&stalled_sse), "the stalled SSE connection was not reset");
+}
+
 // ---- 3. request bodies that never arrive ----
 
 /// `Content-Length: 1000` and then too few bytes: 408 with a micro error body after 10 s.

@@ -11,6 +11,7 @@ pub(crate) mod body;
 mod call;
 pub(crate) mod chat;
 mod chats;
+mod conn;
 mod cors;
 mod groups;
 mod routes;
@@ -31,6 +32,7 @@ use crate::registry::{Lookup, Registry};
 use auth::Auth;
 
 pub use auth::Caller;
+pub use conn::remember as remember_connection;
 pub use cors::Cors;
 pub use routes::{not_found, routes};
 

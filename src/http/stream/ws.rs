@@ -1,7 +1,9 @@
 //! The WebSocket transport: one JSON text frame per message. Client frames post messages with
 //! Send's rules; their echo (with seq) is the acknowledgement. The server pings every 15 s and
 //! drops a peer silent for 60 s. Client frames pass a [`FrameGuard`] first: a header announcing
-//! more than `server.max_body_bytes` closes 1009 before its payload is read.
+//! more than `server.max_body_bytes` closes 1009 before its payload is read. Every write waits
+//! at most 30 s for room (then 1013), and a connection still open after its stream ended is
+//! reset, so a client that stops reading holds neither memory nor the server's shutdown.
 
 use std::pin::Pin;
 use std::time::{Duration, Instant};
@@ -11,15 +13,19 @@ use actix_web::error::PayloadError;
 use actix_web::web::Bytes;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use actix_ws::{CloseCode, CloseReason, Message as WsMessage, ProtocolError};
+use bytestring::ByteString;
 use futures_util::{Stream, StreamExt};
 use serde::Deserialize;
+use tokio::sync::watch;
+use tokio::time::timeout;
 
 use super::frame_guard::FrameGuard;
-use super::{subscribe, Kind, Live, Params, Subscription, PING_EVERY};
+use super::{subscribe, Kind, Live, Params, Subscription, CLOSE_TIMEOUT, PING_EVERY, WRITE_TIMEOUT};
 use crate::chat::Post;
 use crate::error::{ApiError, Error, Field};
 use crate::http::body::given;
 use crate::http::chat::bounded;
+use crate::http::conn::Cutoff;
 use crate::http::AppState;
 use crate::model::ClientId;
 
@@ -48,8 +54,10 @@ pub(super) async fn open(
         Some(_) => Some(subscribe(&state, &params, kind).await),
         None => None,
     };
+    let cutoff = Cutoff::of(&req);
     actix_web::rt::spawn(async move {
-        let mut ws = Ws { state, session, frames, kind, last_heard: Instant::now() };
+        let shutdown = state.shutdown.clone();
+        let mut ws = Ws { state, session, frames, kind, last_heard: Instant::now(), shutdown };
         let sub = match early {
             Some(sub) => sub.map_err(End::Fail),
             None => ws.hello(&params).await,
@@ -59,6 +67,8 @@ pub(super) async fn open(
             Err(end) => end,
         };
         ws.end(end).await;
+        // A stalled client cannot take the close frame: its connection is reset instead.
+        cutoff.after_linger().await;
     });
     Ok(response)
 }
@@ -69,6 +79,15 @@ struct Ws {
     frames: actix_ws::MessageStream,
     kind: Kind,
     last_heard: Instant,
+    /// Turns true at server shutdown; watched while waiting on anything.
+    shutdown: watch::Receiver<bool>,
+}
+
+/// A frame the server writes mid-stream.
+enum Out {
+    Text(ByteString),
+    Ping,
+    Pong(Bytes),
 }
 
 /// Why a stream ends, and so what the client is told.
@@ -94,7 +113,11 @@ struct Outgoing {
 impl Ws {
     /// Waits for a first frame naming the chat: `{"chat_id":..,"user_id":..,"namespace":..}`.
     async fn hello(&mut self, base: &Params) -> Result<Subscription, End> {
-        match tokio::time::timeout(HELLO_TIMEOUT, self.frames.next()).await {
+        let first = tokio::select! {
+            first = tokio::time::timeout(HELLO_TIMEOUT, self.frames.next()) => first,
+            _ = self.shutdown.changed() => return Err(End::Close(CloseCode::Away, "chatd.Shutdown")),
+        };
+        match first {
             Ok(Some(Ok(WsMessage::Text(text)))) => {
                 let params: Params = serde_json::from_str(&text)
                     .map_err(|e| End::Fail(Error::BadRequest(format!("malformed first frame: {e}"))))?;
@@ -147,32 +170,50 @@ impl Ws {
         let body = err.at(self.kind.endpoint()).body();
         let code = code.unwrap_or(CloseCode::Other(4000 + body.code));
         if let Ok(json) = serde_json::to_string(&body) {
-            let _ = self.session.text(json).await;
+            if !matches!(timeout(CLOSE_TIMEOUT, self.session.text(json)).await, Ok(Ok(()))) {
+                return; // stalled or gone: the connection is cut off after the stream ends
+            }
         }
-        let _ = self.session.close(Some(CloseReason { code, description: Some(body.id) })).await;
+        let close = self.session.close(Some(CloseReason { code, description: Some(body.id) }));
+        let _ = timeout(CLOSE_TIMEOUT, close).await;
     }
 
     async fn close(self, code: CloseCode, why: &str) {
-        let _ = self.session.close(Some(CloseReason { code, description: Some(why.to_owned()) })).await;
+        let close = self.session.close(Some(CloseReason { code, description: Some(why.to_owned()) }));
+        let _ = timeout(CLOSE_TIMEOUT, close).await;
+    }
+
+    /// Writes one frame, waiting at most [`WRITE_TIMEOUT`] for room: a reader whose socket takes
+    /// nothing that long is closed with 1013, so a stalled client never blocks this task.
+    async fn write(&mut self, out: Out) -> Result<(), End> {
+        let session = &mut self.session;
+        let write = async move {
+            match out {
+                Out::Text(text) => session.text(text).await,
+                Out::Ping => session.ping(b"").await,
+                Out::Pong(bytes) => session.pong(&bytes).await,
+            }
+        };
+        tokio::select! {
+            written = timeout(WRITE_TIMEOUT, write) => match written {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(_)) => Err(End::Gone),
+                Err(_) => Err(End::Close(CloseCode::Again, "chatd.SlowReader")),
+            },
+            _ = self.shutdown.changed() => Err(End::Close(CloseCode::Away, "chatd.Shutdown")),
+        }
     }
 
     async fn serve(&mut self, mut sub: Subscription) -> End {
-        let mut shutdown = self.state.shutdown.clone();
-        match self.replay(&mut sub).await {
-            Ok(()) => {}
-            Err(Some(err)) => return End::Fail(err),
-            Err(None) => return End::Gone,
+        if let Err(end) = self.replay(&mut sub).await {
+            return end;
         }
         let mut ping = tokio::time::interval(PING_EVERY);
         ping.tick().await;
         loop {
-            tokio::select! {
+            let out = tokio::select! {
                 live = sub.next() => match live {
-                    Live::Message(json) => {
-                        if self.session.text(json).await.is_err() {
-                            return End::Gone;
-                        }
-                    }
+                    Live::Message(json) => Out::Text(json),
                     Live::Ended(err) => return End::Fail(err),
                     Live::Behind => return End::Close(CloseCode::Again, "chatd.SlowReader"),
                     Live::Gone => return End::Close(CloseCode::Again, "chatd.Closed"),
@@ -180,49 +221,52 @@ impl Ws {
                 frame = self.frames.next() => {
                     self.last_heard = Instant::now();
                     match frame {
-                        Some(Ok(WsMessage::Text(text))) => self.post(&sub, &text).await,
-                        Some(Ok(WsMessage::Ping(bytes))) => { let _ = self.session.pong(&bytes).await; }
+                        Some(Ok(WsMessage::Text(text))) => match self.post(&sub, &text).await {
+                            Some(refusal) => Out::Text(refusal.into()),
+                            None => continue,
+                        },
+                        Some(Ok(WsMessage::Ping(bytes))) => Out::Pong(bytes),
                         Some(Err(err)) => return End::Refused(err),
                         Some(Ok(WsMessage::Close(_))) | None => return End::Close(CloseCode::Normal, "bye"),
-                        Some(Ok(_)) => {}
+                        Some(Ok(_)) => continue,
                     }
                 }
                 _ = ping.tick() => {
                     if self.last_heard.elapsed() > SILENCE_LIMIT {
                         return End::Close(CloseCode::Policy, "chatd.Silent");
                     }
-                    if self.session.ping(b"").await.is_err() {
-                        return End::Gone;
-                    }
+                    Out::Ping
                 }
-                _ = shutdown.changed() => return End::Close(CloseCode::Away, "chatd.Shutdown"),
+                _ = self.shutdown.changed() => return End::Close(CloseCode::Away, "chatd.Shutdown"),
+            };
+            if let Err(end) = self.write(out).await {
+                return end;
             }
         }
     }
 
-    /// Sends every message the subscription missed, from the log. `Err(None)`: the socket is gone.
-    async fn replay(&mut self, sub: &mut Subscription) -> Result<(), Option<Error>> {
+    /// Sends every message the subscription missed, from the log.
+    async fn replay(&mut self, sub: &mut Subscription) -> Result<(), End> {
         loop {
-            let page = sub.replay_page(&self.state).await.map_err(Some)?;
+            let page = sub.replay_page(&self.state).await.map_err(End::Fail)?;
             if page.is_empty() {
                 return Ok(());
             }
             for (seq, json) in page {
-                self.session.text(json).await.map_err(|_| None)?;
+                self.write(Out::Text(json.into())).await?;
                 sub.sent = seq;
             }
         }
     }
 
-    /// Posts a message sent as a frame; a refusal comes back as an error frame with its client_id.
-    async fn post(&mut self, sub: &Subscription, text: &str) {
-        if let Err((err, client_id)) = self.try_post(sub, text).await {
-            let mut frame = serde_json::to_value(err.at("chat.Send").body()).unwrap_or_default();
-            if let Some(client_id) = client_id {
-                frame["client_id"] = serde_json::Value::String(client_id);
-            }
-            let _ = self.session.text(frame.to_string()).await;
+    /// Posts a message sent as a frame; a refusal is an error frame with its client_id, to send.
+    async fn post(&self, sub: &Subscription, text: &str) -> Option<String> {
+        let (err, client_id) = self.try_post(sub, text).await.err()?;
+        let mut frame = serde_json::to_value(err.at("chat.Send").body()).unwrap_or_default();
+        if let Some(client_id) = client_id {
+            frame["client_id"] = serde_json::Value::String(client_id);
         }
+        Some(frame.to_string())
     }
 
     async fn try_post(&self, sub: &Subscription, text: &str) -> Result<(), (Error, Option<String>)> {
