@@ -83,19 +83,74 @@ pub struct ChatSettings {
     pub idle_timeout_secs: u64,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// Debug shows the namespaces but no key or secret (see the impl below).
+#[derive(Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct AuthSettings {
     pub allow_anonymous: bool,
     pub api_keys: Vec<ApiKey>,
-    /// Namespace → HS256 secret of its user tokens.
+    /// Namespace → HS256 secret of its user tokens. A plain map (callers build it from
+    /// strings); [`AuthSettings`]'s Debug redacts its values.
     pub user_token_secrets: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ApiKey {
-    pub key: String,
+    pub key: Secret,
     pub namespaces: Vec<String>,
+}
+
+/// A credential: read from config and serialized as a plain string, but Debug prints only a
+/// redaction, so settings can be logged or printed in a panic without giving it away. There is
+/// no Display; [`Secret::expose`] is the one way to the value.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Secret {
+        Secret(value.to_owned())
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Secret {
+        Secret(value)
+    }
+}
+
+/// What Debug prints for a secret.
+struct Redacted;
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"[redacted]\"")
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        Redacted.fmt(f)
+    }
+}
+
+impl std::fmt::Debug for AuthSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Destructured so that a new field must be placed here, redacted or not, to compile.
+        let AuthSettings { allow_anonymous, api_keys, user_token_secrets } = self;
+        let secrets: BTreeMap<&String, Redacted> = user_token_secrets.keys().map(|ns| (ns, Redacted)).collect();
+        f.debug_struct("AuthSettings")
+            .field("allow_anonymous", allow_anonymous)
+            .field("api_keys", api_keys)
+            .field("user_token_secrets", &secrets)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -22,6 +22,10 @@ pub enum Error {
     TooLarge(String),
     #[error("{0}")]
     RateLimited(String),
+    /// A request body that did not arrive in time: 408, reason `Timeout` (not in API.md's
+    /// list of reasons, which predates the limit; named like the others).
+    #[error("{0}")]
+    Timeout(String),
     #[error("method not allowed; use {0}")]
     MethodNotAllowed(&'static str),
     /// A chat held out of service after its stored data failed a check.

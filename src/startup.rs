@@ -77,6 +77,8 @@ impl Application {
                 .configure(routes)
                 .default_service(web::to(crate::http::not_found))
         })
+        // Keeps each connection's socket, so a stalled stream can be cut off (http/conn.rs).
+        .on_connect(crate::http::remember_connection)
         .listen(listener)?
         // Our own signal handling (below): actix-server's would stop the whole actor system,
         // chat actors included, before the final checkpoint could snapshot them.

@@ -1,5 +1,9 @@
 //! Request bodies: JSON whatever the Content-Type says (the seeds' `curl -d` sends
-//! `application/x-www-form-urlencoded`), an empty body meaning `{}`, and a size limit.
+//! `application/x-www-form-urlencoded`), an empty body meaning `{}`, a size limit, and a time
+//! limit: actix has no timer on a body once its headers are in, so a client announcing
+//! `Content-Length: 1000` and sending nothing would hold its connection forever.
+
+use std::time::Duration;
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest};
@@ -9,7 +13,10 @@ use serde::{Deserialize, Deserializer};
 
 use crate::error::Error;
 
-/// Reads at most `limit` bytes and parses them as `T`.
+/// How long a body may take to arrive once its headers have (API.md section 8).
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Reads at most `limit` bytes, within [`BODY_TIMEOUT`], and parses them as `T`.
 pub async fn parse<T: DeserializeOwned>(
     req: &HttpRequest,
     mut payload: actix_web::dev::Payload,
@@ -21,14 +28,20 @@ pub async fn parse<T: DeserializeOwned>(
     if announced.is_some_and(|len| len > limit) {
         return Err(too_large());
     }
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| Error::BadRequest(format!("could not read the request body: {e}")))?;
-        if body.len() + chunk.len() > limit {
-            return Err(too_large());
+    let read = async {
+        let mut body = web::BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|e| Error::BadRequest(format!("could not read the request body: {e}")))?;
+            if body.len() + chunk.len() > limit {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
         }
-        body.extend_from_slice(&chunk);
-    }
+        Ok(body)
+    };
+    let body = tokio::time::timeout(BODY_TIMEOUT, read).await.map_err(|_| {
+        Error::Timeout(format!("the request body did not arrive within {} s", BODY_TIMEOUT.as_secs()))
+    })??;
     let text = if body.iter().all(u8::is_ascii_whitespace) { &b"{}"[..] } else { &body[..] };
     serde_json::from_slice(text).map_err(|e| Error::BadRequest(format!("malformed request body: {e}")))
 }

@@ -12,6 +12,7 @@ pub(crate) mod body;
 mod call;
 pub(crate) mod chat;
 mod chats;
+mod conn;
 mod cors;
 mod draft;
 pub mod error;
@@ -35,6 +36,7 @@ use crate::registry::{Lookup, Open, Registry};
 use auth::Auth;
 
 pub use auth::Caller;
+pub use conn::remember as remember_connection;
 pub use cors::Cors;
 pub use routes::{not_found, routes};
 

@@ -7,6 +7,7 @@
 //! forwards live ones; the chat told it the last durable seq at subscription time, so replay and
 //! live meet with no gap and no duplicate.
 
+mod frame_guard;
 mod sse;
 mod ws;
 
@@ -28,6 +29,10 @@ use crate::error::{Error, Field};
 use crate::model::{ChatId, Namespace, UserId};
 
 const PING_EVERY: Duration = Duration::from_secs(15);
+/// A stream write that makes no progress for this long means a stalled reader (API.md section 4).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a stream that is ending waits to queue its last frame.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Replay reads the log in pages of this many messages.
 const REPLAY_PAGE: u64 = 500;
 
@@ -226,7 +231,7 @@ async fn stream(
         return ws::open(state, req, payload, params, kind).await;
     }
     if header_has(header::ACCEPT, "text/event-stream") {
-        return sse::open(state, params, kind).await.map_err(|e| e.at(kind.endpoint()));
+        return sse::open(state, &req, params, kind).await.map_err(|e| e.at(kind.endpoint()));
     }
     let err = Error::BadRequest("this is a stream: open a WebSocket, or GET with Accept: text/event-stream".into());
     Err(err.at(kind.endpoint()))
