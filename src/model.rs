@@ -167,8 +167,10 @@ pub struct ChatMeta {
     pub description: String,
     /// Made by the group API's `Create`: never matched by member set.
     pub group: bool,
-    /// A private group can be joined only by users it invited.
+    /// A private group can be joined only by its members (an invitation makes one).
     pub private: bool,
+    /// Invitations as earlier versions kept them, apart from members (an invitation now makes a
+    /// member at once). Kept so their records still decode; nothing reads it.
     pub invited: Members,
 }
 
@@ -178,8 +180,6 @@ pub struct ChatMeta {
 pub enum MemberEdit {
     Add(UserId),
     Remove(UserId),
-    Invite(UserId),
-    Uninvite(UserId),
 }
 
 impl ChatMeta {
@@ -188,8 +188,6 @@ impl ChatMeta {
         match edit {
             MemberEdit::Add(user) => self.user_ids.insert(user.clone()),
             MemberEdit::Remove(user) => self.user_ids.remove(user),
-            MemberEdit::Invite(user) => self.invited.insert(user.clone()),
-            MemberEdit::Uninvite(user) => self.invited.remove(user),
         }
     }
 }

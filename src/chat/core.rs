@@ -25,11 +25,11 @@ pub struct Draft {
 /// A membership change as an endpoint asks for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
-    /// Lets a user join a private group (or a chat made by New or CreateChat).
+    /// Makes a user a member at once, of any chat (as m3o's Invite appended to `user_ids`).
     Invite(UserId),
+    /// Makes a user a member of a public group; anywhere else they must be one already.
     Join(UserId),
     Leave(UserId),
-    /// Removes a member and their invitation.
     Kick(UserId),
 }
 
@@ -38,7 +38,7 @@ pub enum Change {
 pub struct Rules {
     /// `chat.membership = "open"`: anyone in the namespace may send and read.
     pub open: bool,
-    /// Bounds members, and invitations.
+    /// Bounds members.
     pub max_members: usize,
 }
 
@@ -234,28 +234,18 @@ impl ChatCore {
         let full = |set: &Members| set.len() >= self.rules.max_members;
         let too_many = || Error::BadRequest(format!("a chat has at most {} members", self.rules.max_members));
         Ok(match change {
-            Change::Invite(user) if meta.invited.contains(user) => vec![],
-            Change::Invite(_) if full(&meta.invited) => return Err(too_many()),
-            Change::Invite(user) => vec![MemberEdit::Invite(user.clone())],
-            Change::Join(user) if meta.user_ids.contains(user) => vec![],
-            // A chat made by New or CreateChat is its members' own: nobody joins it uninvited.
-            Change::Join(user) if (meta.private || !meta.group) && !meta.invited.contains(user) => {
+            Change::Invite(user) | Change::Join(user) if meta.user_ids.contains(user) => vec![],
+            // A private group, or a chat made by New or CreateChat, is its members' own: nobody
+            // joins it uninvited.
+            Change::Join(user) if meta.private || !meta.group => {
                 return Err(Error::Forbidden(format!("{user} needs an invitation to join this chat")));
             }
-            Change::Join(_) if full(&meta.user_ids) => return Err(too_many()),
-            Change::Join(user) => vec![MemberEdit::Add(user.clone())],
-            Change::Leave(user) if meta.user_ids.contains(user) => vec![MemberEdit::Remove(user.clone())],
-            Change::Leave(_) => vec![],
-            Change::Kick(user) => {
-                let mut edits = Vec::new();
-                if meta.invited.contains(user) {
-                    edits.push(MemberEdit::Uninvite(user.clone()));
-                }
-                if meta.user_ids.contains(user) {
-                    edits.push(MemberEdit::Remove(user.clone()));
-                }
-                edits
+            Change::Invite(_) | Change::Join(_) if full(&meta.user_ids) => return Err(too_many()),
+            Change::Invite(user) | Change::Join(user) => vec![MemberEdit::Add(user.clone())],
+            Change::Leave(user) | Change::Kick(user) if meta.user_ids.contains(user) => {
+                vec![MemberEdit::Remove(user.clone())]
             }
+            Change::Leave(_) | Change::Kick(_) => vec![],
         })
     }
 
@@ -393,22 +383,23 @@ mod tests {
     }
 
     #[test]
-    fn private_groups_and_plain_chats_need_an_invitation() {
+    fn private_groups_and_plain_chats_are_joined_by_invitation() {
         let mut core = ChatCore::new(meta(&["a"], true, true), RULES);
         assert!(matches!(core.plan(&Change::Join(user("b")), None), Err(Error::Forbidden(_))));
         let invite = core.plan(&Change::Invite(user("b")), Some(&user("a"))).expect("a member invites"); // ok: test
+        assert_eq!(invite, vec![MemberEdit::Add(user("b"))], "an invitation makes a member");
         core.apply(&invite);
-        assert_eq!(core.plan(&Change::Join(user("b")), None), Ok(vec![MemberEdit::Add(user("b"))]));
+        assert_eq!(core.plan(&Change::Join(user("b")), None), Ok(vec![]), "a member joins as they are");
         let plain = ChatCore::new(meta(&["a"], false, false), RULES);
         assert!(matches!(plain.plan(&Change::Join(user("b")), None), Err(Error::Forbidden(_))));
         let kick = core.plan(&Change::Kick(user("b")), None).expect("a key may kick"); // ok: test
-        assert_eq!(kick, vec![MemberEdit::Uninvite(user("b"))]);
+        assert_eq!(kick, vec![MemberEdit::Remove(user("b"))]);
     }
 
     #[test]
-    fn invitations_are_bounded() {
+    fn invitations_are_bounded_by_max_members() {
         let mut core = ChatCore::new(meta(&["a"], true, true), RULES);
-        for u in ["b", "c", "d"] {
+        for u in ["b", "c"] {
             let edits = core.plan(&Change::Invite(user(u)), None).expect("room to invite"); // ok: test
             core.apply(&edits);
         }

@@ -21,11 +21,15 @@ use crate::model::{Message, UserId};
 /// How many events a chat's stream holds for subscribers that are behind.
 const STREAM_BUFFER: usize = 1024;
 
-/// A durable message on its way to subscribers, with its JSON once someone has made it.
+/// How many wire shapes a delivered message may be encoded in (the HTTP layer's to name).
+pub const SHAPES: usize = 2;
+
+/// A durable message on its way to subscribers, with its JSON in each wire shape once someone
+/// has made it.
 #[derive(Debug)]
 pub struct Delivered {
     pub msg: Message,
-    pub json: OnceLock<ByteString>,
+    pub json: [OnceLock<ByteString>; SHAPES],
 }
 
 /// What a chat's stream carries.
@@ -50,7 +54,7 @@ impl ChatActor {
     /// Streams a durable message, if anyone listens.
     pub(super) fn broadcast(&mut self, msg: Message) {
         if self.has_subscribers() {
-            self.publish(Event::Message(Arc::new(Delivered { msg, json: OnceLock::new() })));
+            self.publish(Event::Message(Arc::new(Delivered { msg, json: Default::default() })));
         }
     }
 

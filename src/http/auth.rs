@@ -97,7 +97,12 @@ impl Auth {
         let token =
             token.filter(|t| !t.is_empty()).ok_or_else(|| Error::Unauthorized("a bearer token is required".into()))?;
         if let Some(namespaces) = self.keys.get(token) {
-            let ns = parse_ns(namespace)?;
+            // m3o derived the tenant from the key; its clients send no namespace header.
+            let only = match namespaces.as_slice() {
+                [only] => Some(only.as_str()),
+                _ => None,
+            };
+            let ns = parse_ns(namespace.or(only))?;
             if !namespaces.iter().any(|allowed| allowed == ns.as_str()) {
                 return Err(Error::Forbidden("this API key is not valid for this namespace".into()));
             }

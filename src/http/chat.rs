@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::body::{self, given};
 use super::call::Call;
 use super::draft::DraftFields;
-use super::views::{MessageReply, MessageView};
+use super::views::{MessageReply, MessageView, V2MessageView};
 use super::{AppState, Caller};
 use crate::chat::{Page, Post, Read};
 use crate::error::{Error, Field};
@@ -56,10 +56,27 @@ pub fn members(state: &AppState, user_ids: Vec<String>, min: usize) -> Result<Me
     Ok(members)
 }
 
+/// A chat named by `chat_id` (a v1 call) or by `group_id` (a v2 call, answered in v2 shapes).
+#[derive(Deserialize)]
+pub struct Target {
+    chat_id: Option<String>,
+    group_id: Option<String>,
+}
+
+impl Target {
+    fn id(&self) -> Option<&str> {
+        given(&self.chat_id).or(given(&self.group_id))
+    }
+
+    fn v2(&self) -> bool {
+        given(&self.chat_id).is_none() && given(&self.group_id).is_some()
+    }
+}
+
 #[derive(Deserialize)]
 pub struct SendRequest {
-    #[serde(alias = "group_id")]
-    chat_id: Option<String>,
+    #[serde(flatten)]
+    target: Target,
     user_id: Option<String>,
     text: Option<String>,
     subject: Option<String>,
@@ -69,7 +86,7 @@ pub struct SendRequest {
 
 pub async fn send(call: Call<SendRequest>) -> Result<HttpResponse, Error> {
     let Call { state, caller, body } = call;
-    let chat_id = given(&body.chat_id).ok_or(Error::Missing(Field::ChatId))?;
+    let chat_id = body.target.id().ok_or(Error::Missing(Field::ChatId))?;
     let user_id = user_required(&caller, given(&body.user_id), Field::UserId)?;
     if given(&body.text).is_none() {
         return Err(Error::Missing(Field::Text));
@@ -87,6 +104,9 @@ pub async fn send(call: Call<SendRequest>) -> Result<HttpResponse, Error> {
     let draft = unsent.from(acting_as(&caller, user_id, Field::UserId)?);
     let post = Post { draft, limited: caller.reader().is_some() };
     let msg = state.ask(&caller.ns, &chat_id, post).await??.message().await?;
+    if body.target.v2() {
+        return Ok(HttpResponse::Ok().json(MessageReply { message: V2MessageView::new(&chat_id, &msg) }));
+    }
     Ok(HttpResponse::Ok().json(MessageReply { message: MessageView::new(&chat_id, &msg) }))
 }
 
@@ -105,8 +125,8 @@ pub fn acting_as(caller: &Caller, given: Option<UserId>, field: Field) -> Result
 
 #[derive(Deserialize)]
 pub struct HistoryRequest {
-    #[serde(alias = "group_id")]
-    chat_id: Option<String>,
+    #[serde(flatten)]
+    target: Target,
     #[serde(default, deserialize_with = "body::count")]
     limit: Option<u64>,
     #[serde(default, deserialize_with = "body::count")]
@@ -117,11 +137,15 @@ pub struct HistoryRequest {
 
 pub async fn history(call: Call<HistoryRequest>) -> Result<HttpResponse, Error> {
     let Call { state, caller, body } = call;
-    let chat_id = given(&body.chat_id).ok_or(Error::Missing(Field::ChatId))?;
+    let chat_id = body.target.id().ok_or(Error::Missing(Field::ChatId))?;
     let chat_id = ChatId::parse(chat_id, state.settings.limits.max_id_bytes)?;
     let limit = page_limit(&state, body.limit, state.settings.history.default_limit);
     let page = Page::History { limit, before: body.before_seq, after: body.after_seq };
     let messages = state.ask(&caller.ns, &chat_id, Read { page, reader: caller.reader() }).await??.messages().await?;
+    if body.target.v2() {
+        let views: Vec<_> = messages.iter().map(|m| V2MessageView::new(&chat_id, m)).collect();
+        return Ok(HttpResponse::Ok().json(serde_json::json!({ "messages": views })));
+    }
     let views: Vec<_> = messages.iter().map(|m| MessageView::new(&chat_id, m)).collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "messages": views })))
 }

@@ -62,7 +62,6 @@ fn apply_to_members(members: &mut Members, edit: &MemberEdit) {
     match edit {
         MemberEdit::Add(user) => drop(members.insert(user.clone())),
         MemberEdit::Remove(user) => drop(members.remove(user)),
-        MemberEdit::Invite(_) | MemberEdit::Uninvite(_) => {}
     }
 }
 

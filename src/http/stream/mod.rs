@@ -22,11 +22,11 @@ use tokio::sync::broadcast::{self, error::RecvError};
 use super::body::given;
 use super::chat::acting_as;
 use super::error::{ApiError, At};
-use super::views::MessageView;
+use super::views::{MessageView, V2MessageView};
 use super::AppState;
 use crate::chat::{Change, Event, Page, Read, Subscribe, Update};
 use crate::error::{Error, Field};
-use crate::model::{ChatId, Namespace, UserId};
+use crate::model::{ChatId, Message, Namespace, UserId};
 
 const PING_EVERY: Duration = Duration::from_secs(15);
 /// A stream write that makes no progress for this long means a stalled reader (API.md section 4).
@@ -48,6 +48,23 @@ impl Kind {
         match self {
             Kind::Connect => "chat.Connect",
             Kind::Join => "chat.Join",
+        }
+    }
+
+    /// Connect streams bare v1 messages; Join streams `{"message": ...}` in the v2 shape, as
+    /// m3o's chat v2 did.
+    fn encode(self, chat_id: &ChatId, msg: &Message) -> String {
+        match self {
+            Kind::Connect => MessageView::json(chat_id, msg),
+            Kind::Join => V2MessageView::frame(chat_id, msg),
+        }
+    }
+
+    /// Which of a delivered message's cached encodings this kind uses.
+    fn shape(self) -> usize {
+        match self {
+            Kind::Connect => 0,
+            Kind::Join => 1,
         }
     }
 }
@@ -120,6 +137,7 @@ impl Params {
 struct Subscription {
     ns: Namespace,
     chat_id: ChatId,
+    kind: Kind,
     user_id: Option<UserId>,
     /// Posts from a user token are rate-limited.
     limited: bool,
@@ -148,8 +166,12 @@ impl Subscription {
             match self.events.recv().await {
                 Ok(Event::Message(delivered)) if delivered.msg.seq > self.sent => {
                     self.sent = delivered.msg.seq;
+                    if self.skips(&delivered.msg) {
+                        continue;
+                    }
                     // The first subscriber to get here encodes it; the rest share the bytes.
-                    let json = delivered.json.get_or_init(|| MessageView::json(&self.chat_id, &delivered.msg).into());
+                    let (kind, chat_id) = (self.kind, &self.chat_id);
+                    let json = delivered.json[kind.shape()].get_or_init(|| kind.encode(chat_id, &delivered.msg).into());
                     return Live::Message(json.clone());
                 }
                 Ok(Event::Removed(users)) if self.user_id.as_ref().is_some_and(|u| users.contains(u)) => {
@@ -163,15 +185,29 @@ impl Subscription {
         }
     }
 
+    /// A Join stream does not deliver its own user's messages (as m3o did).
+    fn skips(&self, msg: &Message) -> bool {
+        self.kind == Kind::Join && self.user_id.as_ref() == Some(&msg.user_id)
+    }
+
     /// The next page of the replay, as (seq, JSON) pairs; empty once `until` is reached.
-    async fn replay_page(&self, state: &AppState) -> Result<Vec<(u64, String)>, Error> {
-        if self.sent >= self.until {
-            return Ok(Vec::new());
+    async fn replay_page(&mut self, state: &AppState) -> Result<Vec<(u64, String)>, Error> {
+        while self.sent < self.until {
+            let page = Page::History { limit: REPLAY_PAGE, before: Some(self.until + 1), after: Some(self.sent) };
+            // The subscription already passed the membership check.
+            let messages = state.ask(&self.ns, &self.chat_id, Read { page, reader: None }).await??.messages().await?;
+            let Some(last) = messages.last() else { break };
+            self.sent = last.seq;
+            let out: Vec<_> = messages
+                .iter()
+                .filter(|m| !self.skips(m))
+                .map(|m| (m.seq, self.kind.encode(&self.chat_id, m)))
+                .collect();
+            if !out.is_empty() {
+                return Ok(out);
+            }
         }
-        let page = Page::History { limit: REPLAY_PAGE, before: Some(self.until + 1), after: Some(self.sent) };
-        // The subscription already passed the membership check.
-        let messages = state.ask(&self.ns, &self.chat_id, Read { page, reader: None }).await??.messages().await?;
-        Ok(messages.iter().map(|m| (m.seq, MessageView::json(&self.chat_id, m))).collect())
+        Ok(Vec::new())
     }
 }
 
@@ -197,7 +233,7 @@ async fn subscribe(state: &AppState, params: &Params, kind: Kind) -> Result<Subs
     // Without `since`, only new messages arrive.
     let sent = params.since.unwrap_or(until).min(until);
     let limited = caller.reader().is_some();
-    Ok(Subscription { ns: caller.ns, chat_id, user_id, limited, events, sent, until })
+    Ok(Subscription { ns: caller.ns, chat_id, kind, user_id, limited, events, sent, until })
 }
 
 pub async fn connect(

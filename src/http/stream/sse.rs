@@ -64,7 +64,6 @@ async fn serve(state: web::Data<AppState>, mut sub: Subscription, out: mpsc::Sen
                     if feed.send(event(seq, &json)).await.is_err() {
                         return;
                     }
-                    sub.sent = seq;
                 }
             }
             Err(err) => {

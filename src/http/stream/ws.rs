@@ -252,9 +252,8 @@ impl Ws {
             if page.is_empty() {
                 return Ok(());
             }
-            for (seq, json) in page {
+            for (_, json) in page {
                 self.write(Out::Text(json.into())).await?;
-                sub.sent = seq;
             }
         }
     }
