@@ -17,8 +17,8 @@
 // or CHATD_URL, CHATD_API_KEY, CHATD_NAMESPACE, CHATD_SEED_CHAT. With a key, the client must act in
 // the key's namespace: CHAT_ID (made there beforehand, holding one message whose text is
 // SEED_TEXT below) must read back, and what the client wrote must show through plain HTTP calls
-// naming NAMESPACE. The last line before success is `m3o: ids {...}`: what the client wrote, for the
-// caller (tests/m3o_client.rs) to check on its own.
+// naming NAMESPACE. Before its last line it prints `m3o: ids {...}`: what the client wrote (as far
+// as it got), for the caller (tests/m3o_client.rs) to check on its own.
 //
 // Each section checks every field the client reads with its exact JS type (a missing or retyped
 // field fails, naming the endpoint and the field) and stops at its first failure. By default the
@@ -577,6 +577,9 @@ section("ChatService.list", async () => {
   const hidden = groupId("chat.Create", await call("chat.Create", chat.create(request)));
   const what1 = "chat.New (a v1 chat, for List)";
   const v1 = field(what1, await call(what1, client.call("chat", "New", { user_ids: [uma, vic] })), "chat_id", "id");
+  const what2 = "chats.CreateChat (a chats chat, for List)";
+  const made = await call(what2, client.call("chats", "CreateChat", { user_ids: [uma, user("list-wen")] }));
+  const other = field(`${what2} chat`, field(what2, made, "chat", "object"), "id", "id");
   const list = async (req) => {
     const what = `chat.List ${show(req)} (ChatService.list)`;
     const groups = field(what, await call(what, chat.list(req)), "groups", "array");
@@ -584,9 +587,9 @@ section("ChatService.list", async () => {
     return groups;
   };
   const mine = await list({ user_id: uma });
-  expect("chat.List {user_id}: the ids", sorted(mine.map((g) => g.id)), sorted([open, hidden, v1]));
+  expect("chat.List {user_id}: the ids", sorted(mine.map((g) => g.id)), sorted([open, hidden, v1, other]));
   check("chat.List {user_id}: the v1 chat", mine.find((g) => g.id === v1), GROUP, { name: "", user_ids: sorted([uma, vic]) });
-  log("list({user_id}) answers {groups} with the user's groups and v1 chats, each a Group");
+  log("list({user_id}) answers {groups}: the user's groups and their New and CreateChat chats, each a Group");
   const all = (await list({})).map((g) => g.id);
   for (const id of [open, hidden]) {
     if (!all.includes(id)) fail(`chat.List {}: group ${id} is missing from every group of the namespace: ${show(all)}`);
@@ -656,12 +659,16 @@ async function main() {
   }
   for (const stream of streams) stream.conn.terminate();
   const secs = ((Date.now() - started) / 1000).toFixed(1);
-  if (failed.length) {
-    const ran = KEEP_GOING ? sections.length : sections.findIndex((s) => s.name === failed[0]) + 1;
-    console.error(`m3o: ${failed.length} of ${ran} sections run failed (of ${sections.length}), in ${secs} s`);
+  console.log(`m3o: ids ${JSON.stringify(ids)}`);
+  if (failed.length && KEEP_GOING) {
+    console.error(`m3o: ${failed.length} of ${sections.length} sections failed, in ${secs} s`);
     process.exit(1);
   }
-  console.log(`m3o: ids ${JSON.stringify(ids)}`);
+  if (failed.length) {
+    const ran = sections.findIndex((s) => s.name === failed[0]) + 1;
+    console.error(`m3o: stopped at the first failing section, ${ran} of ${sections.length} (--keep-going runs every one), in ${secs} s`);
+    process.exit(1);
+  }
   console.log(`m3o: all ${sections.length} sections (${step} steps) passed in ${secs} s`);
   process.exit(0);
 }
