@@ -10,17 +10,15 @@
 
 mod helpers;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
+use std::time::Duration;
 
 use actix_web::http::{Method, StatusCode};
-use helpers::spawn_app;
+use helpers::{can_run, node_missing, run_node, spawn_app};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
-
-fn e2e_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e")
-}
+/// The script stops itself after 120 s; this is the backstop.
+const LIMIT: Duration = Duration::from_secs(180);
 
 /// What is missing for the browser test, if anything.
 fn missing() -> Vec<String> {
@@ -28,49 +26,20 @@ fn missing() -> Vec<String> {
     if !Path::new(CHROMIUM).exists() {
         missing.push(format!("{CHROMIUM} (apt-get install -y chromium)"));
     }
-    if !e2e_dir().join("node_modules/playwright-core").exists() {
-        missing.push("e2e/node_modules (cd e2e && npm ci)".into());
-    }
-    if Command::new("node").arg("--version").output().is_err() {
-        missing.push("node (apt-get install -y nodejs)".into());
-    }
+    missing.extend(node_missing(&["playwright-core"]));
     missing
 }
 
 #[actix_web::test]
 async fn two_pages_talk_and_a_dropped_connection_loses_and_repeats_nothing() {
-    let missing = missing();
-    if !missing.is_empty() {
-        if std::env::var("CHATD_REQUIRE_BROWSER").as_deref() == Ok("1") {
-            panic!("the browser test needs {} (CHATD_REQUIRE_BROWSER=1)", missing.join(" and "));
-        }
-        eprintln!("SKIPPED the browser test: it needs {}; install them (see .ci/run) to run it", missing.join(" and "));
+    if !can_run("the browser test", &missing()) {
         return;
     }
     let app = spawn_app().await;
     let address = app.address.clone();
-    // The chat actors run on this thread: wait for node without blocking it.
-    let url = address.clone();
-    let output = actix_web::rt::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg("chat.spec.mjs")
-            .current_dir(e2e_dir())
-            .env("CHATD_URL", url)
-            .env("CHROMIUM_PATH", CHROMIUM)
-            .output()
-    })
-    .await
-    .expect("the node task")
-    .expect("node runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    println!("{stdout}");
-    eprintln!("{stderr}");
-    assert!(
-        output.status.success(),
-        "e2e/chat.spec.mjs failed against {address} ({}):\n{stdout}\n{stderr}",
-        output.status
-    );
+    let run = run_node("chat.spec.mjs", &[], &[("CHATD_URL", &address), ("CHROMIUM_PATH", CHROMIUM)], LIMIT).await;
+    println!("{}", run.report());
+    assert!(run.success(), "e2e/chat.spec.mjs failed against {address}: {}", run.failure());
 }
 
 /// The page and the client are served from the binary, whatever is installed.

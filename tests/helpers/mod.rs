@@ -10,7 +10,9 @@
 //! - `auth`: who a request comes from, the fixture keys and secrets, and JWT minting;
 //! - `assert`: the shapes of micro errors, messages and groups;
 //! - `files`: what is on disk under a data dir;
-//! - `process`: the real `chatd` binary as a child process (for `kill -9`) and its client.
+//! - `process`: the real `chatd` binary as a child process (for `kill -9`) and its client;
+//! - `node`: the Node scripts of `e2e/`, skipped with a note when Node or their packages are
+//!   missing (unless `CHATD_REQUIRE_BROWSER=1`), run with a timeout.
 //!
 //! Tests run under `#[actix_web::test]`: the chat actors need actix's runtime. Every request,
 //! frame and event has a timeout ([`WAIT`]), so a bug fails a test instead of hanging it.
@@ -22,13 +24,14 @@ mod assert;
 mod auth;
 mod files;
 mod http;
+mod node;
 mod process;
 mod sse;
 mod ws;
 
 // Re-exported flat, as `helpers::name`; each test binary uses only part of them.
 #[allow(unused_imports)]
-pub use {api::*, assert::*, auth::*, files::*, http::*, process::*, sse::*, ws::*};
+pub use {api::*, assert::*, auth::*, files::*, http::*, node::*, process::*, sse::*, ws::*};
 
 use std::path::PathBuf;
 use std::time::Duration;
