@@ -134,8 +134,10 @@ async fn a_missing_or_wrong_key_is_401_on_every_endpoint() {
 }
 
 /// A key used on a namespace it is not bound to is 403 `{service}.{Endpoint}.Forbidden` on
-/// every endpoint and stream, with no namespace header (namespace `micro`) too; a key bound to
-/// both namespaces works in both.
+/// every endpoint and stream; so is a key bound to several namespaces (none of them `micro`)
+/// with no namespace header, which acts in `micro`. A key bound to exactly one namespace acts
+/// in it with no header: it reads and writes that namespace's chats, by request and by stream.
+/// A key bound to both namespaces works in both.
 #[actix_web::test]
 async fn a_key_used_on_another_namespace_is_403_on_every_endpoint() {
     let srv = spawn_app_with(secured).await;
@@ -144,7 +146,7 @@ async fn a_key_used_on_another_namespace_is_403_on_every_endpoint() {
     for (endpoint, path) in UNARY {
         for who in [
             key(ACME_KEY, "beta"),
-            bearer(ACME_KEY, None),
+            bearer(BOTH_KEY, None),
             key(ACME_KEY, "micro"),
             key(BETA_KEY, "acme"),
             key(BOTH_KEY, "gamma"),
@@ -163,13 +165,30 @@ async fn a_key_used_on_another_namespace_is_403_on_every_endpoint() {
         ws.rx.fails(403, &format!("{endpoint}.Forbidden")).await;
         let (status, body) = srv.sse_fails(&url, &key(ACME_KEY, "beta")).await;
         assert_error_for(status, &body, 403, &format!("{endpoint}.Forbidden"), &url);
+        let mut ws = srv.ws(&url, &bearer(BOTH_KEY, None)).await;
+        ws.rx.fails(403, &format!("{endpoint}.Forbidden")).await;
+        let (status, body) = srv.sse_fails(&url, &bearer(BOTH_KEY, None)).await;
+        assert_error_for(status, &body, 403, &format!("{endpoint}.Forbidden"), &url);
     }
+    // Nothing was written by any of it.
+    assert!(srv.history_as(&key(ACME_KEY, "acme"), &chat).await.is_empty());
     // The key for both namespaces reads and writes both.
     let m = srv.send_as(&key(BOTH_KEY, "acme"), &chat, "alice", "to acme").await;
     assert_eq!(m["text"], "to acme");
     let m = srv.send_as(&key(BOTH_KEY, "beta"), &beta_chat, "bob", "to beta").await;
     assert_eq!(m["text"], "to beta");
     assert_eq!(texts(&srv.history_as(&key(ACME_KEY, "acme"), &chat).await), ["to acme"]);
+    assert_eq!(texts(&srv.history_as(&key(BETA_KEY, "beta"), &beta_chat).await), ["to beta"]);
+
+    // acme's key with no header acts in acme: the same chat for the same members, its reads
+    // and streams see acme's messages, its writes land in acme (beta's chat is untouched).
+    let acme_bare = bearer(ACME_KEY, None);
+    assert_eq!(srv.new_chat_as(&acme_bare, &["alice", "bob"]).await, chat);
+    let mut ws = srv.ws(&format!("/chat/Connect?chat_id={}&user_id=alice", enc(&chat)), &acme_bare).await;
+    let m = srv.send_as(&acme_bare, &chat, "bob", "no header").await;
+    assert_eq!(ws.rx.message().await["id"], m["id"]);
+    assert_eq!(texts(&srv.history_as(&acme_bare, &chat).await), ["to acme", "no header"]);
+    assert_eq!(texts(&srv.history_as(&key(ACME_KEY, "acme"), &chat).await), ["to acme", "no header"]);
     assert_eq!(texts(&srv.history_as(&key(BETA_KEY, "beta"), &beta_chat).await), ["to beta"]);
 }
 
@@ -970,7 +989,8 @@ async fn text_and_subject_limits_are_413() {
 }
 
 /// `limits.max_members`: New, CreateChat and Create with more distinct users are 400
-/// `BadRequest` (duplicates do not count); a Join that would pass it is refused.
+/// `BadRequest` (duplicates do not count); a Join or an Invite that would pass it is refused
+/// (an Invite makes a member), while inviting or joining as a member changes nothing.
 #[actix_web::test]
 async fn the_members_per_chat_limit_is_400() {
     let srv = spawn_app_with(|s| {
@@ -996,12 +1016,17 @@ async fn the_members_per_chat_limit_is_400() {
     let group = body["group"]["id"].as_str().unwrap().to_owned();
     let mut ws = srv.ws(&format!("/chat/Join?group_id={}&user_id=d", enc(&group)), &acme).await;
     ws.rx.fails(400, "chat.Join.BadRequest").await;
+    let (status, body) = srv.post_as(&acme, "/chat/Invite", json!({ "group_id": group, "user_id": "d" })).await;
+    assert_error_for(status, &body, 400, "chat.Invite.BadRequest", "an invite past the limit");
     let (_, body) = srv.post_as(&acme, "/chat/List", json!({ "user_id": "d" })).await;
     assert_eq!(body, json!({ "groups": [] }));
-    // A member may still join again (no change), and the server serves on.
+    // A member may still be invited or join again (no change), and the server serves on.
+    let (status, body) = srv.post_as(&acme, "/chat/Invite", json!({ "group_id": group, "user_id": "c" })).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["group"]["user_ids"], json!(["a", "b", "c"]));
     let mut ws = srv.ws(&format!("/chat/Join?group_id={}&user_id=a", enc(&group)), &acme).await;
     srv.send_as(&acme, &group, "b", "still here").await;
-    assert_eq!(ws.rx.message().await["text"], "still here");
+    assert_eq!(ws.rx.v2_message().await["text"], "still here");
 }
 
 /// A user token creating a group is added to it; that must not take the group past

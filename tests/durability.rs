@@ -459,8 +459,8 @@ async fn a_torn_final_write_with_good_pages_after_the_damage_is_cut() {
 }
 
 /// Membership changes and deletions made since the last checkpoint replay from their records
-/// after `kill -9`: members are as they were, `New` answers the same chats, a deleted chat stays
-/// gone and its messages erased.
+/// after `kill -9`: members are as they were (an Invite, which makes a member, included), `New`
+/// answers the same chats, a deleted chat stays gone and its messages erased.
 #[actix_web::test]
 async fn membership_and_deletion_replay_after_kill_9() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -477,8 +477,10 @@ async fn membership_and_deletion_replay_after_kill_9() {
     let pair = api.new_chat(&["m1", "m2"]).await;
     let group = ok("/chat/Create", json!({ "name": "g", "private": true, "user_ids": ["m1", "m3"] })).await;
     let group = group["group"]["id"].as_str().expect("group id").to_owned();
-    ok("/chat/Invite", json!({ "group_id": group, "user_id": "m4" })).await;
-    ok("/chat/Kick", json!({ "group_id": group, "user_id": "m3" })).await;
+    let invited = ok("/chat/Invite", json!({ "group_id": group, "user_id": "m4" })).await;
+    assert_eq!(invited["group"]["user_ids"], json!(["m1", "m3", "m4"]), "an Invite makes a member");
+    let kicked = ok("/chat/Kick", json!({ "group_id": group, "user_id": "m3" })).await;
+    assert_eq!(kicked["group"]["user_ids"], json!(["m1", "m4"]));
     let doomed = api.new_chat(&["m5"]).await;
     api.send_ok(&doomed, "doomed-message").await;
     ok("/chat/Delete", json!({ "group_id": doomed })).await;
@@ -493,7 +495,7 @@ async fn membership_and_deletion_replay_after_kill_9() {
         body["group"]["user_ids"].clone()
     };
     assert_eq!(members(a.clone()).await, json!(["m1"]));
-    assert_eq!(members(group.clone()).await, json!(["m1"]));
+    assert_eq!(members(group.clone()).await, json!(["m1", "m4"]));
     assert_eq!(api.new_chat(&["m1"]).await, a);
     assert_eq!(api.new_chat(&["m1", "m2"]).await, pair);
     let (status, _) = api.post("/chat/History", json!({ "chat_id": doomed })).await.expect("History");

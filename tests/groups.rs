@@ -17,8 +17,9 @@ use serde_json::{json, Value};
 
 use chatd::config::{ApiKey, Membership, Settings};
 use helpers::{
-    assert_error_for, assert_group_shape, bearer, enc, grep, group_of, key, now_secs, snapshot_files, spawn_app_with,
-    texts, user_token, TestApp, Who, ACME_KEY, ACME_SECRET, WAIT,
+    assert_error_for, assert_group_shape, assert_message_shape, assert_v2_message_shape, bearer, enc, grep, group_of,
+    key, now_secs, seqs, snapshot_files, spawn_app_with, texts, unix_secs, user_token, TestApp, Who, ACME_KEY,
+    ACME_SECRET, WAIT,
 };
 
 fn secured(s: &mut Settings) {
@@ -67,7 +68,7 @@ async fn create_returns_a_group_with_exactly_its_fields() {
         assert_eq!(g["description"], "All of us");
         assert_eq!(g["user_ids"], json!(["alice", "carol"]));
         assert_eq!(g["private"], false);
-        let created = g["created_at"].as_i64().expect("created_at is a number");
+        let created = unix_secs(&g["created_at"]);
         assert!((before - 1..=now_secs() + 1).contains(&created), "created_at {created}");
         assert!(ids.insert(g["id"].as_str().unwrap().to_owned()), "{body}");
     }
@@ -98,7 +99,9 @@ async fn create_returns_a_group_with_exactly_its_fields() {
 
 /// `group_id` is accepted wherever `chat_id` is and `client` wherever `client_id` is: Send
 /// (retry-safe by `client`), History, SendMessage, ListMessages, the group endpoints, Connect
-/// by query or first frame, and stream frames. Plain chats made with New take them too.
+/// by query or first frame, and stream frames. Plain chats made with New take them too. A
+/// Send or History naming `group_id` answers chat v2 messages (`client`, `group_id`, RFC 3339
+/// `sent_at`); naming `chat_id`, the same messages in the v1 shape; Connect streams v1.
 #[actix_web::test]
 async fn group_id_and_client_are_accepted_wherever_chat_id_and_client_id_are() {
     let srv = spawn_app_with(secured).await;
@@ -112,11 +115,20 @@ async fn group_id_and_client_are_accepted_wherever_chat_id_and_client_id_are() {
         let send = json!({ "group_id": id, "user_id": "alice", "text": "one", "client": "c-1" });
         let (status, first) = srv.post_as(&backend(), "/chat/Send", send.clone()).await;
         assert_eq!(status, 200, "{first}");
-        assert_eq!(first["message"]["client_id"], "c-1");
-        assert_eq!(first["message"]["chat_id"], id.as_str());
+        assert_v2_message_shape(&first["message"]);
+        assert_eq!(first["message"]["client"], "c-1");
+        assert_eq!(first["message"]["group_id"], id.as_str());
         let (status, again) = srv.post_as(&backend(), "/chat/Send", send).await;
         assert_eq!(status, 200, "{again}");
         assert_eq!(again["message"], first["message"], "a retry by `client`");
+        // The same retry naming chat_id and client_id: the stored message, in the v1 shape.
+        let v1_send = json!({ "chat_id": id, "user_id": "alice", "text": "one", "client_id": "c-1" });
+        let (status, v1) = srv.post_as(&backend(), "/chat/Send", v1_send).await;
+        assert_eq!(status, 200, "{v1}");
+        assert_message_shape(&v1["message"]);
+        assert_eq!((&v1["message"]["chat_id"], &v1["message"]["client_id"]), (&json!(id), &json!("c-1")));
+        assert_eq!((&v1["message"]["id"], &v1["message"]["seq"]), (&first["message"]["id"], &first["message"]["seq"]));
+        assert_eq!(unix_secs(&first["message"]["sent_at"]), v1["message"]["sent_at"].as_i64().expect("sent_at"));
         let (status, body) = srv
             .post_as(&backend(), "/chats/SendMessage", json!({ "group_id": id, "author_id": "bob", "text": "two" }))
             .await;
@@ -124,15 +136,28 @@ async fn group_id_and_client_are_accepted_wherever_chat_id_and_client_id_are() {
         by_query.tx.send(json!({ "text": "three", "client": "c-3" })).await;
         for rx in [&mut by_query.rx, &mut by_frame.rx] {
             let got: Vec<Value> = vec![rx.message().await, rx.message().await, rx.message().await];
+            got.iter().for_each(assert_message_shape);
             assert_eq!(texts(&got), ["one", "two", "three"]);
             assert_eq!(got[2]["client_id"], "c-3");
         }
-        for want in ["one", "two", "three"] {
-            assert_eq!(sse.message().await["text"], want);
-        }
+        let (_, got) = sse.messages(3).await;
+        assert_eq!(texts(&got), ["one", "two", "three"]);
         let (status, body) = srv.post_as(&backend(), "/chat/History", json!({ "group_id": id })).await;
         assert_eq!(status, 200, "{body}");
-        assert_eq!(texts(body["messages"].as_array().unwrap()), ["one", "two", "three"]);
+        let v2 = body["messages"].as_array().unwrap();
+        v2.iter().for_each(assert_v2_message_shape);
+        assert_eq!(texts(v2), ["one", "two", "three"]);
+        assert_eq!(
+            (&v2[0]["client"], &v2[2]["client"], &v2[2]["group_id"]),
+            (&json!("c-1"), &json!("c-3"), &json!(id))
+        );
+        let (status, body) = srv.post_as(&backend(), "/chat/History", json!({ "chat_id": id })).await;
+        assert_eq!(status, 200, "{body}");
+        let v1 = body["messages"].as_array().unwrap();
+        v1.iter().for_each(assert_message_shape);
+        assert_eq!(texts(v1), ["one", "two", "three"]);
+        assert_eq!(v1.iter().map(|m| &m["id"]).collect::<Vec<_>>(), v2.iter().map(|m| &m["id"]).collect::<Vec<_>>());
+        assert_eq!(v1[2]["client_id"], "c-3");
         let (status, body) =
             srv.post_as(&backend(), "/chats/ListMessages", json!({ "group_id": id, "order": "asc" })).await;
         assert_eq!(status, 200, "{body}");
@@ -148,45 +173,71 @@ async fn group_id_and_client_are_accepted_wherever_chat_id_and_client_id_are() {
 // ---- 2. Join ----
 
 /// Join adds the user before the stream opens (a send right after the handshake works), then
-/// streams like Connect: live messages, the user's own frames, `since` replay. It works over
-/// SSE and on all three paths; joining twice changes nothing.
+/// streams the group's messages as chat v2 Join frames (`{"message": V2Message}`, the message as
+/// a v2 Send answers it): everyone else's, never the joining user's own, whether sent by Send or
+/// as a frame on the Join stream (those still post: the others and History get them). `since`
+/// replays the same way. It works over SSE and on all three paths; joining twice changes
+/// nothing. Connect beside it keeps bare v1 messages, the sender's own included.
 #[actix_web::test]
-async fn join_adds_the_user_then_streams_like_connect() {
+async fn join_adds_the_user_then_streams_everyone_elses_messages() {
     let srv = spawn_app_with(secured).await;
     let group = srv.create_group(&backend(), json!({ "name": "open", "user_ids": ["alice"] })).await;
     srv.send_as(&backend(), &group, "alice", "before bob").await;
+    let mut alice = srv.ws(&format!("/chat/Join?group_id={}", enc(&group)), &user("alice")).await;
+    let mut watcher = srv.ws(&format!("/chat/Connect?group_id={}", enc(&group)), &backend()).await;
 
     // bob joins with his token, naming nobody: the token's user joins.
     let mut bob = srv.ws(&format!("/chat/Join?group_id={}", enc(&group)), &user("bob")).await;
     let (status, body) =
         srv.post_as(&user("bob"), "/chat/Send", json!({ "group_id": group, "text": "bob here" })).await;
     assert_eq!(status, 200, "a member at once: {body}");
-    assert_eq!(bob.rx.message().await["text"], "bob here");
+    assert_v2_message_shape(&body["message"]);
+    let m = alice.rx.v2_message().await;
+    assert_eq!((&m["text"], &m["user_id"], &m["group_id"]), (&json!("bob here"), &json!("bob"), &json!(group)));
+    assert_eq!(m, body["message"], "a Join frame carries the message as Send answered it");
+    let w = watcher.rx.message().await;
+    assert_message_shape(&w);
+    assert_eq!((&w["text"], &w["seq"]), (&json!("bob here"), &body["message"]["seq"]));
     srv.send_as(&backend(), &group, "alice", "hi bob").await;
-    assert_eq!(bob.rx.message().await["text"], "hi bob");
+    // bob's own message is not delivered to him: his first frame is alice's.
+    let m = bob.rx.v2_message().await;
+    assert_eq!((&m["text"], &m["user_id"]), (&json!("hi bob"), &json!("alice")));
+    assert_eq!(watcher.rx.message().await["text"], "hi bob");
+    // A frame on bob's Join stream posts as bob: alice (whose own "hi bob" she did not get) and
+    // the watcher get it, bob does not (his next frame is the next message from someone else).
     bob.tx.send(json!({ "text": "framed", "client_id": "f" })).await;
-    let echo = bob.rx.message().await;
-    assert_eq!((&echo["user_id"], &echo["client_id"]), (&json!("bob"), &json!("f")));
+    let m = alice.rx.v2_message().await;
+    assert_eq!((&m["text"], &m["user_id"], &m["client"]), (&json!("framed"), &json!("bob"), &json!("f")));
+    let w = watcher.rx.message().await;
+    assert_eq!((&w["text"], &w["user_id"], &w["client_id"]), (&json!("framed"), &json!("bob"), &json!("f")));
+    srv.send_as(&backend(), &group, "alice", "after framed").await;
+    assert_eq!(bob.rx.v2_message().await["text"], "after framed");
+    assert_eq!(watcher.rx.message().await["text"], "after framed");
     assert_eq!(srv.list_groups(&backend(), "bob").await, [group.as_str()]);
+    let all = ["before bob", "bob here", "hi bob", "framed", "after framed"];
+    assert_eq!(texts(&srv.history_as(&backend(), &group).await), all);
 
-    // Joining again, on the other paths, with since: a replay, and still one bob.
+    // Joining again, on the other paths, with since: a replay of the others' messages only.
     for path in ["/chat/Chat/Join", "/v1/chat/Join"] {
         let mut again = srv.ws(&format!("{path}?group_id={}&user_id=bob&since=0", enc(&group)), &backend()).await;
-        let replay: Vec<Value> = vec![
-            again.rx.message().await,
-            again.rx.message().await,
-            again.rx.message().await,
-            again.rx.message().await,
-        ];
-        assert_eq!(texts(&replay), ["before bob", "bob here", "hi bob", "framed"]);
+        let replay = again.rx.v2_messages(3).await;
+        assert_eq!(texts(&replay), ["before bob", "hi bob", "after framed"], "{path}");
+        assert_eq!(seqs(&replay), [1, 3, 5], "{path}");
     }
-    // carol joins over SSE.
+    // Connect replays everything, bob's own included, as bare v1 messages.
+    let mut connect = srv.ws(&format!("/chat/Connect?group_id={}&user_id=bob&since=0", enc(&group)), &backend()).await;
+    let replay = connect.rx.messages(5).await;
+    replay.iter().for_each(assert_message_shape);
+    assert_eq!(texts(&replay), all);
+    // carol joins over SSE; still one bob.
     let mut carol = srv.sse(&format!("/chat/Join?group_id={}&user_id=carol", enc(&group)), &backend()).await;
     let g = srv.group(&backend(), &group).await;
     assert_eq!(g["user_ids"], json!(["alice", "bob", "carol"]));
     srv.send_as(&backend(), &group, "carol", "carol here").await;
-    assert_eq!(carol.message().await["text"], "carol here");
-    assert_eq!(bob.rx.message().await["text"], "carol here");
+    srv.send_as(&backend(), &group, "alice", "hi carol").await;
+    let m = carol.v2_message().await;
+    assert_eq!((&m["text"], &m["seq"]), (&json!("hi carol"), &json!(7)), "carol's own message is not hers to get");
+    assert_eq!(texts(&bob.rx.v2_messages(2).await), ["carol here", "hi carol"]);
 
     // Errors, as Connect's: one error frame, then close with 4000 + code.
     let cases = [
@@ -205,7 +256,8 @@ async fn join_adds_the_user_then_streams_like_connect() {
 }
 
 /// A private group can be joined only by invited users, whoever asks (keys included); a user
-/// token must be a member to invite; an invitation lets exactly that user in.
+/// token must be a member to invite; an invitation makes exactly that user a member at once
+/// (in `user_ids`, able to send and Join), and inviting a member changes nothing.
 #[actix_web::test]
 async fn private_groups_need_an_invite() {
     let srv = spawn_app_with(secured).await;
@@ -217,6 +269,8 @@ async fn private_groups_need_an_invite() {
     assert_error_for(status, &body, 403, "chat.Join.Forbidden", "sse");
     let mut ws = srv.ws(&join("dave"), &backend()).await;
     ws.rx.fails(403, "chat.Join.Forbidden").await;
+    let (status, body) = srv.post_as(&user("bob"), "/chat/Send", json!({ "group_id": group, "text": "x" })).await;
+    assert_error_for(status, &body, 403, "chat.Send.Forbidden", "bob, uninvited");
     assert!(srv.list_groups(&backend(), "bob").await.is_empty());
     assert_eq!(srv.group(&backend(), &group).await["user_ids"], json!(["alice"]));
 
@@ -229,19 +283,31 @@ async fn private_groups_need_an_invite() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(group_of(&body)["id"], group.as_str());
     assert_eq!(group_of(&body)["private"], true);
+    assert_eq!(group_of(&body)["user_ids"], json!(["alice", "bob"]), "a member at once");
 
-    // bob is in now; carol is still not.
+    // bob is in now, before joining: he sends, then joins and gets alice's messages; carol is
+    // still not in.
+    let (status, body) = srv.post_as(&user("bob"), "/chat/Send", json!({ "group_id": group, "text": "thanks" })).await;
+    assert_eq!(status, 200, "an invited user sends: {body}");
+    assert_eq!(srv.list_groups(&backend(), "bob").await, [group.as_str()]);
     let mut ws = srv.ws(&join("bob"), &user("bob")).await;
     srv.send_as(&backend(), &group, "alice", "welcome").await;
-    assert_eq!(ws.rx.message().await["text"], "welcome");
+    assert_eq!(ws.rx.v2_message().await["text"], "welcome");
     assert_eq!(srv.group(&backend(), &group).await["user_ids"], json!(["alice", "bob"]));
     let mut ws = srv.ws(&join("carol"), &user("carol")).await;
     ws.rx.fails(403, "chat.Join.Forbidden").await;
     // A key invites too.
     let (status, body) = srv.post_as(&backend(), "/chat/Invite", json!({ "group_id": group, "user_id": "dave" })).await;
     assert_eq!(status, 200, "{body}");
+    assert_eq!(group_of(&body)["user_ids"], json!(["alice", "bob", "dave"]));
     let _dave = srv.ws(&join("dave"), &backend()).await;
     assert_eq!(srv.group(&backend(), &group).await["user_ids"], json!(["alice", "bob", "dave"]));
+    // Inviting a member again changes nothing.
+    let (status, body) =
+        srv.post_as(&user("bob"), "/chat/Invite", json!({ "group_id": group, "user_id": "dave" })).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(group_of(&body)["user_ids"], json!(["alice", "bob", "dave"]));
+    assert_eq!(texts(&srv.history_as(&backend(), &group).await), ["thanks", "welcome"]);
 }
 
 // ---- 3. Leave and Kick ----
@@ -261,10 +327,14 @@ async fn a_kicked_users_streams_close_and_their_access_ends_at_once() {
     let mut carol = srv.ws(&format!("{connect}&user_id=carol"), &backend()).await;
     let mut watcher = srv.ws(&connect, &backend()).await;
     srv.send_as(&backend(), &group, "bob", "bob's last").await;
-    for rx in [&mut bob_token.rx, &mut bob_key.rx, &mut bob_join.rx, &mut carol.rx, &mut watcher.rx] {
-        assert_eq!(rx.message().await["text"], "bob's last");
+    srv.send_as(&backend(), &group, "alice", "alice's last").await;
+    for rx in [&mut bob_token.rx, &mut bob_key.rx, &mut carol.rx, &mut watcher.rx] {
+        assert_eq!(texts(&rx.messages(2).await), ["bob's last", "alice's last"]);
     }
-    assert_eq!(bob_sse.message().await["text"], "bob's last");
+    let (_, got) = bob_sse.messages(2).await;
+    assert_eq!(texts(&got), ["bob's last", "alice's last"]);
+    // bob's Join stream leaves out his own message.
+    assert_eq!(bob_join.rx.v2_message().await["text"], "alice's last");
 
     let (status, body) =
         srv.post_as(&user("alice"), "/chat/Kick", json!({ "group_id": group, "user_id": "bob" })).await;
@@ -300,7 +370,7 @@ async fn a_kicked_users_streams_close_and_their_access_ends_at_once() {
     assert_eq!(carol.rx.message().await["text"], "carol too");
     assert_eq!(watcher.rx.message().await["text"], "carol too");
     let history = srv.history_as(&backend(), &group).await;
-    assert_eq!(texts(&history), ["bob's last", "after the kick", "carol too"]);
+    assert_eq!(texts(&history), ["bob's last", "alice's last", "after the kick", "carol too"]);
 }
 
 /// Leave removes the user at once: their streams close with 4403 and their sends are refused.
@@ -336,7 +406,7 @@ async fn leaving_takes_effect_at_once() {
 }
 
 /// Kicking and inviting by a user token need the token's user to be a member; any member may.
-/// A kick also withdraws an invitation to a private group.
+/// A kick removes an invited member of a private group: they may no longer send or Join.
 #[actix_web::test]
 async fn kick_and_invite_by_a_user_token_need_membership() {
     let srv = spawn_app_with(secured).await;
@@ -359,11 +429,15 @@ async fn kick_and_invite_by_a_user_token_need_membership() {
     let (status, body) =
         srv.post_as(&user("alice"), "/chat/Invite", json!({ "group_id": private, "user_id": "dave" })).await;
     assert_eq!(status, 200, "{body}");
+    assert_eq!(group_of(&body)["user_ids"], json!(["alice", "dave"]));
     let (status, body) =
         srv.post_as(&user("alice"), "/chat/Kick", json!({ "group_id": private, "user_id": "dave" })).await;
     assert_eq!(status, 200, "{body}");
+    assert_eq!(group_of(&body)["user_ids"], json!(["alice"]));
     let mut ws = srv.ws(&format!("/chat/Join?group_id={}", enc(&private)), &user("dave")).await;
     ws.rx.fails(403, "chat.Join.Forbidden").await;
+    let (status, body) = srv.post_as(&user("dave"), "/chat/Send", json!({ "group_id": private, "text": "x" })).await;
+    assert_error_for(status, &body, 403, "chat.Send.Forbidden", "dave, kicked");
 }
 
 /// A user token for someone outside a private group learns nothing about it from the group
@@ -400,15 +474,26 @@ async fn a_non_member_token_learns_nothing_about_a_private_group() {
 
 // ---- 4. List ----
 
-/// List answers the groups a user is a member of, oldest first, each with exactly a group's
-/// fields; private groups stay out of everyone else's List, invited-but-not-joined users
-/// included; a user token lists only its own groups.
+/// List `{user_id}` answers the chats a user is a member of (groups, and unnamed chats made by
+/// New), oldest first, each with exactly a group's fields; a private group stays out of every
+/// non-member's List until they are invited (which makes them a member); a user token lists
+/// only its own user's chats (`List {}` or naming itself), and `List {}` by an API key answers
+/// every group of the namespace, private ones included, but no unnamed chat.
 #[actix_web::test]
 async fn list_shows_a_users_own_groups_and_keeps_private_groups_out_of_others() {
     let srv = spawn_app_with(secured).await;
     let p1 = srv.create_group(&backend(), json!({ "name": "p1", "user_ids": ["alice", "bob"], "private": true })).await;
     let g2 = srv.create_group(&backend(), json!({ "name": "g2", "user_ids": ["alice"] })).await;
     let p3 = srv.create_group(&backend(), json!({ "name": "p3", "user_ids": ["carol"], "private": true })).await;
+    let plain = srv.new_chat_as(&backend(), &["erin", "frank"]).await;
+    let ids = |body: &Value| -> BTreeSet<String> {
+        body["groups"].as_array().unwrap().iter().map(|g| g["id"].as_str().unwrap().to_owned()).collect()
+    };
+    let set = |ids: &[&String]| -> BTreeSet<String> { ids.iter().map(|id| id.to_string()).collect() };
+    // Not yet invited: p3 is not in alice's List.
+    let (status, body) = srv.post_as(&user("alice"), "/chat/List", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(ids(&body), set(&[&p1, &g2]));
     let (status, body) = srv.post_as(&backend(), "/chat/Invite", json!({ "group_id": p3, "user_id": "alice" })).await;
     assert_eq!(status, 200, "{body}");
 
@@ -419,35 +504,48 @@ async fn list_shows_a_users_own_groups_and_keeps_private_groups_out_of_others() 
     for g in body["groups"].as_array().unwrap() {
         assert_group_shape(g);
     }
-    let ids = |body: &Value| -> BTreeSet<String> {
-        body["groups"].as_array().unwrap().iter().map(|g| g["id"].as_str().unwrap().to_owned()).collect()
-    };
-    assert_eq!(ids(&body), BTreeSet::from([p1.clone(), g2.clone()]));
+    assert_eq!(ids(&body), set(&[&p1, &g2, &p3]));
+    let (status, body) = srv.post_as(&user("alice"), "/chat/List", json!({ "user_id": "alice" })).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(ids(&body), set(&[&p1, &g2, &p3]), "a token naming its own user");
     for path in ["/chat/List", "/chat/Chat/List", "/v1/chat/List"] {
         let (status, body) = srv.post_as(&backend(), path, json!({ "user_id": "alice" })).await;
         assert_eq!(status, 200, "{body}");
-        assert_eq!(ids(&body), BTreeSet::from([p1.clone(), g2.clone()]), "{path}");
+        assert_eq!(ids(&body), set(&[&p1, &g2, &p3]), "{path}");
     }
     assert_eq!(srv.list_groups(&backend(), "bob").await, [p1.as_str()]);
     assert_eq!(srv.list_groups(&backend(), "carol").await, [p3.as_str()]);
     assert!(srv.list_groups(&backend(), "dave").await.is_empty());
+    // An unnamed chat is listed to its members, with an empty name.
+    assert_eq!(srv.list_groups(&backend(), "erin").await, [plain.as_str()]);
+    let (_, body) = srv.post_as(&backend(), "/chat/List", json!({ "user_id": "frank" })).await;
+    assert_eq!((&body["groups"][0]["name"], &body["groups"][0]["user_ids"]), (&json!(""), &json!(["erin", "frank"])));
     let (status, body) = srv.post_as(&user("carol"), "/chat/List", json!({})).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(ids(&body), BTreeSet::from([p3.clone()]));
-    // A token lists only its own user's groups.
+    assert_eq!(ids(&body), set(&[&p3]));
+    let (status, body) = srv.post_as(&user("erin"), "/chat/List", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(ids(&body), set(&[&plain]));
+    // A token lists only its own user's chats: a non-member sees none of the groups.
+    let (status, body) = srv.post_as(&user("dave"), "/chat/List", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, json!({ "groups": [] }));
     let (status, body) = srv.post_as(&user("dave"), "/chat/List", json!({ "user_id": "carol" })).await;
     assert_error_for(status, &body, 403, "chat.List.Forbidden", "dave lists carol");
+    // A key with no user: every group of the namespace, private ones included, no unnamed chat.
     let (status, body) = srv.post_as(&backend(), "/chat/List", json!({})).await;
-    assert_error_for(status, &body, 400, "chat.List.MissingUserID", "key, no user");
+    assert_eq!(status, 200, "{body}");
+    body["groups"].as_array().unwrap().iter().for_each(assert_group_shape);
+    assert_eq!(ids(&body), set(&[&p1, &g2, &p3]), "key, no user");
     // Changes show at once.
     let (status, body) = srv.post_as(&user("bob"), "/chat/Leave", json!({ "group_id": p1 })).await;
     assert_eq!(status, 200, "{body}");
     assert!(srv.list_groups(&backend(), "bob").await.is_empty());
-    let _join = srv.ws(&format!("/chat/Join?group_id={}", enc(&p3)), &user("alice")).await;
-    assert_eq!(
-        srv.list_groups(&backend(), "alice").await.into_iter().collect::<BTreeSet<_>>(),
-        BTreeSet::from([p1.clone(), g2.clone(), p3.clone()])
-    );
+    let (status, body) = srv.post_as(&user("carol"), "/chat/Kick", json!({ "group_id": p3, "user_id": "alice" })).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(srv.list_groups(&backend(), "alice").await.into_iter().collect::<BTreeSet<_>>(), set(&[&p1, &g2]));
+    let _join = srv.ws(&format!("/chat/Join?group_id={}", enc(&g2)), &user("dave")).await;
+    assert_eq!(srv.list_groups(&backend(), "dave").await, [g2.as_str()]);
 }
 
 // ---- 5. Delete ----
@@ -597,36 +695,45 @@ async fn deleting_a_chat_that_is_not_loaded_erases_it_too() {
 
 // ---- 6. persistence and edge cases ----
 
-/// Membership changes and invitations are durable: after a restart the members, private
-/// flags, invitations and refusals are as they were.
+/// Membership changes are durable, invitations (which make members) included: after a restart
+/// the members, private flags and refusals are as they were.
 #[actix_web::test]
 async fn membership_changes_survive_a_restart() {
     let srv = spawn_app_with(secured).await;
     let private =
         srv.create_group(&user("alice"), json!({ "name": "p", "user_ids": ["bob", "carol"], "private": true })).await;
-    for (path, u) in [("/chat/Kick", "bob"), ("/chat/Invite", "dave"), ("/chat/Invite", "erin")] {
+    for (path, u, members) in [
+        ("/chat/Kick", "bob", json!(["alice", "carol"])),
+        ("/chat/Invite", "dave", json!(["alice", "carol", "dave"])),
+        ("/chat/Invite", "erin", json!(["alice", "carol", "dave", "erin"])),
+    ] {
         let (status, body) = srv.post_as(&user("alice"), path, json!({ "group_id": private, "user_id": u })).await;
         assert_eq!(status, 200, "{path} {u}: {body}");
+        assert_eq!(group_of(&body)["user_ids"], members, "{path} {u}");
     }
     let (status, body) = srv.post_as(&user("carol"), "/chat/Leave", json!({ "group_id": private })).await;
     assert_eq!(status, 200, "{body}");
     drop(srv.ws(&format!("/chat/Join?group_id={}", enc(&private)), &user("dave")).await);
     let before = srv.group(&backend(), &private).await;
-    assert_eq!(before["user_ids"], json!(["alice", "dave"]));
+    assert_eq!(before["user_ids"], json!(["alice", "dave", "erin"]));
 
     let srv = srv.restart().await;
     let after = srv.group(&backend(), &private).await;
     assert_eq!(after, before);
     assert_eq!(after["private"], true);
-    let (status, body) = srv.post_as(&user("bob"), "/chat/Send", json!({ "group_id": private, "text": "x" })).await;
-    assert_error_for(status, &body, 403, "chat.Send.Forbidden", "kicked, after restart");
-    let (status, body) =
-        srv.post_as(&user("dave"), "/chat/Send", json!({ "group_id": private, "text": "still in" })).await;
-    assert_eq!(status, 200, "{body}");
-    // erin's invitation survived; bob's and frank's did not exist.
+    for u in ["bob", "carol"] {
+        let (status, body) = srv.post_as(&user(u), "/chat/Send", json!({ "group_id": private, "text": "x" })).await;
+        assert_error_for(status, &body, 403, "chat.Send.Forbidden", &format!("{u}, out, after restart"));
+    }
+    // dave (invited, joined) and erin (invited, never joined) are members still.
+    for u in ["dave", "erin"] {
+        let (status, body) =
+            srv.post_as(&user(u), "/chat/Send", json!({ "group_id": private, "text": "still in" })).await;
+        assert_eq!(status, 200, "{u}: {body}");
+    }
     let join = |u: &str| format!("/chat/Join?group_id={}&user_id={u}", enc(&private));
     let _erin = srv.ws(&join("erin"), &backend()).await;
-    for u in ["bob", "frank"] {
+    for u in ["bob", "carol", "frank"] {
         let mut ws = srv.ws(&join(u), &backend()).await;
         ws.rx.fails(403, "chat.Join.Forbidden").await;
     }

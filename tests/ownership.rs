@@ -74,7 +74,7 @@ async fn new_and_create_chat_after_delete() {
 }
 
 /// The chats `New` answers for each member set are the same before and after a restart, after
-/// joins, leaves, kicks and deletions.
+/// invitations (which make members), leaves, kicks and deletions.
 #[actix_web::test]
 async fn new_answers_the_same_chats_after_a_restart() {
     let app = spawn_app().await;
@@ -83,22 +83,26 @@ async fn new_answers_the_same_chats_after_a_restart() {
     let m1 = app.new_chat(&["m1"]).await;
     let pair = app.new_chat(&["m1", "m2"]).await;
     let c = app.new_chat(&["m1", "m3"]).await;
-    ok(&app, "/chat/Invite", json!({ "group_id": c, "user_id": "m2" })).await;
+    ok(&app, "/chat/Invite", json!({ "group_id": c, "user_id": "m4" })).await;
+    assert_eq!(members_of(&app, &c).await, ["m1", "m3", "m4"], "an Invite makes a member");
     ok(&app, "/chat/Kick", json!({ "group_id": c, "user_id": "m3" })).await;
     let d = app.new_chat(&["m3"]).await;
     ok(&app, "/chat/Delete", json!({ "group_id": d })).await;
-    let sets: [&[&str]; 4] = [&["m1"], &["m1", "m2"], &["m1", "m3"], &["m3"]];
+    let sets: [&[&str]; 5] = [&["m1"], &["m1", "m2"], &["m1", "m3"], &["m3"], &["m1", "m4"]];
     let mut before = Vec::new();
     for set in sets {
         before.push(app.new_chat(set).await);
     }
     assert_eq!((before[0].as_str(), before[1].as_str()), (m1.as_str(), pair.as_str()));
+    assert_eq!(m1, a, "a's members are [m1] since m2 left");
+    assert!(before[2] != c && before[3] != d, "c no longer has [m1, m3]; d is deleted");
+    assert_eq!(before[4], c, "c's members are now [m1, m4]: invited m4 in, m3 kicked");
 
     let app = app.restart().await;
     for (set, was) in sets.iter().zip(&before) {
         assert_eq!(&app.new_chat(set).await, was, "New {set:?} after the restart");
     }
-    assert_eq!(members_of(&app, &c).await, ["m1"], "invited is not a member; m3 was kicked");
+    assert_eq!(members_of(&app, &c).await, ["m1", "m4"], "m4 was invited, m3 kicked");
 }
 
 /// A SendMessage `id` equal to a stored message's server-allocated `id`, or to its `client_id`,
@@ -148,7 +152,9 @@ async fn invitations_cost_their_own_size_on_disk() {
     assert!(grown < 4 << 20, "900 invitations grew the data dir by {grown} bytes");
 }
 
-/// Invitations are bounded like members are.
+/// Invitations are bounded like members are (an Invite makes a member): with
+/// `limits.max_members = 3` a group of one takes two invitations, the next is 400 and changes
+/// nothing; inviting a member of a full group changes nothing and is no error.
 #[actix_web::test]
 async fn invitations_are_bounded_by_max_members() {
     let app = spawn_app_with(|s| s.limits.max_members = 3).await;
@@ -157,11 +163,17 @@ async fn invitations_are_bounded_by_max_members() {
         .as_str()
         .expect("group id")
         .to_owned();
-    for user in ["a", "b", "c"] {
+    for user in ["a", "b"] {
         ok(&app, "/chat/Invite", json!({ "group_id": group, "user_id": user })).await;
     }
-    let (status, body) = app.post("/chat/Invite", json!({ "group_id": group, "user_id": "d" })).await;
-    helpers::assert_error(status, &body, 400, "chat.Invite.BadRequest");
+    assert_eq!(members_of(&app, &group).await, ["a", "b", "owner"]);
+    for user in ["c", "d"] {
+        let (status, body) = app.post("/chat/Invite", json!({ "group_id": group, "user_id": user })).await;
+        helpers::assert_error(status, &body, 400, "chat.Invite.BadRequest");
+    }
+    let again = ok(&app, "/chat/Invite", json!({ "group_id": group, "user_id": "a" })).await;
+    assert_eq!(again["group"]["user_ids"], json!(["a", "b", "owner"]));
+    assert_eq!(members_of(&app, &group).await, ["a", "b", "owner"]);
 }
 
 /// A user token's membership changes count against the user's send rate (429 beyond); an API

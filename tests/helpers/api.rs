@@ -106,7 +106,8 @@ impl TestApp {
         group_of(&reply).clone()
     }
 
-    /// The ids of `user`'s groups, in List's order, each group checked for its fields.
+    /// The ids of the chats `user` is a member of (groups and unnamed chats), in List's order,
+    /// each checked for a group's fields.
     pub async fn list_groups(&self, who: &Who, user: &str) -> Vec<String> {
         let (status, reply) = self.post_as(who, "/chat/List", json!({ "user_id": user })).await;
         assert_eq!(status, 200, "chat.List: {reply}");

@@ -8,7 +8,7 @@ use tokio::time::timeout;
 
 use futures_util::StreamExt;
 
-use super::{assert_error_frame, assert_message_shape, read_json, TestApp, Who, WAIT};
+use super::{assert_error_frame, assert_message_shape, assert_v2_message_shape, read_json, TestApp, Who, WAIT};
 
 pub struct Sse {
     pub body: awc::ClientResponse,
@@ -113,6 +113,26 @@ impl Sse {
         let event = self.next().await.expect("an SSE event");
         assert_eq!(event.event, None, "not a message: {}", event.data);
         serde_json::from_str(&event.data).expect("JSON data")
+    }
+
+    /// The next event, which must be a Join message: data exactly `{"message": ..}` holding a
+    /// chat v2 Message (checked for its fields), the event's `id:` its seq; the message.
+    pub async fn v2_message(&mut self) -> Value {
+        let event = self.next().await.expect("an SSE event, not the end");
+        assert_eq!(event.event, None, "not a message event: {event:?}");
+        let frame: Value =
+            serde_json::from_str(&event.data).unwrap_or_else(|e| panic!("SSE data is not JSON ({e}): {event:?}"));
+        let keys: Vec<&str> = frame
+            .as_object()
+            .unwrap_or_else(|| panic!("not a Join event: {event:?}"))
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(keys, ["message"], "expected {{\"message\": ..}} in {event:?}");
+        let m = frame["message"].clone();
+        assert_v2_message_shape(&m);
+        assert_eq!(event.id, Some(m["seq"].to_string()), "id: of {event:?}");
+        m
     }
 
     /// The next `n` message events: their seqs and messages. Each event's `id:` is its seq.

@@ -10,7 +10,7 @@ use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use serde_json::Value;
 use tokio::time::timeout;
 
-use super::{assert_error_frame, TestApp, Who, WAIT};
+use super::{assert_error_frame, assert_v2_message_shape, TestApp, Who, WAIT};
 
 pub struct Ws {
     pub rx: WsReader,
@@ -92,6 +92,30 @@ impl WsReader {
         let m = self.json().await;
         assert!(m.get("seq").is_some() && m.get("code").is_none(), "expected a message, got {m}");
         m
+    }
+
+    /// The next frame, which must be a Join frame: exactly `{"message": ..}` holding a chat v2
+    /// Message (checked for its fields); the message.
+    pub async fn v2_message(&mut self) -> Value {
+        let frame = self.json().await;
+        let keys: Vec<&str> = frame
+            .as_object()
+            .unwrap_or_else(|| panic!("expected a Join frame, got {frame}"))
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(keys, ["message"], "expected a Join frame {{\"message\": ..}}, got {frame}");
+        assert_v2_message_shape(&frame["message"]);
+        frame["message"].clone()
+    }
+
+    /// The next `n` Join frames' messages.
+    pub async fn v2_messages(&mut self, n: usize) -> Vec<Value> {
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            out.push(self.v2_message().await);
+        }
+        out
     }
 
     /// The next `n` messages.
