@@ -113,7 +113,7 @@ const TYPES = {
   object: [(v) => v !== null && typeof v === "object" && !Array.isArray(v), "an object"],
 };
 
-// The shapes the clients read (API.md sections 3, 7 and 10).
+// The shapes the clients read (docs/API.md sections 3, 7 and 10).
 const V1_MESSAGE = {
   id: "id",
   client_id: "id",

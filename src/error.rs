@@ -22,7 +22,7 @@ pub enum Error {
     TooLarge(String),
     #[error("{0}")]
     RateLimited(String),
-    /// A request body that did not arrive in time: 408, reason `Timeout` (not in API.md's
+    /// A request body that did not arrive in time: 408, reason `Timeout` (not in docs/API.md's
     /// list of reasons, which predates the limit; named like the others).
     #[error("{0}")]
     Timeout(String),

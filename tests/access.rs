@@ -1,4 +1,4 @@
-//! Access control and input limits (API.md section 5, and the limits of sections 1 and 8),
+//! Access control and input limits (docs/API.md section 5, and the limits of sections 1 and 8),
 //! against the real server started in-process on port 0 with a temporary data dir.
 //!
 //! The server, its clients and the fixture keys and token secrets are the harness's
@@ -919,7 +919,7 @@ async fn hostile_bodies_headers_and_frames_are_refused_and_the_server_serves_on(
     assert_eq!(texts(&srv.history_as(&anon, &chat).await), ["still serving", "me too"]);
 }
 
-/// Ids are UTF-8 (API.md section 1): a stream's query parameter whose percent-decoded bytes
+/// Ids are UTF-8 (docs/API.md section 1): a stream's query parameter whose percent-decoded bytes
 /// are not UTF-8 is 400 `BadID`, like the namespace header, not silently turned into another
 /// id made of U+FFFD replacement characters.
 #[actix_web::test]

@@ -1,5 +1,5 @@
 //! The layers of `src/` import each other in one direction only: no module imports a module
-//! that imports it back, directly or around a longer circle (DESIGN.md section 1: wire up,
+//! that imports it back, directly or around a longer circle (docs/DESIGN.md section 1: wire up,
 //! storage down). Read from the source text, so a new back-edge fails here at once.
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -1,4 +1,4 @@
-//! Durability (API.md section 6, DESIGN.md section 2): crashes under load, torn and garbage log
+//! Durability (docs/API.md section 6, docs/DESIGN.md section 2): crashes under load, torn and garbage log
 //! tails, clean SIGTERM stops, idle chats leaving memory, corruption in the middle of the log.
 //!
 //! Most tests run the real `chatd` binary as a child process ([`helpers::Chatd`]), so a crash is

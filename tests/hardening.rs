@@ -1,4 +1,4 @@
-//! Hardening (issue 8; API.md sections 4, 5 and 8): what a hostile or stalled client can make
+//! Hardening (issue 8; docs/API.md sections 4, 5 and 8): what a hostile or stalled client can make
 //! the server hold, and what credentials and settings give away. Each test runs against the real
 //! server: in-process through `helpers`, or the `chatd` binary where its memory is measured.
 //!
@@ -395,7 +395,7 @@ async fn user_tokens_check_nbf_accept_aud_and_iat_and_refuse_alike() {
     ] {
         assert!(!lower.contains(leak), "the 401 detail {first:?} gives away {leak:?}");
     }
-    // A token for another namespace is still 403 (after the 401s, API.md section 5).
+    // A token for another namespace is still 403 (after the 401s, docs/API.md section 5).
     let (status, body) = history(jwt(ACME_SECRET, &claims(json!({ "ns": "beta" })))).await;
     assert_error(status, &body, 403, "chat.History.Forbidden");
 }

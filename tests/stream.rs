@@ -1,4 +1,4 @@
-//! Real-time streams (`chat.Connect`, API.md section 4): WebSocket and Server-Sent Events,
+//! Real-time streams (`chat.Connect`, docs/API.md section 4): WebSocket and Server-Sent Events,
 //! against the real server started in-process on port 0 with a temporary data dir.
 //!
 //! The server and its clients are the harness's (`tests/helpers`). Every read has a timeout,
@@ -421,7 +421,7 @@ async fn a_first_frame_can_name_the_chat() {
 }
 
 /// `since` in a first frame is an integer field: a JSON number must do as well as a string
-/// (API.md section 1: integer fields accept a number or a numeric string).
+/// (docs/API.md section 1: integer fields accept a number or a numeric string).
 #[actix_web::test]
 async fn a_first_frame_may_give_since_as_a_number() {
     let srv = spawn_app().await;

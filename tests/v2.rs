@@ -1,4 +1,4 @@
-//! The chat v2 wire shapes (API.md section 10), one test per rule, at the HTTP level: what the
+//! The chat v2 wire shapes (docs/API.md section 10), one test per rule, at the HTTP level: what the
 //! published `m3o` client's ChatService reads. Against the real server, in-process on port 0.
 
 mod helpers;

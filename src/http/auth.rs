@@ -1,4 +1,4 @@
-//! Who is calling, and for which namespace (API.md section 5).
+//! Who is calling, and for which namespace (docs/API.md section 5).
 //!
 //! A bearer value equal to a configured API key is that key: it acts for any user of its
 //! namespaces (an application's backend). Anything else must be an HS256 user token signed with
@@ -122,7 +122,7 @@ impl Auth {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_required_spec_claims(&["exp", "sub"]);
         validation.validate_nbf = true;
-        // `aud` belongs to whoever issued the token; API.md section 5 accepts it unchecked.
+        // `aud` belongs to whoever issued the token; docs/API.md section 5 accepts it unchecked.
         validation.validate_aud = false;
         validation.leeway = 0;
         let claims = jsonwebtoken::decode::<Claims>(token, key, &validation)

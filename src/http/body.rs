@@ -13,7 +13,7 @@ use serde::{Deserialize, Deserializer};
 
 use crate::error::Error;
 
-/// How long a body may take to arrive once its headers have (API.md section 8).
+/// How long a body may take to arrive once its headers have (docs/API.md section 8).
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Reads at most `limit` bytes, within [`BODY_TIMEOUT`], and parses them as `T`.

@@ -18,7 +18,7 @@ pub struct DraftFields<'a> {
 }
 
 /// A parsed message that does not yet say who sends it: whether the caller may act as the
-/// sender is checked after every 400 (API.md section 5's order).
+/// sender is checked after every 400 (docs/API.md section 5's order).
 pub struct Unsent {
     text: String,
     subject: String,

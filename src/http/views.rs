@@ -4,7 +4,7 @@
 //! Two generations of m3o's chat API share the chat service: v1 (`New`, `Send`, `History`,
 //! `Connect`: `chat_id`, `client_id`, Unix-second `sent_at`) and v2 (the group endpoints, and a
 //! `Send`/`History` naming `group_id`: `group_id`, `client`, RFC 3339 times), as the published
-//! `m3o` client reads them (API.md section 10).
+//! `m3o` client reads them (docs/API.md section 10).
 
 use serde::Serialize;
 

@@ -9,7 +9,7 @@ use serde_json::Value;
 /// The fields of a Message, as History returns it and as each stream frame carries it.
 pub const MESSAGE_KEYS: [&str; 8] = ["chat_id", "client_id", "id", "sent_at", "seq", "subject", "text", "user_id"];
 
-/// The fields of a chat v2 Message (API.md section 10), as a Send or History naming
+/// The fields of a chat v2 Message (docs/API.md section 10), as a Send or History naming
 /// `group_id` answers it and as each Join frame's `message` carries it.
 pub const V2_MESSAGE_KEYS: [&str; 8] = ["client", "group_id", "id", "sent_at", "seq", "subject", "text", "user_id"];
 

@@ -29,7 +29,7 @@ use crate::error::{Error, Field};
 use crate::model::{ChatId, Message, Namespace, UserId};
 
 const PING_EVERY: Duration = Duration::from_secs(15);
-/// A stream write that makes no progress for this long means a stalled reader (API.md section 4).
+/// A stream write that makes no progress for this long means a stalled reader (docs/API.md section 4).
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a stream that is ending waits to queue its last frame.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
