@@ -161,7 +161,12 @@ impl ChatActor {
         }
         let data = self.core.snapshot(self.init.no);
         let store = self.init.store.clone();
-        let write = async move { blocking(move || store.save_chat(&data)).await };
+        // Under `fsync = "interval"` or `"never"` an indexed record may not be fsynced yet: the
+        // mark fsyncs the log first, so a snapshot never refers to a position a power cut can take.
+        let write = async move {
+            store.mark().await?;
+            blocking(move || store.save_chat(&data)).await
+        };
         ctx.wait(actix::fut::wrap_future(write).map(move |res, act: &mut Self, ctx| {
             if res.is_ok() {
                 act.snapshotted = version;

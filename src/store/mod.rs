@@ -129,6 +129,22 @@ pub fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io_error)
 }
 
+/// Creates `dir` and any missing parents, fsyncing the parent of each one it creates: a new
+/// directory's entry is durable only once its parent is, and a first start must not lose its
+/// data dir (with every acknowledged message in it) to a power cut.
+fn create_dir_durably(dir: &Path) -> Result<(), StoreError> {
+    if dir.as_os_str().is_empty() || dir.is_dir() {
+        return Ok(());
+    }
+    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    create_dir_durably(parent)?;
+    match std::fs::create_dir(dir) {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(io_error(e)),
+        _ => {}
+    }
+    sync_dir(parent)
+}
+
 /// Where each kind of file lives under the data dir.
 pub struct Layout {
     pub wal: PathBuf,
@@ -163,7 +179,7 @@ impl Store {
     pub fn open(options: &Options) -> Result<(Arc<Store>, Recovered), StoreError> {
         let layout = Layout::new(&options.data_dir);
         for dir in [&options.data_dir, &layout.wal, &layout.snap] {
-            std::fs::create_dir_all(dir).map_err(io_error)?;
+            create_dir_durably(dir)?;
         }
         let recovered = recovery::recover(&layout)?;
         let opts = WalOptions {

@@ -115,6 +115,11 @@ pub fn recover(layout: &Layout) -> Result<Recovered, StoreError> {
         }
         Record::Erased(_) | Record::Commit => {}
     })?;
+    // What a crash left in the page cache is on disk only once fsynced: the snapshots and the
+    // catalog written below refer to it, and must never outlive it in a power cut.
+    for &segment in segments.iter().filter(|&&s| s >= from.segment) {
+        fs::File::open(segment_path(&layout.wal, segment)).and_then(|f| f.sync_all()).map_err(io_error)?;
+    }
     // Chats held out before stay held out: nothing has repaired them.
     let mut unavailable: HashSet<ChatNo> = catalog.unavailable.iter().copied().collect();
     unavailable.extend(scanned.damaged);
