@@ -92,6 +92,10 @@ impl Handler<Update> for ChatActor {
                     }
                     Ok(act.core.meta().clone())
                 }
+                Err(StoreError::DiskFull) => {
+                    act.init.store.resume(act.init.no);
+                    Err(Error::DiskFull)
+                }
                 Err(err) => {
                     let err = Error::from(err);
                     act.broken = Some(err.clone());
@@ -152,9 +156,14 @@ impl Handler<Erase> for ChatActor {
 
     fn handle(&mut self, erase: Erase, ctx: &mut Self::Context) {
         if let Err(err) = erase.result {
-            let err = Error::from(err);
-            self.broken = Some(err.clone());
-            let _ = erase.reply.send(Err(err));
+            if err == StoreError::DiskFull {
+                // Not deleted after all: the chat serves on, and Delete may be tried again.
+                self.deleted = false;
+                self.init.store.resume(self.init.no);
+            } else {
+                self.broken = Some(Error::from(err.clone()));
+            }
+            let _ = erase.reply.send(Err(Error::from(err)));
             return;
         }
         if self.core.has_pending() {

@@ -106,13 +106,22 @@ impl Handler<Durable> for ChatActor {
                 }
             }
             Err(err) => {
-                // The log refuses all writes from now on; so does this chat.
+                let full = err == StoreError::DiskFull;
                 let err = Error::from(err);
-                self.broken = Some(err.clone());
-                for seq in self.core.abandon() {
-                    for waiter in self.waiters.remove(&seq).unwrap_or_default() {
+                if !full {
+                    // The log refuses all writes from now on; so does this chat.
+                    self.broken = Some(err.clone());
+                }
+                let lost = self.core.abandon();
+                for seq in &lost {
+                    for waiter in self.waiters.remove(seq).unwrap_or_default() {
                         let _ = waiter.send(Err(err.clone()));
                     }
+                }
+                if full && !lost.is_empty() {
+                    // Every later message in flight fails too (the log holds this chat until
+                    // now), so seqs stay gap-free; sends succeed again once there is space.
+                    self.init.store.resume(self.init.no);
                 }
             }
         }

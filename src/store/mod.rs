@@ -43,7 +43,7 @@ use record::{Catalog, ChatNo, ChatSnapshot, Loc, Pos, Record};
 pub use recovery::Recovered;
 use wal::{AppendDone, Wal, WalOptions};
 
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
     #[error("the disk is full")]
     DiskFull,
@@ -195,7 +195,7 @@ impl Store {
     /// Appends a record; `done` runs on the writer thread once it is durable.
     pub fn append(&self, record: &Record, done: AppendDone) {
         match codec::frame(record, record.tag()) {
-            Ok(frame) => self.wal.append(frame, done),
+            Ok(frame) => self.wal.append(frame, record.tag(), done),
             Err(err) => done(Err(err)),
         }
     }
@@ -209,6 +209,12 @@ impl Store {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.append(record, Box::new(move |res| drop(tx.send(res))));
         async move { rx.await.unwrap_or_else(|_| Err(StoreError::Failed("the log writer has stopped".into()))) }
+    }
+
+    /// After a full disk refused a record of `chat`, the chat has given up what it had in flight
+    /// and appends again (see `wal.rs`).
+    pub fn resume(&self, chat: ChatNo) {
+        self.wal.resume(chat);
     }
 
     /// The log's end, once everything appended so far is durable (fsynced whatever the mode).

@@ -6,10 +6,18 @@
 //! batch in order. It never waits to fill a batch: whatever arrives during one fsync forms the next
 //! one. Recovery keeps only batches whose commit record made it to disk.
 //!
-//! A failed write or fsync is fatal for the log: the page cache may have dropped the data, so
-//! retrying would pretend it is safe (PostgreSQL's "fsyncgate"). Every later append fails too,
-//! and recovery on restart decides what is really on disk.
+//! A failed fsync, or a failed write for any reason but a full disk, is fatal for the log: the
+//! page cache may have dropped the data, so retrying would pretend it is safe (PostgreSQL's
+//! "fsyncgate"). Every later append fails too, and recovery on restart decides what is on disk.
+//!
+//! A full disk is different: the write failed before anything was fsynced or acknowledged, and
+//! the log's end did not move, so the next batch simply writes there again. But a chat's records
+//! must stay gap-free: once a batch fails for lack of space, every chat with a record in it is
+//! *held* — its later appends already queued fail too — until the chat, having given up its
+//! in-flight messages, says [`Wal::resume`]. Other chats carry on; everyone succeeds again once
+//! space returns, without a restart.
 
+use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -33,12 +41,14 @@ const PREALLOCATE: u64 = 1 << 20;
 enum Request {
     Append {
         frame: Vec<u8>,
+        /// The chat the record belongs to (its frame's tag).
+        tag: u64,
         done: AppendDone,
     },
+    /// A chat held after a full disk may append again.
+    Resume { tag: u64 },
     /// Completes with the log's end once everything queued before it is durable.
-    Mark {
-        done: MarkDone,
-    },
+    Mark { done: MarkDone },
 }
 
 pub fn segment_path(dir: &Path, segment: u64) -> PathBuf {
@@ -81,6 +91,7 @@ impl Wal {
             unsynced: false,
             last_sync: Instant::now(),
             buf: Vec::new(),
+            held: HashSet::new(),
         };
         let (tx, rx) = mpsc::channel();
         let thread =
@@ -88,11 +99,17 @@ impl Wal {
         Ok((Wal { tx }, thread))
     }
 
-    /// Queues a framed record; `done` runs once it is durable under the fsync mode.
-    pub fn append(&self, frame: Vec<u8>, done: AppendDone) {
-        if let Err(mpsc::SendError(Request::Append { done, .. })) = self.tx.send(Request::Append { frame, done }) {
+    /// Queues a framed record of chat `tag`; `done` runs once it is durable under the fsync mode.
+    pub fn append(&self, frame: Vec<u8>, tag: u64, done: AppendDone) {
+        if let Err(mpsc::SendError(Request::Append { done, .. })) = self.tx.send(Request::Append { frame, tag, done }) {
             done(Err(StoreError::Failed("the log writer has stopped".into())));
         }
+    }
+
+    /// Chat `tag`, held after a full disk, has given up what it had in flight: its appends
+    /// from here on are written again.
+    pub fn resume(&self, tag: u64) {
+        let _ = self.tx.send(Request::Resume { tag });
     }
 
     /// `done` gets the log's end position once everything appended before is durable.
@@ -119,6 +136,8 @@ struct Writer {
     unsynced: bool,
     last_sync: Instant,
     buf: Vec<u8>,
+    /// Chats held after a batch of theirs failed for a full disk (see the module comment).
+    held: HashSet<u64>,
 }
 
 impl Writer {
@@ -165,12 +184,14 @@ impl Writer {
         if let Some(err) = &self.failed {
             return fail_all(batch, err);
         }
+        let batch = self.release_or_refuse_held(batch);
         self.buf.clear();
         let mut needs_sync = self.opts.fsync == FsyncMode::Always;
         for req in &batch {
             match req {
                 Request::Append { frame, .. } => self.buf.extend_from_slice(frame),
                 Request::Mark { .. } => needs_sync = true,
+                Request::Resume { .. } => {}
             }
         }
         // The commit record ends the batch: recovery keeps a batch only if its commit is there.
@@ -179,7 +200,10 @@ impl Writer {
             self.buf.extend_from_slice(&self.commit);
         }
         if let Err(e) = self.make_room().and_then(|()| self.file.write_all_at(&self.buf, self.offset)) {
-            return self.fail(batch, io_error(e));
+            return match io_error(e) {
+                StoreError::DiskFull => self.disk_full(batch),
+                err => self.fail(batch, err),
+            };
         }
         self.unsynced |= !self.buf.is_empty();
         let interval_due =
@@ -192,12 +216,13 @@ impl Writer {
         }
         for req in batch {
             match req {
-                Request::Append { frame, done } => {
+                Request::Append { frame, done, .. } => {
                     let loc = Loc { pos: Pos { segment: self.segment, offset: self.offset }, len: frame.len() as u32 };
                     self.offset += frame.len() as u64;
                     done(Ok(loc));
                 }
                 Request::Mark { done } => done(Ok(Pos { segment: self.segment, offset: self.offset })),
+                Request::Resume { .. } => {}
             }
         }
         if committed {
@@ -239,6 +264,37 @@ impl Writer {
         }
     }
 
+    /// Answers the appends of held chats with `DiskFull` (in queue order, so a chat's appends
+    /// before its `Resume` are refused and those after it are written) and keeps the rest.
+    fn release_or_refuse_held(&mut self, batch: Vec<Request>) -> Vec<Request> {
+        if self.held.is_empty() && !batch.iter().any(|r| matches!(r, Request::Resume { .. })) {
+            return batch;
+        }
+        let mut kept = Vec::with_capacity(batch.len());
+        for req in batch {
+            match req {
+                Request::Resume { tag } => drop(self.held.remove(&tag)),
+                Request::Append { tag, done, .. } if self.held.contains(&tag) => done(Err(StoreError::DiskFull)),
+                other => kept.push(other),
+            }
+        }
+        kept
+    }
+
+    /// The disk is full: nothing of this batch was acknowledged and the log's end stays where
+    /// it was, so the log serves on; the chats in the batch are held until they resume.
+    fn disk_full(&mut self, batch: Vec<Request>) {
+        tracing::warn!(records = batch.len(), "the disk is full; a batch of the log was refused");
+        for req in &batch {
+            if let Request::Append { tag, .. } = req {
+                if *tag != NO_CHAT {
+                    self.held.insert(*tag);
+                }
+            }
+        }
+        fail_all(batch, &StoreError::DiskFull);
+    }
+
     fn fail(&mut self, batch: Vec<Request>, err: StoreError) {
         tracing::error!(error = %err, "write to the log failed; refusing all further writes");
         self.failed = Some(err.clone());
@@ -272,6 +328,7 @@ fn fail_all(batch: Vec<Request>, err: &StoreError) {
         match req {
             Request::Append { done, .. } => done(Err(err.clone())),
             Request::Mark { done } => done(Err(err.clone())),
+            Request::Resume { .. } => {}
         }
     }
 }

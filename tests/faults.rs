@@ -1,0 +1,122 @@
+//! Storage faults the server must survive without a restart or a lie (docs/DESIGN.md section 2,
+//! rules 4-6). A full disk is a real one: a small tmpfs mounted for the test (root only; the test
+//! skips elsewhere unless `CHATD_REQUIRE_POWERCUT=1`, as `.ci/run` sets).
+
+mod helpers;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::json;
+
+use helpers::{free_port, Chatd};
+
+/// A tmpfs of `size` at `at`, unmounted when dropped.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(at).expect("mount point");
+        let ok = Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(at).status();
+        match ok {
+            Ok(status) if status.success() => Some(Tmpfs(at.to_path_buf())),
+            _ if std::env::var("CHATD_REQUIRE_POWERCUT").is_ok_and(|v| v == "1") => {
+                panic!("CHATD_REQUIRE_POWERCUT=1 but a tmpfs cannot be mounted here (root is needed)")
+            }
+            _ => None,
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Writes zeros to `path` until the filesystem is full.
+fn fill(path: &Path) {
+    let mut file = std::fs::File::create(path).expect("filler");
+    let chunk = vec![0u8; 64 << 10];
+    while file.write_all(&chunk).is_ok() {}
+    let _ = file.sync_all();
+}
+
+/// A full disk answers 507 `DiskFull` and harms nothing acknowledged; once space returns, sends
+/// succeed again without a restart, with seqs gap-free (the messages refused in flight leave no
+/// hole, and none of them is stored); every acknowledged message survives a `kill -9` after that.
+/// Before the fix the first full-disk write put the log out of service for good (507 until a
+/// restart).
+#[actix_web::test]
+async fn a_full_disk_is_507_and_sends_resume_once_space_returns() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let Some(disk) = Tmpfs::mount(&dir.path().join("disk"), "8m") else {
+        eprintln!("skipped: a tmpfs cannot be mounted here (root is needed)");
+        return;
+    };
+    let port = free_port();
+    let server = Chatd::start(&disk.0, port).await;
+    let api = server.api.clone();
+    let chat = api.new_chat(&["u"]).await;
+    let text = "x".repeat(16_000);
+    let send = |n: usize| {
+        let (api, chat, text) = (api.clone(), chat.clone(), text.clone());
+        async move {
+            let body =
+                json!({ "chat_id": chat, "user_id": "u", "text": format!("{n} {text}"), "client_id": format!("m{n}") });
+            api.post("/chat/Send", body).await.expect("an answer")
+        }
+    };
+    // client id -> seq of every acknowledged message; the refused ones must not be stored.
+    let mut acked = std::collections::BTreeMap::new();
+    let mut refused = std::collections::BTreeSet::new();
+    for n in 0..10 {
+        let (status, body) = send(n).await;
+        assert_eq!(status, 200, "{body}");
+        acked.insert(format!("m{n}"), body["message"]["seq"].as_u64().expect("seq"));
+    }
+    fill(&disk.0.join("filler"));
+    // The log's preallocated room takes some more; then the disk is full, with 16 sends in
+    // flight at a time, so some are refused while others of the same chat are queued.
+    let mut n = 10;
+    while refused.is_empty() && n < 4000 {
+        let answers = futures_util::future::join_all((n..n + 16).map(send)).await;
+        for (i, (status, body)) in answers.into_iter().enumerate() {
+            let id = format!("m{}", n + i);
+            match status {
+                200 => drop(acked.insert(id, body["message"]["seq"].as_u64().expect("seq"))),
+                507 => {
+                    assert_eq!(body["id"], "chat.Send.DiskFull", "{body}");
+                    refused.insert(id);
+                }
+                other => panic!("send {id} answered {other}: {body}"),
+            }
+        }
+        n += 16;
+    }
+    assert!(!refused.is_empty(), "the disk filled up");
+    let (status, body) = send(n).await;
+    assert_eq!(status, 507, "still full: {body}");
+
+    std::fs::remove_file(disk.0.join("filler")).expect("free the space");
+    let (status, body) = send(n).await;
+    assert_eq!(status, 200, "space is back, no restart: {body}");
+    acked.insert(format!("m{n}"), body["message"]["seq"].as_u64().expect("seq"));
+    let check = |history: Vec<serde_json::Value>, when: &str| {
+        let seqs: Vec<u64> = history.iter().map(|m| m["seq"].as_u64().expect("seq")).collect();
+        assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "{when}: seqs gap-free");
+        let stored: std::collections::BTreeMap<String, u64> = history
+            .iter()
+            .map(|m| (m["client_id"].as_str().expect("client_id").to_owned(), m["seq"].as_u64().expect("seq")))
+            .collect();
+        assert_eq!(stored, acked, "{when}: exactly the acknowledged messages, at their seqs");
+    };
+    check(api.history(&chat).await, "after the disk filled");
+    assert!(refused.iter().all(|id| !acked.contains_key(id)));
+
+    server.kill9();
+    let server = Chatd::start(&disk.0, port).await;
+    check(server.api.history(&chat).await, "after kill -9");
+    server.kill9();
+}
