@@ -120,3 +120,70 @@ async fn a_full_disk_is_507_and_sends_resume_once_space_returns() {
     check(server.api.history(&chat).await, "after kill -9");
     server.kill9();
 }
+
+/// A chat's snapshot truncated, or replaced by garbage, is rebuilt from the log: every message
+/// is served as before.
+#[actix_web::test]
+async fn a_damaged_snapshot_is_rebuilt_from_the_log() {
+    for damage in ["truncate", "garbage"] {
+        let app = helpers::spawn_app().await;
+        let chat = app.new_chat(&["a", "b"]).await;
+        for n in 0..20 {
+            app.send(&chat, "a", &format!("message {n}")).await;
+        }
+        let before = app.history(json!({ "chat_id": chat })).await;
+        let app = app
+            .restart_after(|data| {
+                let snaps: Vec<_> =
+                    helpers::snapshot_files(data).into_iter().filter(|p| !p.ends_with("catalog.snap")).collect();
+                assert_eq!(snaps.len(), 1, "one chat snapshot: {snaps:?}");
+                match damage {
+                    "truncate" => {
+                        let len = std::fs::metadata(&snaps[0]).expect("snapshot").len();
+                        let file = std::fs::OpenOptions::new().write(true).open(&snaps[0]).expect("open");
+                        file.set_len(len / 2).expect("cut");
+                    }
+                    _ => std::fs::write(&snaps[0], b"not a snapshot at all").expect("garbage"),
+                }
+            })
+            .await;
+        assert_eq!(app.history(json!({ "chat_id": chat })).await, before, "{damage}: served from the log");
+        app.stop().await;
+    }
+}
+
+/// A log segment gone missing is reported and never passed over: the chats whose records it held
+/// answer 503 (across restarts too), every other chat serves. Before, the chats were served with
+/// the missing messages' reads failing one by one, and messages after the gap answered as if
+/// nothing was lost.
+#[actix_web::test]
+async fn a_missing_log_segment_holds_out_its_chats_and_no_other() {
+    let app = helpers::spawn_app_with(|s| s.storage.segment_bytes = 4096).await;
+    let early = app.new_chat(&["a"]).await;
+    for n in 0..40 {
+        app.send(&early, "a", &format!("early message {n} {}", "x".repeat(200))).await;
+    }
+    app.checkpoint().await;
+    let late = app.new_chat(&["b"]).await;
+    for n in 0..5 {
+        app.send(&late, "b", &format!("late message {n}")).await;
+    }
+    let app = app
+        .restart_after(|data| {
+            let wal = data.join("wal");
+            let mut segments: Vec<_> =
+                std::fs::read_dir(&wal).expect("wal").map(|e| e.expect("entry").path()).collect();
+            segments.sort();
+            assert!(segments.len() >= 4, "several segments: {segments:?}");
+            // A segment of the early chat's messages, well before the checkpoint.
+            std::fs::remove_file(&segments[1]).expect("remove a segment");
+        })
+        .await;
+    let (status, body) = app.post("/chat/History", json!({ "chat_id": early })).await;
+    helpers::assert_error(status, &body, 503, "chat.History.Unavailable");
+    assert_eq!(app.history(json!({ "chat_id": late })).await.len(), 5, "the other chat serves");
+    let app = app.restart().await;
+    let (status, _) = app.post("/chat/History", json!({ "chat_id": early })).await;
+    assert_eq!(status, 503, "still held out after another restart");
+    app.stop().await;
+}

@@ -123,6 +123,7 @@ pub fn recover(layout: &Layout) -> Result<Recovered, StoreError> {
     // Chats held out before stay held out: nothing has repaired them.
     let mut unavailable: HashSet<ChatNo> = catalog.unavailable.iter().copied().collect();
     unavailable.extend(scanned.damaged);
+    unavailable.extend(held_by_missing_segments(layout, &segments, from, &directory));
 
     // A crash may have come between a deletion and its erasure: finish it.
     for (chat, tail) in deleted {
@@ -152,6 +153,45 @@ pub fn recover(layout: &Layout) -> Result<Recovered, StoreError> {
     catalog.unavailable = unavailable.iter().copied().collect();
     snapshot::write(&layout.catalog(), &catalog)?;
     Ok(Recovered { catalog, end, unavailable })
+}
+
+/// Segments are numbered from 1 with no gaps (none is ever removed), so a missing number is lost
+/// records: every chat whose snapshot points into it is held out, and if it was part of the log
+/// replayed since the checkpoint (whose records no snapshot names), every chat is, since any of
+/// them may have lost messages there. Reported loudly, never passed over.
+fn held_by_missing_segments(
+    layout: &Layout,
+    segments: &[u64],
+    from: Pos,
+    directory: &BTreeMap<ChatNo, CatalogEntry>,
+) -> HashSet<ChatNo> {
+    let last = segments.last().copied().unwrap_or(0).max(from.segment);
+    let missing: Vec<u64> = (1..=last).filter(|n| segments.binary_search(n).is_err()).collect();
+    let mut held = HashSet::new();
+    if missing.is_empty() || (segments.is_empty() && from.segment <= 1 && directory.is_empty()) {
+        return held;
+    }
+    for &segment in &missing {
+        if segment >= from.segment {
+            held.extend(directory.keys().copied());
+        }
+    }
+    for &chat in directory.keys() {
+        if let Ok(Some(snap)) = snapshot::read::<ChatSnapshot>(&layout.chat(chat)) {
+            if snap.entries.iter().any(|e| missing.binary_search(&e.loc.pos.segment).is_ok()) {
+                held.insert(chat);
+            }
+        }
+    }
+    let mut chats: Vec<ChatNo> = held.iter().copied().collect();
+    chats.sort_unstable();
+    tracing::error!(
+        ?missing,
+        held_out = ?chats,
+        "CORRUPTION: log segments are missing from {}; the chats whose records they held are held out of service",
+        layout.wal.display()
+    );
+    held
 }
 
 /// Overwrites every message record of a deleted chat: those its snapshot knows and those in

@@ -33,7 +33,7 @@ mod ws;
 #[allow(unused_imports)]
 pub use {api::*, assert::*, auth::*, files::*, http::*, node::*, process::*, sse::*, ws::*};
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use actix_web::rt::task::JoinHandle;
@@ -146,6 +146,14 @@ impl TestApp {
     /// Stops the server, then starts a new one on the same data dir and settings.
     pub async fn restart(self) -> TestApp {
         let (settings, dir) = self.shutdown().await;
+        start(settings, dir).await.expect("the server starts")
+    }
+
+    /// Stops the server, runs `meddle` on its stopped data dir (to damage it, say), then starts
+    /// a new one there.
+    pub async fn restart_after(self, meddle: impl FnOnce(&Path)) -> TestApp {
+        let (settings, dir) = self.shutdown().await;
+        meddle(&settings.storage.data_dir);
         start(settings, dir).await.expect("the server starts")
     }
 
