@@ -153,9 +153,8 @@ async fn a_damaged_snapshot_is_rebuilt_from_the_log() {
 }
 
 /// A log segment gone missing is reported and never passed over: the chats whose records it held
-/// answer 503 (across restarts too), every other chat serves. Before, the chats were served with
-/// the missing messages' reads failing one by one, and messages after the gap answered as if
-/// nothing was lost.
+/// answer 503 (across restarts too), every other chat serves. Before, such a chat was not held
+/// out at all.
 #[actix_web::test]
 async fn a_missing_log_segment_holds_out_its_chats_and_no_other() {
     let app = helpers::spawn_app_with(|s| s.storage.segment_bytes = 4096).await;
