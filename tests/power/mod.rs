@@ -89,8 +89,13 @@ pub struct Disk {
 impl Disk {
     /// A fresh one, with `fsync` and the loop's settings: checkpoints every second and small log
     /// segments, so cuts fall among snapshot renames and segment creations too.
+    /// With `CHATD_POWER_KEEP` set, the dir (chatd's log, the backing files) stays for a look.
     pub fn new(fsync: &str, fsync_interval_ms: u64) -> Disk {
-        let dir = tempfile::tempdir().expect("temp dir");
+        let mut dir = tempfile::tempdir().expect("temp dir");
+        if std::env::var_os("CHATD_POWER_KEEP").is_some() {
+            dir.disable_cleanup(true);
+            println!("keeping {} (CHATD_POWER_KEEP)", dir.path().display());
+        }
         let (backing, mnt) = (dir.path().join("backing"), dir.path().join("mnt"));
         std::fs::create_dir(&backing).and_then(|()| std::fs::create_dir(&mnt)).expect("create dirs");
         let env = vec![

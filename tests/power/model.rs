@@ -109,9 +109,10 @@ impl Report {
             self.stream_order.len(),
             self.stream_lost.len(),
         );
-        let lost: Vec<String> = self
-            .lost
-            .iter()
+        let mut sorted: Vec<&Lost> = self.lost.iter().collect();
+        sorted.sort_by_key(|l| (l.chat, l.seq));
+        let lost: Vec<String> = sorted
+            .into_iter()
             .map(|l| {
                 format!(
                     "chat {} seq {} ({}), acknowledged {:?} before the cut",
