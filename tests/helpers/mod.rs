@@ -11,6 +11,8 @@
 //! - `assert`: the shapes of micro errors, messages and groups;
 //! - `files`: what is on disk under a data dir;
 //! - `process`: the real `chatd` binary as a child process (for `kill -9`) and its client;
+//! - `powercut`: the power-loss filesystem of `powercut/` (mount, control commands, cut),
+//!   skipped with a note when missing (unless `CHATD_REQUIRE_POWERCUT=1`);
 //! - `node`: the Node scripts of `e2e/`, skipped with a note when Node or their packages are
 //!   missing (unless `CHATD_REQUIRE_BROWSER=1`), run with a timeout.
 //!
@@ -25,13 +27,14 @@ mod auth;
 mod files;
 mod http;
 mod node;
+mod powercut;
 mod process;
 mod sse;
 mod ws;
 
 // Re-exported flat, as `helpers::name`; each test binary uses only part of them.
 #[allow(unused_imports)]
-pub use {api::*, assert::*, auth::*, files::*, http::*, node::*, process::*, sse::*, ws::*};
+pub use {api::*, assert::*, auth::*, files::*, http::*, node::*, powercut::*, process::*, sse::*, ws::*};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -40,6 +40,10 @@ impl Api {
         Api { client, port }
     }
 
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// POSTs `body`; the status and JSON answer, or `Err` if no complete answer came back.
     pub async fn post(&self, path: &str, body: Value) -> Result<(u16, Value), String> {
         let url = format!("http://127.0.0.1:{}{path}", self.port);
@@ -106,8 +110,8 @@ pub fn check_chat(chat: &str, msgs: &[Value]) -> HashMap<String, u64> {
     seqs
 }
 
-/// The `chatd` binary serving `<dir>/data` on `port` with open membership, logging to
-/// `<dir>/chatd.log`. Dropping it kills it (printing its log if the test is failing).
+/// The `chatd` binary serving `<dir>/data` on `port` with open membership (or as
+/// [`Chatd::start_with`] overrides), logging to `<dir>/chatd.log`. Dropping it kills it (printing its log if the test is failing).
 pub struct Chatd {
     child: Option<Child>,
     pub api: Api,
@@ -117,6 +121,12 @@ pub struct Chatd {
 impl Chatd {
     /// Starts the binary and waits until it answers (20 s at most).
     pub async fn start(dir: &Path, port: u16) -> Chatd {
+        Chatd::start_with(dir, port, &[]).await
+    }
+
+    /// Like [`Chatd::start`], with `env` set last, so it may override any setting above (for
+    /// example `CHATD__STORAGE__DATA_DIR` or `CHATD__STORAGE__FSYNC`).
+    pub async fn start_with(dir: &Path, port: u16, env: &[(&str, &str)]) -> Chatd {
         let log_path = dir.join("chatd.log");
         let log = OpenOptions::new().create(true).append(true).open(&log_path).expect("open log");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_chatd"));
@@ -130,6 +140,7 @@ impl Chatd {
             .env("CHATD__CHAT__MEMBERSHIP", "open")
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()
