@@ -50,8 +50,11 @@ started=$(date +%s)
 status=0
 timeout 600 "$VENV/bin/st" --config-file .ci/schemathesis.toml run "$URL/openapi.json" \
   --checks all --max-examples "${ST_EXAMPLES:-30}" --seed "$SEED" --workers 1 \
-  --exclude-path-regex '/(Connect|Join)$' --request-timeout 15 --no-color || status=$?
+  --exclude-path-regex '/(Connect|Join)$' --request-timeout 15 --no-color | tee "$WORK/st.txt" || status=$?
 echo "schemathesis: exit $status in $(( $(date +%s) - started )) s (seed $SEED)"
+# Its count as a closing line: "N generated, N passed" (a failing run passes fewer).
+generated=$(grep -oE '^ *[0-9]+ generated' "$WORK/st.txt" | grep -oE '[0-9]+' | tail -1 || true)
+passed=$(grep -oE '[0-9]+ generated, [0-9]+ passed' "$WORK/st.txt" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+' || true)
 
 # The server is still up, and stops as SIGTERM says: exit 0.
 if ! kill -0 "$SERVER" 2>/dev/null; then
@@ -66,4 +69,8 @@ fi
 if [ "$status" != 0 ]; then
   tail -50 "$WORK/chatd.log"
 fi
+passed=${passed:-0}
+failed=$(( ${generated:-0} - passed ))
+[ "$status" = 0 ] || [ "$failed" -gt 0 ] || failed=1
+echo "schemathesis: $passed passed, $failed failed"
 exit "$status"
