@@ -47,16 +47,25 @@ pub async fn parse<T: DeserializeOwned>(
 }
 
 /// An optional non-negative integer given as a JSON number or a numeric string
-/// (m3o clients sent int64 fields as strings).
+/// (m3o clients sent int64 fields as strings). A number written with a fraction or an exponent
+/// counts when its value is a whole number (`20.0`, `2e1`), as JSON Schema's `integer` has it.
 pub fn count<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     use serde::de::Error as _;
     let bad = |v: &dyn std::fmt::Display| D::Error::custom(format!("expected a non-negative integer, got {v}"));
     match Option::<serde_json::Value>::deserialize(d)? {
         None | Some(serde_json::Value::Null) => Ok(None),
-        Some(serde_json::Value::Number(n)) => n.as_u64().map(Some).ok_or_else(|| bad(&n)),
+        Some(serde_json::Value::Number(n)) => {
+            n.as_u64().or_else(|| n.as_f64().and_then(whole)).map(Some).ok_or_else(|| bad(&n))
+        }
         Some(serde_json::Value::String(s)) => s.trim().parse::<u64>().map(Some).map_err(|_| bad(&format!("{s:?}"))),
         Some(other) => Err(bad(&other)),
     }
+}
+
+/// A float that is a whole number a `u64` holds exactly as written.
+fn whole(f: f64) -> Option<u64> {
+    // 2^64 as f64 is exact; every whole f64 below it converts without loss.
+    (f.fract() == 0.0 && (0.0..18_446_744_073_709_551_616.0).contains(&f)).then_some(f as u64)
 }
 
 /// A required string: absent, `null` and `""` all count as missing.

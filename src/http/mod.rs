@@ -5,7 +5,8 @@
 //! body), parses the rest once into domain types (a failure is a micro error naming the endpoint),
 //! then asks the registry or a chat actor. Chat actor addresses are cached here so a send goes
 //! straight to its chat; the registry is asked only on a miss or when a cached chat has stopped
-//! (idle chats stop themselves). Streams live in `stream/`, the browser page in `web.rs`.
+//! (idle chats stop themselves). Streams live in `stream/`, the browser page in `web.rs`, the
+//! OpenAPI description of every route in `openapi.rs`.
 
 mod auth;
 pub(crate) mod body;
@@ -17,6 +18,7 @@ mod cors;
 mod draft;
 pub mod error;
 mod groups;
+pub mod openapi;
 mod routes;
 mod stream;
 mod views;
@@ -38,7 +40,7 @@ use auth::Auth;
 pub use auth::Caller;
 pub use conn::remember as remember_connection;
 pub use cors::Cors;
-pub use routes::{not_found, routes};
+pub use routes::{not_found, paths as endpoint_paths, routes, table as route_table, Kind, Route, ENDPOINTS};
 
 /// What every handler shares, across all workers.
 pub struct AppState {
@@ -47,6 +49,8 @@ pub struct AppState {
     auth: Auth,
     /// Turns true when the server begins to shut down: streams close with 1001.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// `/openapi.json`, built once from the settings.
+    pub openapi: actix_web::web::Bytes,
     /// Namespace → chat id → live actor: nested so a lookup borrows the ids instead of cloning.
     chats: RwLock<HashMap<Namespace, HashMap<ChatId, Addr<ChatActor>>>>,
 }
@@ -60,7 +64,15 @@ impl AppState {
         settings: Arc<Settings>,
         shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> AppState {
-        AppState { auth: Auth::new(&settings), registry, settings, shutdown, chats: RwLock::new(HashMap::new()) }
+        let openapi = serde_json::to_vec(&openapi::document(&settings)).unwrap_or_default().into();
+        AppState {
+            auth: Auth::new(&settings),
+            registry,
+            settings,
+            shutdown,
+            openapi,
+            chats: RwLock::new(HashMap::new()),
+        }
     }
 
     /// Who is calling, for which namespace: the `micro-namespace` header (`micro` when absent

@@ -53,6 +53,11 @@ const fn fnv1a(bytes: &[u8]) -> u64 {
     hash
 }
 
+/// The assets' paths, for the route table's listing.
+pub fn paths() -> impl Iterator<Item = &'static str> {
+    ASSETS.iter().map(|a| a.path)
+}
+
 /// GET (and HEAD) on each asset's path; any other method gets 405.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     for asset in &ASSETS {
