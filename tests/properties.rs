@@ -26,7 +26,7 @@ use serde_json::{json, Value};
 use chatd::chat::Page;
 use chatd::config::FsyncMode;
 use chatd::model::{ChatId, ChatMeta, ClientId, MemberEdit, Members, Message, MessageId, Namespace, UserId};
-use chatd::store::codec::{decode, frame, read_frame, Frame, HEADER_LEN, MAX_PAYLOAD};
+use chatd::store::codec::{decode, decode_record, frame, read_frame, Frame, HEADER_LEN, MAX_PAYLOAD, MAX_RECORD};
 use chatd::store::record::{Catalog, CatalogEntry, ChatSnapshot, IndexEntry, Loc, Pos, Record};
 
 // ---- the allocator that watches decoding ----
@@ -81,6 +81,8 @@ fn watched<T>(f: impl FnOnce() -> T) -> (T, usize) {
 /// 900 MB is allocated before the payload is found short. The limit holds; a bound by the
 /// payload's own length would be tighter.)
 const ALLOCATION_LIMIT: usize = MAX_PAYLOAD + 4096;
+/// The same for a log record, whose limit is far smaller.
+const RECORD_ALLOCATION_LIMIT: usize = MAX_RECORD + 4096;
 
 // ---- strategies for what the log holds ----
 
@@ -244,13 +246,13 @@ proptest! {
             Frame::Valid { payload, len, .. } => {
                 assert_eq!(payload.len() + HEADER_LEN, len);
                 assert!(len <= bytes.len());
-                let _ = decode::<Record>(payload);
+                let _ = decode_record::<Record>(payload);
                 true
             }
             Frame::Short | Frame::Bad | Frame::BadPayload { .. } => false,
         });
         let _ = read;
-        prop_assert!(largest <= ALLOCATION_LIMIT, "allocated {} bytes", largest);
+        prop_assert!(largest <= RECORD_ALLOCATION_LIMIT, "allocated {} bytes", largest);
     }
 
     /// Any bytes as a payload, and real payloads damaged: a record or an error, never a panic,
@@ -262,7 +264,10 @@ proptest! {
         edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 1..6),
     ) {
         let ((), largest) = watched(|| {
-            let _ = decode::<Record>(&bytes);
+            let _ = decode_record::<Record>(&bytes);
+        });
+        prop_assert!(largest <= RECORD_ALLOCATION_LIMIT, "allocated {} bytes for {:?}", largest, bytes);
+        let ((), largest) = watched(|| {
             let _ = decode::<ChatSnapshot>(&bytes);
             let _ = decode::<Catalog>(&bytes);
         });
@@ -279,9 +284,9 @@ proptest! {
             }
         }
         let ((), largest) = watched(|| {
-            let _ = decode::<Record>(&payload);
+            let _ = decode_record::<Record>(&payload);
         });
-        prop_assert!(largest <= ALLOCATION_LIMIT, "allocated {} bytes for {:?}", largest, payload);
+        prop_assert!(largest <= RECORD_ALLOCATION_LIMIT, "allocated {} bytes for {:?}", largest, payload);
     }
 
     /// Every id type is valid exactly when it has 1 to `max` bytes and no control character,

@@ -79,6 +79,19 @@ pub fn read_frame(buf: &[u8]) -> Frame<'_> {
     Frame::Valid { payload, len: HEADER_LEN + len, tag }
 }
 
+/// The largest a log record decodes to. Records are small (a message is bounded by the request
+/// limits; a chat's creation by its members), so a corrupt length inside one cannot make the
+/// decoder allocate more than this, whatever [`MAX_PAYLOAD`] allows a snapshot.
+pub const MAX_RECORD: usize = 4 << 20;
+
+/// Decodes a log record (see [`MAX_RECORD`]).
+pub fn decode_record<T: DeserializeOwned>(payload: &[u8]) -> Result<T, StoreError> {
+    let config = bincode::config::standard().with_limit::<MAX_RECORD>();
+    bincode::serde::decode_from_slice(payload, config)
+        .map(|(value, _)| value)
+        .map_err(|e| StoreError::Corrupt(format!("undecodable record: {e}")))
+}
+
 pub fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, StoreError> {
     bincode::serde::decode_from_slice(payload, bincode_config())
         .map(|(value, _)| value)

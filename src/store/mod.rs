@@ -234,7 +234,7 @@ impl Store {
         let Frame::Valid { payload, .. } = codec::read_frame(&buf) else {
             return Err(corrupt());
         };
-        match codec::decode::<Record>(payload)? {
+        match codec::decode_record::<Record>(payload)? {
             Record::Message { chat: c, msg } if c == chat => Ok(msg),
             Record::Erased(_) => Err(StoreError::Erased),
             _ => Err(corrupt()),

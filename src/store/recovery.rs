@@ -343,7 +343,7 @@ fn scan(
         while offset < bytes.len() {
             let (resume, owner) = match codec::read_frame(&bytes[offset..]) {
                 Frame::Valid { payload, len, tag } => {
-                    match codec::decode::<Record>(payload) {
+                    match codec::decode_record::<Record>(payload) {
                         Ok(Record::Commit) => {
                             batch.drain(..).for_each(|(loc, record)| visit(loc, record));
                             batch_start = offset + len;
@@ -420,7 +420,7 @@ fn scan(
 /// The offset of the first whole, checksummed commit record at or after `from`.
 fn next_commit(bytes: &[u8], from: usize) -> Option<usize> {
     (from..bytes.len()).find(|&at| match codec::read_frame(&bytes[at..]) {
-        Frame::Valid { payload, .. } => matches!(codec::decode::<Record>(payload), Ok(Record::Commit)),
+        Frame::Valid { payload, .. } => matches!(codec::decode_record::<Record>(payload), Ok(Record::Commit)),
         _ => false,
     })
 }
@@ -428,7 +428,7 @@ fn next_commit(bytes: &[u8], from: usize) -> Option<usize> {
 /// The first offset at or after `from` where a whole, checksummed, decodable record starts.
 fn next_valid(bytes: &[u8], from: usize) -> Option<usize> {
     (from..bytes.len()).find(|&at| match codec::read_frame(&bytes[at..]) {
-        Frame::Valid { payload, .. } => codec::decode::<Record>(payload).is_ok(),
+        Frame::Valid { payload, .. } => codec::decode_record::<Record>(payload).is_ok(),
         _ => false,
     })
 }
