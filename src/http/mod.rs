@@ -6,7 +6,7 @@
 //! then asks the registry or a chat actor. Chat actor addresses are cached here so a send goes
 //! straight to its chat; the registry is asked only on a miss or when a cached chat has stopped
 //! (idle chats stop themselves). Streams live in `stream/`, the browser page in `web.rs`, the
-//! OpenAPI description of every route in `openapi.rs`.
+//! OpenAPI description of every route in `openapi/`.
 
 mod auth;
 pub(crate) mod body;

@@ -75,7 +75,7 @@ fn health(_: &HttpRequest) -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
 }
 
-/// The OpenAPI description of this server (`openapi.rs`), as its settings make it.
+/// The OpenAPI description of this server (`openapi/`), as its settings make it.
 fn openapi(req: &HttpRequest) -> HttpResponse {
     match req.app_data::<web::Data<AppState>>() {
         Some(state) => HttpResponse::Ok().content_type("application/json").body(state.openapi.clone()),
