@@ -26,6 +26,7 @@
 pub mod codec;
 pub mod record;
 pub mod recovery;
+pub mod scan;
 pub mod snapshot;
 pub mod wal;
 
@@ -262,7 +263,7 @@ impl Store {
                     _ => "it is missing".to_owned(),
                 };
                 tracing::error!(chat, why, "chat snapshot unusable; rebuilding the chat from the log");
-                let segments = recovery::list_segments(&self.layout.wal)?;
+                let segments = scan::list_segments(&self.layout.wal)?;
                 let rebuilt = recovery::rebuild_chat(&self.layout, &segments, chat)?;
                 self.save_chat(&rebuilt)?;
                 Ok(rebuilt)
