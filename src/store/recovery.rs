@@ -122,7 +122,7 @@ pub fn recover(layout: &Layout) -> Result<Recovered, StoreError> {
     // Chats held out before stay held out: nothing has repaired them.
     let mut unavailable: HashSet<ChatNo> = catalog.unavailable.iter().copied().collect();
     unavailable.extend(scanned.damaged);
-    unavailable.extend(held_by_missing_segments(layout, &segments, from, &directory));
+    unavailable.extend(held_by_missing_segments(layout, &segments, catalog.pos, &directory));
 
     // A crash may have come between a deletion and its erasure: finish it.
     for (chat, tail) in deleted {
@@ -161,17 +161,19 @@ pub fn recover(layout: &Layout) -> Result<Recovered, StoreError> {
 fn held_by_missing_segments(
     layout: &Layout,
     segments: &[u64],
-    from: Pos,
+    checkpoint: Option<Pos>,
     directory: &BTreeMap<ChatNo, CatalogEntry>,
 ) -> HashSet<ChatNo> {
-    let last = segments.last().copied().unwrap_or(0).max(from.segment);
+    // The checkpoint's segment existed when it was written, whether or not it is still there.
+    let replayed_from = checkpoint.map_or(1, |pos| pos.segment);
+    let last = segments.last().copied().unwrap_or(0).max(checkpoint.map_or(0, |pos| pos.segment));
     let missing: Vec<u64> = (1..=last).filter(|n| segments.binary_search(n).is_err()).collect();
     let mut held = HashSet::new();
-    if missing.is_empty() || (segments.is_empty() && from.segment <= 1 && directory.is_empty()) {
+    if missing.is_empty() {
         return held;
     }
     for &segment in &missing {
-        if segment >= from.segment {
+        if segment >= replayed_from {
             held.extend(directory.keys().copied());
         }
     }
