@@ -212,8 +212,14 @@ impl ChatCore {
         Some(msg)
     }
 
-    /// The log failed: nothing in flight will ever be durable. Returns the seqs given up.
-    pub fn abandon(&mut self) -> Vec<u64> {
+    /// The log refused message `seq`: nothing in flight will be durable, so everything in flight
+    /// is given up (its seqs are returned, to be assigned again). A refusal of a message given
+    /// up already changes nothing: the messages in flight by then were sent after it and the log
+    /// takes them.
+    pub fn abandon(&mut self, seq: u64) -> Vec<u64> {
+        if self.pending.front().is_none_or(|first| first.seq != seq) {
+            return Vec::new();
+        }
         let lost: Vec<Message> = self.pending.drain(..).collect();
         for msg in &lost {
             self.clients.remove(&msg.client_id);

@@ -78,9 +78,12 @@ fn a_failed_log_gives_up_every_message_in_flight() {
     let mut core = ChatCore::new(meta(&["a"], false, false), RULES);
     core.push(draft("a", Some("c1"), None), 0);
     core.push(draft("a", Some("c2"), None), 0);
-    assert_eq!(core.abandon(), vec![1, 2]);
+    assert_eq!(core.abandon(1), vec![1, 2]);
     assert_eq!(core.find(&draft("a", Some("c1"), None)), Ok(None), "a retry may write again later");
     assert_eq!(core.push(draft("a", None, None), 0).seq, 1);
+    // The log's refusal of seq 2, given up already, arrives late: the new seq 1 stays in flight.
+    assert_eq!(core.abandon(2), Vec::<u64>::new());
+    assert_eq!(core.durable(1, loc(1)).map(|m| m.seq), Some(1));
 }
 
 #[test]

@@ -112,7 +112,7 @@ impl Handler<Durable> for ChatActor {
                     // The log refuses all writes from now on; so does this chat.
                     self.broken = Some(err.clone());
                 }
-                let lost = self.core.abandon();
+                let lost = self.core.abandon(done.seq);
                 for seq in &lost {
                     for waiter in self.waiters.remove(seq).unwrap_or_default() {
                         let _ = waiter.send(Err(err.clone()));
