@@ -1,17 +1,22 @@
-//! The `chatd` binary: `chatd` / `chatd serve` runs the server; `new`, `send` and `history` are
-//! client commands that print the server's JSON answer.
+//! The `chatd` binary: `chatd` / `chatd serve` runs the server; every other command is a client
+//! of a running server (`cli/`), one per endpoint, printing the server's JSON answer.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use chatd::cli::{self, ConnectArgs, HistoryArgs, NewArgs, SendArgs, Target};
+use chatd::cli::{self, ClientCommand, Target};
 use chatd::config::{Settings, DEFAULT_CONFIG_FILE};
 use chatd::startup::Application;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Parser)]
-#[command(name = "chatd", version, about = "A self-hosted chat server speaking the m3o chat and chats APIs")]
+#[command(
+    name = "chatd",
+    version,
+    about = "A self-hosted chat server speaking the m3o chat and chats APIs",
+    after_help = "Examples:\n  chatd serve --config /etc/chatd/chatd.toml\n  chatd new --user_ids=John,Barry\n  chatd chats list-messages --chat_id=general"
+)]
 struct Cli {
     /// The config file, layered over the built-in defaults (a missing file is fine).
     #[arg(long, global = true, default_value = DEFAULT_CONFIG_FILE)]
@@ -25,43 +30,22 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the server (the default).
+    #[command(after_help = "Example:\n  chatd serve --config config/default.toml")]
     Serve,
-    /// Create a chat: `chatd new --user_ids=John,Barry`.
-    New(NewArgs),
-    /// Send a message: `chatd send --chat_id=.. --user_id=John --subject=Hello --text='Hey Barry'`.
-    Send(SendArgs),
-    /// Print a chat's history: `chatd history --chat_id=..`.
-    History(HistoryArgs),
-    /// Print a chat's messages as they arrive: `chatd connect --chat_id=.. --user_id=..`.
-    Connect(ConnectArgs),
+    #[command(flatten)]
+    Client(ClientCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let (path, body) = match &cli.command {
+    let command = match &cli.command {
         None | Some(Command::Serve) => return serve(&cli.config),
-        Some(Command::Connect(args)) => {
-            let streamed = actix_web::rt::System::new().block_on(cli::connect(&cli.target, args));
-            return report(streamed.map(|()| String::new()));
-        }
-        Some(Command::New(args)) => args.request(),
-        Some(Command::Send(args)) => args.request(),
-        Some(Command::History(args)) => args.request(),
+        Some(Command::Client(command)) => command,
     };
-    report(actix_web::rt::System::new().block_on(cli::call(&cli.target, path, body)))
-}
-
-/// Prints a client command's output, or its error on stderr with a failing exit code.
-fn report(result: Result<String, String>) -> ExitCode {
-    match result {
-        Ok(out) => {
-            if !out.is_empty() {
-                println!("{out}");
-            }
-            ExitCode::SUCCESS
-        }
-        Err(err) => {
-            eprintln!("{err}");
+    match actix_web::rt::System::new().block_on(cli::run(&cli.target, command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            failure.print();
             ExitCode::FAILURE
         }
     }
