@@ -48,7 +48,9 @@ pub enum ClientCommand {
     #[command(after_help = "Example:\n  chatd connect --chat_id=... --user_id=John --since=0")]
     Connect(StreamArgs),
     /// Create a group: a chat with a name.
-    #[command(after_help = "Example:\n  chatd create --name=general --description='Anything goes' --user_ids=John,Barry")]
+    #[command(
+        after_help = "Example:\n  chatd create --name=general --description='Anything goes' --user_ids=John,Barry"
+    )]
     Create(CreateArgs),
     /// Make a user a member of a group.
     #[command(after_help = "Example:\n  chatd invite --group_id=... --user_id=Barry")]
