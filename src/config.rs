@@ -96,6 +96,9 @@ pub struct AuthSettings {
     /// Namespace → HS256 secret of its user tokens. A plain map (callers build it from
     /// strings); [`AuthSettings`]'s Debug redacts its values.
     pub user_token_secrets: BTreeMap<String, String>,
+    /// Lets `/health`, `/ready` and `/metrics` answer off loopback, sent as
+    /// `authorization: Bearer ...`; empty: they answer loopback peers only.
+    pub admin_key: Secret,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -107,7 +110,7 @@ pub struct ApiKey {
 /// A credential: read from config and serialized as a plain string, but Debug prints only a
 /// redaction, so settings can be logged or printed in a panic without giving it away. There is
 /// no Display; [`Secret::expose`] is the one way to the value.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Secret(String);
 
@@ -147,12 +150,13 @@ impl std::fmt::Debug for Secret {
 impl std::fmt::Debug for AuthSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Destructured so that a new field must be placed here, redacted or not, to compile.
-        let AuthSettings { allow_anonymous, api_keys, user_token_secrets } = self;
+        let AuthSettings { allow_anonymous, api_keys, user_token_secrets, admin_key } = self;
         let secrets: BTreeMap<&String, Redacted> = user_token_secrets.keys().map(|ns| (ns, Redacted)).collect();
         f.debug_struct("AuthSettings")
             .field("allow_anonymous", allow_anonymous)
             .field("api_keys", api_keys)
             .field("user_token_secrets", &secrets)
+            .field("admin_key", admin_key)
             .finish()
     }
 }
@@ -175,6 +179,15 @@ pub struct LimitSettings {
 pub struct LogSettings {
     /// A tracing filter such as `info` or `chatd=debug`; `RUST_LOG` wins when set.
     pub level: String,
+    /// `text` (readable) or `json` (one object per line).
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 impl Default for ServerSettings {
@@ -228,7 +241,7 @@ impl Default for LimitSettings {
 
 impl Default for LogSettings {
     fn default() -> Self {
-        Self { level: "info".into() }
+        Self { level: "info".into(), format: LogFormat::Text }
     }
 }
 

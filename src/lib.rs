@@ -19,3 +19,4 @@ pub mod rate;
 pub mod registry;
 pub mod startup;
 pub mod store;
+pub mod telemetry;

@@ -8,7 +8,6 @@ use chatd::cli::{self, ClientCommand, Target};
 use chatd::config::{Settings, DEFAULT_CONFIG_FILE};
 use chatd::startup::Application;
 use clap::{Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -59,10 +58,7 @@ fn serve(config: &std::path::Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&settings.log.level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    chatd::telemetry::logs::init(&settings.log);
     let result = actix_web::rt::System::new()
         .block_on(async move { Application::build(settings).await?.run_until_stopped().await });
     match result {

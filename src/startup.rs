@@ -3,7 +3,7 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use actix_web::dev::{Server, ServerHandle};
@@ -12,7 +12,7 @@ use tokio::sync::watch;
 
 use crate::chat::{Rules, TailLimits};
 use crate::config::{FsyncMode, Membership, Settings};
-use crate::http::{routes, AppState, Cors};
+use crate::http::{observe, routes, AppState, Cors, Ops};
 use crate::rate::RateLimiter;
 use crate::registry::{ChatOptions, Registry, Shutdown};
 use crate::store::{self, Store, StoreError};
@@ -60,10 +60,15 @@ impl Application {
         if settings.anonymous() {
             tracing::warn!(host = %settings.server.host, "no API keys or user token secrets are configured: serving anonymous requests");
         }
+        crate::telemetry::measure::install();
         let settings = Arc::new(settings);
+        let started = Instant::now();
         let (store, recovered) = Store::open(&store_options(&settings))?;
-        tracing::info!(chats = recovered.catalog.chats.len(), data_dir = %settings.storage.data_dir.display(), "store recovered");
-        let registry = Registry::new(store, recovered, chat_options(&settings)).start();
+        crate::telemetry::measure::recovered(started.elapsed());
+        tracing::info!(chats = recovered.catalog.chats.len(), data_dir = %settings.storage.data_dir.display(), ms = started.elapsed().as_millis() as u64, "store recovered");
+        let registry = Registry::new(store.clone(), recovered, chat_options(&settings)).start();
+        let ops =
+            web::Data::new(Ops { store, registry: registry.clone(), data_dir: settings.storage.data_dir.clone() });
 
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))?;
         let port = listener.local_addr()?.port();
@@ -73,7 +78,10 @@ impl Application {
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(Cors::new(origins.clone()))
+                // Outermost: its request span and id cover everything inside, Cors included.
+                .wrap(actix_web::middleware::from_fn(observe))
                 .app_data(state.clone())
+                .app_data(ops.clone())
                 .configure(routes)
                 .default_service(web::to(crate::http::not_found))
         })

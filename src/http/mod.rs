@@ -8,6 +8,7 @@
 //! (idle chats stop themselves). Streams live in `stream/`, the browser page in `web.rs`, the
 //! OpenAPI description of every route in `openapi/`.
 
+mod admin;
 mod auth;
 pub(crate) mod body;
 mod call;
@@ -18,6 +19,7 @@ mod cors;
 mod draft;
 pub mod error;
 mod groups;
+mod observe;
 pub mod openapi;
 mod routes;
 mod stream;
@@ -37,9 +39,11 @@ use crate::model::{ChatId, ChatMeta, Namespace};
 use crate::registry::{Lookup, Open, Registry};
 use auth::Auth;
 
+pub use admin::Ops;
 pub use auth::Caller;
 pub use conn::remember as remember_connection;
 pub use cors::Cors;
+pub use observe::observe;
 pub use routes::{not_found, paths as endpoint_paths, routes, table as route_table, Kind, Route, ENDPOINTS};
 
 /// What every handler shares, across all workers.

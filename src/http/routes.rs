@@ -1,7 +1,7 @@
 //! The route table. Every unary endpoint answers POST on three equivalent paths, as m3o's
 //! gateway did: `/{service}/{Endpoint}`, `/{service}/{Service}/{Endpoint}`, `/v1/{service}/{Endpoint}`;
 //! the streams answer GET on theirs. Besides them: the web assets (`web.rs`), `/health` and
-//! `/openapi.json`.
+//! `/openapi.json`, and the operator's `/ready` and `/metrics` (`admin.rs`).
 //!
 //! Every route is registered from the lists here ([`ENDPOINTS`], [`PAGES`], the web assets), and
 //! [`table`] lists the same routes from the same lists: `/openapi.json` describes each of them,
@@ -71,7 +71,11 @@ pub const PAGES: [Page; 2] = [
     Page { path: "/openapi.json", id: "chatd.OpenAPI", answer: openapi },
 ];
 
-fn health(_: &HttpRequest) -> HttpResponse {
+/// Alive: answering at all. An admin endpoint (`admin.rs`).
+fn health(req: &HttpRequest) -> HttpResponse {
+    if let Err(refused) = super::admin::admitted(req, "chatd.Health") {
+        return refused.error_response();
+    }
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
 }
 
@@ -165,6 +169,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     register_endpoints(cfg);
     // The chat page and the browser client.
     super::web::routes(cfg);
+    // `/ready` and `/metrics`.
+    super::admin::routes(cfg);
     for page in &PAGES {
         let answer = page.answer;
         let id = page.id;

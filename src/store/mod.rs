@@ -218,6 +218,11 @@ impl Store {
         self.wal.resume(chat);
     }
 
+    /// Why the log takes no more writes (a write or an fsync failed), if it does not.
+    pub fn failure(&self) -> Option<&str> {
+        self.wal.failure()
+    }
+
     /// The log's end, once everything appended so far is durable (fsynced whatever the mode).
     pub async fn mark(&self) -> Result<Pos, StoreError> {
         let (tx, rx) = tokio::sync::oneshot::channel();

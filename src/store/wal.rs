@@ -22,6 +22,7 @@ use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -67,6 +68,8 @@ fn open_segment(dir: &Path, segment: u64) -> Result<(File, u64), StoreError> {
 /// The handle chats append through. Dropping every handle stops the writer after a final fsync.
 pub struct Wal {
     tx: Sender<Request>,
+    /// Why the log is out of service, once it is (for `/ready`).
+    failure: Arc<OnceLock<String>>,
 }
 
 pub struct WalOptions {
@@ -92,11 +95,13 @@ impl Wal {
             last_sync: Instant::now(),
             buf: Vec::new(),
             held: HashSet::new(),
+            failure: Arc::new(OnceLock::new()),
         };
+        let failure = writer.failure.clone();
         let (tx, rx) = mpsc::channel();
         let thread =
             std::thread::Builder::new().name("chatd-wal".into()).spawn(move || writer.run(rx)).map_err(io_error)?;
-        Ok((Wal { tx }, thread))
+        Ok((Wal { tx, failure }, thread))
     }
 
     /// Queues a framed record of chat `tag`; `done` runs once it is durable under the fsync mode.
@@ -110,6 +115,11 @@ impl Wal {
     /// from here on are written again.
     pub fn resume(&self, tag: u64) {
         let _ = self.tx.send(Request::Resume { tag });
+    }
+
+    /// Why the log takes no more writes, once a write or an fsync failed.
+    pub fn failure(&self) -> Option<&str> {
+        self.failure.get().map(String::as_str)
     }
 
     /// `done` gets the log's end position once everything appended before is durable.
@@ -138,11 +148,16 @@ struct Writer {
     buf: Vec<u8>,
     /// Chats held after a batch of theirs failed for a full disk (see the module comment).
     held: HashSet<u64>,
+    /// `failed`, shown to [`Wal::failure`].
+    failure: Arc<OnceLock<String>>,
 }
 
 impl Writer {
     fn run(mut self, rx: Receiver<Request>) {
         loop {
+            if let Some(err) = &self.failed {
+                let _ = self.failure.set(err.to_string());
+            }
             let first = if self.unsynced && self.opts.fsync == FsyncMode::Interval {
                 let wait = self.opts.fsync_interval.saturating_sub(self.last_sync.elapsed());
                 match rx.recv_timeout(wait) {
@@ -206,6 +221,7 @@ impl Writer {
             };
         }
         self.unsynced |= !self.buf.is_empty();
+        crate::telemetry::measure::log_batch(batch.iter().filter(|r| matches!(r, Request::Append { .. })).count());
         let interval_due =
             self.opts.fsync == FsyncMode::Interval && self.last_sync.elapsed() >= self.opts.fsync_interval;
         if self.unsynced && (needs_sync || interval_due) {
@@ -251,8 +267,10 @@ impl Writer {
         if self.failed.is_some() {
             return;
         }
+        let started = Instant::now();
         match self.file.sync_data() {
             Ok(()) => {
+                crate::telemetry::measure::fsync(started.elapsed());
                 self.unsynced = false;
                 self.last_sync = Instant::now();
             }

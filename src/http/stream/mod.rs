@@ -138,6 +138,8 @@ struct Subscription {
     /// arrive live on `events`.
     sent: u64,
     until: u64,
+    /// Counts this stream in `/metrics` while it lives.
+    _open: crate::telemetry::OpenStream,
 }
 
 /// What a subscription yields next, once its replay is done.
@@ -224,7 +226,8 @@ async fn subscribe(state: &AppState, params: &Params, kind: Kind) -> Result<Subs
     // Without `since`, only new messages arrive.
     let sent = params.since.unwrap_or(until).min(until);
     let limited = caller.reader().is_some();
-    Ok(Subscription { ns: caller.ns, chat_id, kind, user_id, limited, events, sent, until })
+    let _open = crate::telemetry::OpenStream::new(kind.endpoint());
+    Ok(Subscription { ns: caller.ns, chat_id, kind, user_id, limited, events, sent, until, _open })
 }
 
 pub async fn connect(
