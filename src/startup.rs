@@ -1,4 +1,5 @@
-//! Builds the running server: recover the store, start the registry, bind, serve.
+//! Builds the running server: bind, recover the store (answering only `/health` and a 503
+//! `/ready` meanwhile), start the registry, serve.
 //! Tests start it the same way on port 0 with a temporary data dir.
 
 use std::net::TcpListener;
@@ -12,7 +13,7 @@ use tokio::sync::watch;
 
 use crate::chat::{Rules, TailLimits};
 use crate::config::{FsyncMode, Membership, Settings};
-use crate::http::{observe, routes, AppState, Cors, Ops};
+use crate::http::{observe, recovering, routes, AdminKey, AppState, Cors, Ops};
 use crate::rate::RateLimiter;
 use crate::registry::{ChatOptions, Registry, Shutdown};
 use crate::store::{self, Store, StoreError};
@@ -62,16 +63,38 @@ impl Application {
         }
         crate::telemetry::measure::install();
         let settings = Arc::new(settings);
+        let admin_key = web::Data::new(AdminKey(settings.auth.admin_key.clone()));
+
+        // Listen first: while recovery runs, `/health` answers 200 and `/ready` (and the rest)
+        // 503. Connections arriving as the real server takes over wait in the listen backlog.
+        let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))?;
+        let port = listener.local_addr()?.port();
+        let interim = {
+            let admin_key = admin_key.clone();
+            HttpServer::new(move || {
+                App::new()
+                    .wrap(actix_web::middleware::from_fn(observe))
+                    .app_data(admin_key.clone())
+                    .configure(recovering)
+            })
+            .listen(listener.try_clone()?)?
+            .workers(1)
+            .disable_signals()
+            .run()
+        };
+        let interim_handle = interim.handle();
+        actix_web::rt::spawn(interim);
         let started = Instant::now();
-        let (store, recovered) = Store::open(&store_options(&settings))?;
+        let options = store_options(&settings);
+        let opened = tokio::task::spawn_blocking(move || Store::open(&options)).await;
+        interim_handle.stop(false).await;
+        let (store, recovered) = opened.map_err(|e| StoreError::Failed(format!("recovery stopped: {e}")))??;
         crate::telemetry::measure::recovered(started.elapsed());
         tracing::info!(chats = recovered.catalog.chats.len(), data_dir = %settings.storage.data_dir.display(), ms = started.elapsed().as_millis() as u64, "store recovered");
         let registry = Registry::new(store.clone(), recovered, chat_options(&settings)).start();
         let ops =
             web::Data::new(Ops { store, registry: registry.clone(), data_dir: settings.storage.data_dir.clone() });
 
-        let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))?;
-        let port = listener.local_addr()?.port();
         let (shutdown, shutdown_rx) = watch::channel(false);
         let state = web::Data::new(AppState::new(registry.clone(), settings.clone(), shutdown_rx));
         let origins = settings.server.cors_origins.clone();
@@ -82,6 +105,7 @@ impl Application {
                 .wrap(actix_web::middleware::from_fn(observe))
                 .app_data(state.clone())
                 .app_data(ops.clone())
+                .app_data(admin_key.clone())
                 .configure(routes)
                 .default_service(web::to(crate::http::not_found))
         })

@@ -1,5 +1,6 @@
 //! The operator's endpoints: `/health` (alive; served from `routes.rs`), `/ready` (200 while
-//! the server takes writes, 503 naming why not) and `/metrics` (Prometheus text).
+//! the server takes writes, 503 naming why not) and `/metrics` (Prometheus text). While the data
+//! dir is being recovered, [`recovering`] answers in place of the whole API.
 //!
 //! They say how the server is doing, which is nobody else's business: they answer loopback
 //! peers, and others only with `authorization: Bearer <auth.admin_key>` (401 without a key, 403
@@ -13,7 +14,7 @@ use actix::Addr;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::error::{ApiError, At};
-use super::AppState;
+use crate::config::Secret;
 use crate::error::Error;
 use crate::registry::{LiveCount, Registry};
 use crate::store::Store;
@@ -26,6 +27,9 @@ pub struct Ops {
     pub registry: Addr<Registry>,
     pub data_dir: PathBuf,
 }
+
+/// `auth.admin_key`, shared by the server and the one answering during recovery.
+pub struct AdminKey(pub Secret);
 
 /// Whether `req` may see an admin endpoint `id` (`chatd.Ready`, ...): its error if not.
 pub fn admitted(req: &HttpRequest, id: &'static str) -> Result<(), ApiError> {
@@ -40,12 +44,10 @@ pub fn admitted(req: &HttpRequest, id: &'static str) -> Result<(), ApiError> {
         return Err(Error::Unauthorized("an admin key is needed off loopback".into()).at(id));
     };
     let given = given.strip_prefix("Bearer ").or_else(|| given.strip_prefix("bearer ")).unwrap_or("").trim();
-    let key = req.app_data::<web::Data<AppState>>().map(|s| s.settings.auth.admin_key.expose().to_owned());
+    let key = req.app_data::<web::Data<AdminKey>>().map(|k| k.0.expose());
     match key {
         Some(key) if !key.is_empty() && same(given.as_bytes(), key.as_bytes()) => Ok(()),
-        Some(key) if key.is_empty() => {
-            Err(Error::Forbidden("no auth.admin_key is configured: this answers loopback only".into()).at(id))
-        }
+        Some("") => Err(Error::Forbidden("no auth.admin_key is configured: this answers loopback only".into()).at(id)),
         _ => Err(Error::Forbidden("that is not the admin key".into()).at(id)),
     }
 }
@@ -93,4 +95,22 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             _ => resource.route(web::get().to(metrics)).route(web::head().to(metrics)),
         });
     }
+}
+
+/// What answers while the data dir is recovered, before the API can: `/health` is 200 (alive),
+/// `/ready` and everything else 503.
+pub fn recovering(cfg: &mut web::ServiceConfig) {
+    let health = |req: HttpRequest| async move {
+        admitted(&req, "chatd.Health")?;
+        Ok::<_, ApiError>(HttpResponse::Ok().json(serde_json::json!({ "status": "ok" })))
+    };
+    let ready = |req: HttpRequest| async move {
+        admitted(&req, "chatd.Ready")?;
+        Err::<HttpResponse, _>(Error::Unavailable("recovering the data dir".into()).at("chatd.Ready"))
+    };
+    cfg.route("/health", web::get().to(health)).route("/ready", web::get().to(ready)).default_service(web::to(
+        || async {
+            Err::<HttpResponse, _>(Error::Unavailable("recovering the data dir; try again shortly".into()).at("chatd"))
+        },
+    ));
 }

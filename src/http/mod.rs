@@ -39,7 +39,7 @@ use crate::model::{ChatId, ChatMeta, Namespace};
 use crate::registry::{Lookup, Open, Registry};
 use auth::Auth;
 
-pub use admin::Ops;
+pub use admin::{recovering, AdminKey, Ops};
 pub use auth::Caller;
 pub use conn::remember as remember_connection;
 pub use cors::Cors;
