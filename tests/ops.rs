@@ -225,11 +225,7 @@ async fn every_answer_carries_a_request_id() {
 async fn json_logs_parse_and_hold_no_secret_or_message_text() {
     let dir = tempfile::tempdir().expect("temp dir");
     let port = free_port();
-    let env = [
-        ("CHATD__LOG__FORMAT", "json"),
-        ("RUST_LOG", "debug"),
-        ("CHATD__AUTH__ADMIN_KEY", "admin-secret-4711"),
-    ];
+    let env = [("CHATD__LOG__FORMAT", "json"), ("RUST_LOG", "debug"), ("CHATD__AUTH__ADMIN_KEY", "admin-secret-4711")];
     let server = Chatd::start_with(dir.path(), port, &env).await;
     let (status, _, _) = get(&format!("http://127.0.0.1:{port}/health"), &[("x-request-id", "trace-me-4711")]).await;
     assert_eq!(status, 200);
@@ -274,4 +270,67 @@ async fn logs_are_readable_text_by_default() {
     let line = log.lines().find(|l| l.contains("request_id=text-4711")).unwrap_or_else(|| panic!("{log}"));
     assert!(serde_json::from_str::<Value>(line).is_err(), "text, not JSON: {line}");
     assert!(log.contains("chatd listening"), "{log}");
+}
+
+/// While the data dir is recovered, the server already listens: `/health` is 200 and `/ready`
+/// (like the API) is 503 naming recovery; once it is done, `/ready` is 200. The log holds
+/// 20000 unsnapshotted messages, so replaying it takes long enough to be seen.
+#[actix_web::test]
+async fn ready_is_503_during_recovery() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let env = [("CHATD__STORAGE__FSYNC", "never"), ("CHATD__STORAGE__CHECKPOINT_INTERVAL_SECS", "100000")];
+    let server = Chatd::start_with(dir.path(), port, &env).await;
+    let mut chats = Vec::new();
+    for i in 0..20 {
+        chats.push(server.api.new_chat(&[&format!("u{i}")]).await);
+    }
+    let text = "x".repeat(1000);
+    futures_util::stream::iter(0..20_000)
+        .for_each_concurrent(64, |n| {
+            let (api, chat, text) = (server.api.clone(), chats[n % 20].clone(), text.clone());
+            async move {
+                let body = json!({ "chat_id": chat, "user_id": "u", "text": text, "client_id": format!("m{n}") });
+                let (status, body) = api.post("/chat/Send", body).await.expect("Send");
+                assert_eq!(status, 200, "{body}");
+            }
+        })
+        .await;
+    server.kill9();
+
+    let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
+    let probe = async {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut recovering = None;
+        loop {
+            assert!(Instant::now() < deadline, "/ready never turned 200");
+            let request = awc::Client::new().get(url("/ready")).timeout(Duration::from_secs(20));
+            if let Ok(mut res) = request.send().await {
+                let body = String::from_utf8_lossy(&res.body().await.expect("a body")).into_owned();
+                match res.status().as_u16() {
+                    200 => return recovering,
+                    503 => {
+                        if recovering.is_none() {
+                            let (health, _, _) = get(&url("/health"), &[]).await;
+                            let (status, history) = helpers::Api::new(port)
+                                .post("/chat/History", json!({ "chat_id": chats[0] }))
+                                .await
+                                .expect("History");
+                            recovering = Some((body, health, status, history));
+                        }
+                    }
+                    other => panic!("/ready answered {other}: {body}"),
+                }
+            }
+            sleep_ms(2).await;
+        }
+    };
+    let (server, recovering) = futures_util::join!(Chatd::start(dir.path(), port), probe);
+    let (ready, health, api_status, api_body) = recovering.expect("/ready was 503 while recovering");
+    assert_micro(&ready, 503, "chatd.Ready.Unavailable");
+    assert!(ready.contains("recovering"), "{ready}");
+    assert_eq!(health, 200, "alive while recovering");
+    // The API answers once recovery is over, 503 (never a dropped connection) until then.
+    assert!(api_status == 503 || api_status == 200, "{api_status}: {api_body}");
+    assert_eq!(server.api.history(&chats[0]).await.len(), 1000, "everything recovered");
 }
