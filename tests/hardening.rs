@@ -654,8 +654,9 @@ impl Binary {
         let child = cmd.spawn().expect("spawn chatd");
         let binary = Binary { child, port, _dir: dir };
         let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "chatd did not listen within 20 s");
+        // It listens while it recovers (answering 503): wait until /ready says it serves.
+        while !ready(port) {
+            assert!(Instant::now() < deadline, "chatd was not ready within 20 s");
             std::thread::sleep(Duration::from_millis(20));
         }
         binary
@@ -675,6 +676,17 @@ impl Binary {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .expect("VmRSS")
     }
+}
+
+/// Whether the server on `port` answers `GET /ready` with 200.
+fn ready(port: u16) -> bool {
+    let Ok(mut socket) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let _ = socket.set_read_timeout(Some(Duration::from_secs(5)));
+    if socket.write_all(b"GET /ready HTTP/1.1\r\nhost: chatd\r\nconnection: close\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    socket.read_exact(&mut head).is_ok() && head.ends_with(b" 200")
 }
 
 impl Drop for Binary {
