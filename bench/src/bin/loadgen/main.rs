@@ -18,7 +18,7 @@
 //! Subcommands:
 //!   loadgen run    --url URL [-c 32] [-d 10] [--warmup 1] [--chats FILE] [--workload send]
 //!                  [--limit 50] [--total N] [--threads 1] [--text-bytes 64] [--label NAME]
-//!                  [--json FILE] [--server-pid PID]
+//!                  [--json FILE] [--server-pid PID] [--until-server-exits PID]
 //!   loadgen setup  --url http://127.0.0.1:PORT [--chats 100] --out FILE   (POST /chat/New ×N)
 //!   loadgen setup  --url nats://127.0.0.1:PORT --stream NAME --subjects 'chat.>'
 //!                  (creates a JetStream stream, file storage)
@@ -28,6 +28,7 @@
 //!                  (restart to ready: see loadgen/ready.rs)
 //!   loadgen freeport                                                        (a free loopback port)
 //!   loadgen table  FILE.json...                                             (the summary table)
+//!   loadgen summary DIR                  (compare.sh's table against the targets: loadgen/summary.rs)
 //!
 //! URL is `http://127.0.0.1:PORT/path`, `redis://127.0.0.1:PORT` or `nats://127.0.0.1:PORT`.
 //! Workloads: `send` (default), `history` (newest page of `--limit`), `new` (create chats).
@@ -42,6 +43,7 @@ mod http;
 mod nats;
 mod ready;
 mod resp;
+mod summary;
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -67,6 +69,7 @@ fn main() {
         "ready" => ready::cmd_ready(&args),
         "freeport" => cmd_freeport(),
         "table" => cmd_table(&args),
+        "summary" => summary::cmd_summary(&args),
         _ => usage(),
     };
     if let Err(e) = result {
@@ -76,7 +79,7 @@ fn main() {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: loadgen run|setup|verify|ready|freeport|table ... (see the comment at the top of bench/src/bin/loadgen.rs)");
+    eprintln!("usage: loadgen run|setup|verify|ready|freeport|table|summary ... (see the comment at the top of bench/src/bin/loadgen.rs)");
     std::process::exit(2);
 }
 
@@ -162,6 +165,17 @@ struct RunOpts {
     /// A fill: stop once this many jobs have been taken (`next_job` counts them).
     total: Option<u64>,
     next_job: AtomicU64,
+    /// `--until-server-exits PID`: once that process is gone, connections stop (rather than
+    /// hammer a dead port) and the run ends early; for a load that is cut by `kill -9`.
+    until_exit: Option<u32>,
+}
+
+/// The process is gone (or a zombie waiting for its parent).
+fn gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rfind(')').and_then(|i| stat[i + 1..].split_whitespace().next()) == Some("Z"),
+        Err(_) => true,
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -229,6 +243,7 @@ async fn connection(i: usize, o: Arc<RunOpts>, w: Window) -> ConnStats {
             Some(c) => c,
             None => match Conn::open(&o, i).await {
                 Ok(c) => conn.insert(c),
+                Err(_) if o.until_exit.is_some_and(gone) => break,
                 Err(e) => {
                     st.total_errors += 1;
                     if Instant::now() >= w.start {
@@ -278,6 +293,7 @@ async fn connection(i: usize, o: Arc<RunOpts>, w: Window) -> ConnStats {
                     conn = None;
                 }
             }
+            Err(_) if o.until_exit.is_some_and(gone) => break,
             Err(e) => {
                 st.total_errors += 1;
                 if in_window {
@@ -394,6 +410,7 @@ fn cmd_run(args: &[String]) -> Res<()> {
         run_id,
         total,
         next_job: AtomicU64::new(0),
+        until_exit: m.get("until-server-exits").map(|p| p.parse()).transpose()?,
     });
     let rt = if threads <= 1 {
         tokio::runtime::Builder::new_current_thread().enable_all().build()?
@@ -439,7 +456,9 @@ async fn run(o: Arc<RunOpts>, label: String, url: String, pid: Option<u32>) -> R
     } else {
         tokio::time::sleep_until(w.start.into()).await;
         let before = CpuSample::take(pid);
-        tokio::time::sleep_until(w.end.into()).await;
+        while Instant::now() < w.end && !tasks.iter().all(|t| t.is_finished()) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let after = CpuSample::take(pid);
         for t in tasks {
             stats.push(t.await?);
