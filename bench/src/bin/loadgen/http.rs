@@ -133,4 +133,3 @@ pub async fn call(t: &Target, path: &str, body: &str) -> Res<(u16, serde_json::V
     let value = serde_json::from_slice(&resp.body).unwrap_or(serde_json::Value::Null);
     Ok((resp.status, value))
 }
-

@@ -466,14 +466,8 @@ async fn run(o: Arc<RunOpts>, label: String, url: String, pid: Option<u32>) -> R
         (before, after, o.duration.as_secs_f64())
     };
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
-    let mut r = Report {
-        label,
-        url,
-        connections: o.conns,
-        window_s,
-        warmup_s: o.warmup.as_secs_f64(),
-        ..Default::default()
-    };
+    let mut r =
+        Report { label, url, connections: o.conns, window_s, warmup_s: o.warmup.as_secs_f64(), ..Default::default() };
     for st in stats {
         hist.add(&st.hist)?;
         r.ok += st.ok;
@@ -713,7 +707,9 @@ fn cmd_verify(args: &[String]) -> Res<()> {
             println!("verified: the {n} chats hold {stored} messages >= the {e} sends answered 200");
             Ok(())
         }
-        (None, Some(e)) => Err(format!("the {n} chats hold {stored} messages, fewer than the {e} sends answered 200").into()),
+        (None, Some(e)) => {
+            Err(format!("the {n} chats hold {stored} messages, fewer than the {e} sends answered 200").into())
+        }
         (None, None) => {
             println!("the {n} chats hold {stored} messages");
             Ok(())

@@ -64,7 +64,8 @@ fn ratio_row(out: &mut Vec<String>, what: &str, ours: &[Report], peer_name: &str
         out.push(format!("| {what} | not run | | | ≥ {target}× | - |"));
         return;
     }
-    let ratio = mean(&ours.iter().map(|r| r.rps).collect::<Vec<_>>()) / mean(&peer.iter().map(|r| r.rps).collect::<Vec<_>>());
+    let ratio =
+        mean(&ours.iter().map(|r| r.rps).collect::<Vec<_>>()) / mean(&peer.iter().map(|r| r.rps).collect::<Vec<_>>());
     let per: Vec<f64> = ours.iter().zip(peer).map(|(a, b)| a.rps / b.rps).collect();
     let lo = per.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = per.iter().copied().fold(0.0, f64::max);
@@ -148,7 +149,11 @@ pub fn cmd_summary(args: &[String]) -> Res<()> {
         }
         let worst = v.iter().copied().fold(0.0, f64::max);
         let all: Vec<String> = v.iter().map(|s| format!("{s:.3}")).collect();
-        rows.push(format!("| {what}{on_disk} | **{worst:.3} s** (worst; runs: {} s) | | | < {limit} s | {} |", all.join(", "), met(worst < limit)));
+        rows.push(format!(
+            "| {what}{on_disk} | **{worst:.3} s** (worst; runs: {} s) | | | < {limit} s | {} |",
+            all.join(", "),
+            met(worst < limit)
+        ));
     }
 
     match json(dir, "idle.json") {
