@@ -64,6 +64,10 @@ pub struct StorageSettings {
 pub struct HistorySettings {
     pub default_limit: u64,
     pub max_limit: u64,
+    /// The newest messages of each live chat served from memory (0: every page from the log).
+    pub memory_tail: usize,
+    /// Bounds the bytes (texts and subjects) of each live chat's in-memory tail.
+    pub memory_tail_bytes: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -199,7 +203,7 @@ impl Default for StorageSettings {
 
 impl Default for HistorySettings {
     fn default() -> Self {
-        Self { default_limit: 50, max_limit: 1000 }
+        Self { default_limit: 50, max_limit: 1000, memory_tail: 256, memory_tail_bytes: 262_144 }
     }
 }
 

@@ -10,7 +10,7 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App, HttpServer};
 use tokio::sync::watch;
 
-use crate::chat::Rules;
+use crate::chat::{Rules, TailLimits};
 use crate::config::{FsyncMode, Membership, Settings};
 use crate::http::{routes, AppState, Cors};
 use crate::rate::RateLimiter;
@@ -147,6 +147,7 @@ fn chat_options(settings: &Settings) -> ChatOptions {
         idle_timeout: Duration::from_secs(settings.chat.idle_timeout_secs),
         checkpoint_interval: Duration::from_secs(settings.storage.checkpoint_interval_secs),
         limiter: Arc::new(RateLimiter::new(limits.sends_per_second, limits.send_burst)),
+        tail: TailLimits { messages: settings.history.memory_tail, bytes: settings.history.memory_tail_bytes },
     }
 }
 

@@ -576,6 +576,39 @@ async fn history_limit_is_capped_at_max_limit() {
     assert_eq!(seqs(&history), range(9, 12));
 }
 
+/// The newest messages come from the chat's memory, older ones from the log: a page across both
+/// lists each message exactly as its send answered it, in seq order, in either service's shape.
+#[actix_web::test]
+async fn pages_across_memory_and_log_read_alike() {
+    let app = spawn_app_with(|s| s.history.memory_tail = 4).await;
+    let chat = app.new_chat(&["alice", "bob"]).await;
+    let mut sent = Vec::new();
+    for i in 1..=12 {
+        sent.push(app.send(&chat, "alice", &format!("m{i}")).await);
+    }
+    // Seqs 9-12 are in memory, 3-8 only in the log.
+    assert_eq!(app.history(json!({ "chat_id": chat, "limit": 10 })).await, sent[2..12].to_vec());
+    assert_eq!(app.history(json!({ "chat_id": chat, "after_seq": 0, "limit": 3 })).await, sent[0..3].to_vec());
+    assert_eq!(app.history(json!({ "chat_id": chat, "limit": 2 })).await, sent[10..12].to_vec());
+    // Newest first, in the chats service's shape.
+    let listed = app.list_messages(&chat, json!({ "limit": 7 })).await;
+    assert_eq!(seqs(&listed), (6..=12).rev().collect::<Vec<u64>>());
+    for (m, s) in listed.iter().zip(sent[5..12].iter().rev()) {
+        assert_eq!(
+            (&m["id"], &m["author_id"], &m["text"], &m["sent_at"]),
+            (&s["id"], &s["user_id"], &s["text"], &s["sent_at"])
+        );
+    }
+    // A retry of a message in memory answers it as stored.
+    let (status, again) = app
+        .post(
+            "/chat/Send",
+            json!({ "chat_id": chat, "user_id": "alice", "text": "m12", "client_id": sent[11]["client_id"] }),
+        )
+        .await;
+    assert_eq!((status.as_u16(), &again["message"]), (200, &sent[11]));
+}
+
 #[actix_web::test]
 async fn integers_may_be_numeric_strings() {
     let app = spawn_app().await;

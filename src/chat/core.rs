@@ -140,9 +140,9 @@ impl ChatCore {
         !self.pending.is_empty()
     }
 
-    /// Where messages `seqs` lie, for those that are durable.
-    pub fn locs(&self, seqs: impl Iterator<Item = u64>) -> Vec<Loc> {
-        seqs.filter_map(|seq| self.index.get((seq as usize).wrapping_sub(1)).copied()).collect()
+    /// Where message `seq` lies, if it is durable.
+    pub fn loc(&self, seq: u64) -> Option<Loc> {
+        self.index.get((seq as usize).wrapping_sub(1)).copied()
     }
 
     /// Every durable message's place in the log (what deletion erases).

@@ -22,12 +22,14 @@ mod membership;
 mod page;
 mod send;
 mod subscribers;
+mod tail;
 
 pub use self::core::{Change, ChatCore, Draft, Rules};
 pub use membership::{Delete, Describe, Update};
 pub use page::{Fetch, Page, Read};
 pub use send::{Post, Receipt};
-pub use subscribers::{Delivered, Event, Subscribe};
+pub use subscribers::{Delivered, Event, Subscribe, SHAPES};
+pub use tail::TailLimits;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -41,6 +43,7 @@ use crate::model::{ChatId, ChatMeta, Members, Message, Namespace};
 use crate::rate::RateLimiter;
 use crate::store::record::{ChatNo, Record};
 use crate::store::{Store, StoreError};
+use tail::Tail;
 
 /// What a chat tells the directory. Sent in the order things happen, from the chat's thread.
 #[derive(Debug, Message)]
@@ -72,6 +75,7 @@ pub struct ChatInit {
     pub rules: Rules,
     pub idle_timeout: Duration,
     pub limiter: Arc<RateLimiter>,
+    pub tail: TailLimits,
 }
 
 type Reply = oneshot::Sender<Result<Message, Error>>;
@@ -93,6 +97,8 @@ pub struct ChatActor {
     last_used: Instant,
     /// The chat's stream, while anyone is subscribed.
     stream: Option<tokio::sync::broadcast::Sender<Event>>,
+    /// The newest durable messages, served from memory.
+    tail: Tail,
 }
 
 impl ChatActor {
@@ -110,6 +116,7 @@ impl ChatActor {
         };
         ChatActor {
             core: ChatCore::new(placeholder, init.rules),
+            tail: Tail::new(init.tail),
             init,
             start: Some(start),
             waiters: HashMap::new(),

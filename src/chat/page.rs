@@ -1,33 +1,53 @@
-//! The read path: the chat picks which seqs a page holds and where they lie; the HTTP task
-//! reads them from the log itself, off every actor's thread.
+//! The read path: the chat picks which seqs a page holds; those in its in-memory tail
+//! (`tail.rs`) come as they are, and the HTTP task reads the older ones from the log itself, off
+//! every actor's thread.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use actix::prelude::*;
 
-use super::{blocking, ChatActor};
+use super::{blocking, ChatActor, Delivered};
 use crate::error::Error;
-use crate::model::{Message, UserId};
+use crate::model::UserId;
 use crate::store::record::{ChatNo, Loc};
 use crate::store::Store;
 
-/// Where a page's messages lie; [`Fetch::messages`] reads them.
+/// A page's messages, or where they lie; [`Fetch::messages`] completes it.
 pub struct Fetch {
     store: Arc<Store>,
     chat: ChatNo,
-    locs: Vec<Loc>,
+    items: Vec<Item>,
+}
+
+enum Item {
+    /// In the chat's tail, JSON and all.
+    Cached(Arc<Delivered>),
+    /// In the log only.
+    Stored(Loc),
 }
 
 impl Fetch {
-    /// Reads the messages back from the log on the blocking pool. A message erased meanwhile
-    /// (its chat was deleted) makes the page a 404.
-    pub async fn messages(self) -> Result<Vec<Message>, Error> {
-        let Fetch { store, chat, locs } = self;
-        if locs.is_empty() {
-            return Ok(Vec::new());
+    /// The page's messages, in order. Those only in the log are read back on the blocking pool;
+    /// a message erased meanwhile (its chat was deleted) makes the page a 404.
+    pub async fn messages(self) -> Result<Vec<Arc<Delivered>>, Error> {
+        let Fetch { store, chat, items } = self;
+        if items.iter().all(|item| matches!(item, Item::Cached(_))) {
+            return Ok(items
+                .into_iter()
+                .filter_map(|item| if let Item::Cached(d) = item { Some(d) } else { None })
+                .collect());
         }
-        blocking(move || locs.into_iter().map(|loc| store.read_message(chat, loc)).collect()).await
+        blocking(move || {
+            items
+                .into_iter()
+                .map(|item| match item {
+                    Item::Cached(d) => Ok(d),
+                    Item::Stored(loc) => store.read_message(chat, loc).map(Delivered::new),
+                })
+                .collect()
+        })
+        .await
     }
 }
 
@@ -83,8 +103,15 @@ impl Handler<Read> for ChatActor {
         if let Some(reader) = &read.reader {
             self.core.check_member(reader)?;
         }
-        let locs = self.core.locs(read.page.seqs(self.core.durable_len()));
-        Ok(Fetch { store: self.init.store.clone(), chat: self.init.no, locs })
+        let items = read
+            .page
+            .seqs(self.core.durable_len())
+            .filter_map(|seq| match self.tail.get(seq) {
+                Some(d) => Some(Item::Cached(d.clone())),
+                None => self.core.loc(seq).map(Item::Stored),
+            })
+            .collect();
+        Ok(Fetch { store: self.init.store.clone(), chat: self.init.no, items })
     }
 }
 

@@ -13,7 +13,7 @@ use std::time::Instant;
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
-use super::{blocking, ChatActor, Draft};
+use super::{blocking, ChatActor, Delivered, Draft};
 use crate::error::Error;
 use crate::model::{now_secs, Message};
 use crate::store::record::{ChatNo, Loc, Record};
@@ -30,6 +30,8 @@ pub struct Post {
 
 /// The chat's answer to a send; [`Receipt::message`] resolves to the stored message.
 pub enum Receipt {
+    /// Stored earlier (a retry), and still in the chat's tail.
+    Ready(Message),
     /// Stored earlier (a retry): read back from the log.
     Stored { store: Arc<Store>, chat: ChatNo, loc: Loc },
     /// Written now, or a retry of a message still in flight: resolves once durable.
@@ -39,6 +41,7 @@ pub enum Receipt {
 impl Receipt {
     pub async fn message(self) -> Result<Message, Error> {
         match self {
+            Receipt::Ready(msg) => Ok(msg),
             Receipt::Stored { store, chat, loc } => blocking(move || store.read_message(chat, loc)).await,
             Receipt::Pending(rx) => {
                 rx.await.unwrap_or_else(|_| Err(Error::Internal("the chat stopped before answering".into())))
@@ -57,7 +60,10 @@ impl Handler<Post> for ChatActor {
         }
         // A retry: answer with what is stored, or join the wait for it. It writes nothing.
         if let Some(seq) = self.core.find(&post.draft)? {
-            if let Some(&loc) = self.core.locs(std::iter::once(seq)).first() {
+            if let Some(d) = self.tail.get(seq) {
+                return Ok(Receipt::Ready(d.msg.clone()));
+            }
+            if let Some(loc) = self.core.loc(seq) {
                 return Ok(Receipt::Stored { store: self.init.store.clone(), chat: self.init.no, loc });
             }
             let (tx, rx) = oneshot::channel();
@@ -102,7 +108,9 @@ impl Handler<Durable> for ChatActor {
                     for waiter in self.waiters.remove(&msg.seq).unwrap_or_default() {
                         let _ = waiter.send(Ok(msg.clone()));
                     }
-                    self.broadcast(msg);
+                    let delivered = Delivered::new(msg);
+                    self.tail.push(&delivered);
+                    self.broadcast(&delivered);
                 }
             }
             Err(err) => {

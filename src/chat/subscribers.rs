@@ -22,14 +22,21 @@ use crate::model::{Message, UserId};
 const STREAM_BUFFER: usize = 1024;
 
 /// How many wire shapes a delivered message may be encoded in (the HTTP layer's to name).
-pub const SHAPES: usize = 2;
+pub const SHAPES: usize = 4;
 
-/// A durable message on its way to subscribers, with its JSON in each wire shape once someone
-/// has made it.
+/// A durable message on its way to subscribers and readers, with its JSON in each wire shape
+/// once someone has made it: a message is encoded once per shape, however many streams and
+/// history pages carry it.
 #[derive(Debug)]
 pub struct Delivered {
     pub msg: Message,
     pub json: [OnceLock<ByteString>; SHAPES],
+}
+
+impl Delivered {
+    pub fn new(msg: Message) -> Arc<Delivered> {
+        Arc::new(Delivered { msg, json: Default::default() })
+    }
 }
 
 /// What a chat's stream carries.
@@ -52,9 +59,9 @@ impl ChatActor {
     }
 
     /// Streams a durable message, if anyone listens.
-    pub(super) fn broadcast(&mut self, msg: Message) {
+    pub(super) fn broadcast(&mut self, delivered: &Arc<Delivered>) {
         if self.has_subscribers() {
-            self.publish(Event::Message(Arc::new(Delivered { msg, json: Default::default() })));
+            self.publish(Event::Message(delivered.clone()));
         }
     }
 

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::body::{self, given};
 use super::call::Call;
 use super::draft::DraftFields;
-use super::views::{MessageReply, MessageView, V2MessageView};
+use super::views::{json_body, MessageReply, MessageView, Shape, V2MessageView};
 use super::{AppState, Caller};
 use crate::chat::{Page, Post, Read};
 use crate::error::{Error, Field};
@@ -142,12 +142,8 @@ pub async fn history(call: Call<HistoryRequest>) -> Result<HttpResponse, Error> 
     let limit = page_limit(&state, body.limit, state.settings.history.default_limit);
     let page = Page::History { limit, before: body.before_seq, after: body.after_seq };
     let messages = state.ask(&caller.ns, &chat_id, Read { page, reader: caller.reader() }).await??.messages().await?;
-    if body.target.v2() {
-        let views: Vec<_> = messages.iter().map(|m| V2MessageView::new(&chat_id, m)).collect();
-        return Ok(HttpResponse::Ok().json(serde_json::json!({ "messages": views })));
-    }
-    let views: Vec<_> = messages.iter().map(|m| MessageView::new(&chat_id, m)).collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "messages": views })))
+    let shape = if body.target.v2() { Shape::V2 } else { Shape::V1 };
+    Ok(json_body(shape.page(&chat_id, &messages)))
 }
 
 /// A page size: 0 or absent means `default`, and nothing exceeds `history.max_limit`.

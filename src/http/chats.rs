@@ -8,7 +8,7 @@ use super::body::{self, given};
 use super::call::Call;
 use super::chat::{acting_as, members, open, page_limit, user_required};
 use super::draft::DraftFields;
-use super::views::{AuthoredView, ChatView, MessageReply};
+use super::views::{json_body, AuthoredView, ChatView, MessageReply, Shape};
 use crate::chat::{Page, Post, Read};
 use crate::error::{Error, Field};
 use crate::model::{ChatId, UserId};
@@ -83,6 +83,5 @@ pub async fn list_messages(call: Call<ListMessagesRequest>) -> Result<HttpRespon
     let limit = page_limit(&state, body.limit, DEFAULT_LIMIT);
     let page = Page::List { limit, offset: body.offset.unwrap_or(0), newest_first };
     let messages = state.ask(&caller.ns, &chat_id, Read { page, reader: caller.reader() }).await??.messages().await?;
-    let views: Vec<_> = messages.iter().map(|m| AuthoredView::new(&chat_id, m)).collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "messages": views })))
+    Ok(json_body(Shape::Authored.page(&chat_id, &messages)))
 }

@@ -6,9 +6,67 @@
 //! `Send`/`History` naming `group_id`: `group_id`, `client`, RFC 3339 times), as the published
 //! `m3o` client reads them (docs/API.md section 10).
 
+use std::sync::Arc;
+
+use bytestring::ByteString;
 use serde::Serialize;
 
+use crate::chat::{Delivered, SHAPES};
 use crate::model::{ChatId, ChatMeta, Message, UserId};
+
+/// The JSON shapes a message takes on the wire. Each durable message is encoded at most once per
+/// shape: the bytes are kept with it ([`Delivered`]) for every page and stream frame that carries it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// [`MessageView`]: History, Connect frames.
+    V1,
+    /// [`V2MessageView`]: History naming `group_id`.
+    V2,
+    /// `{"message": V2MessageView}`: Join frames.
+    V2Frame,
+    /// [`AuthoredView`]: the chats service's ListMessages.
+    Authored,
+}
+
+const _: () = assert!(Shape::Authored as usize + 1 == SHAPES, "every shape has its cache slot");
+
+impl Shape {
+    fn encode(self, chat_id: &ChatId, m: &Message) -> String {
+        let json = match self {
+            Shape::V1 => serde_json::to_string(&MessageView::new(chat_id, m)),
+            Shape::V2 => serde_json::to_string(&V2MessageView::new(chat_id, m)),
+            Shape::V2Frame => serde_json::to_string(&MessageReply { message: V2MessageView::new(chat_id, m) }),
+            Shape::Authored => serde_json::to_string(&AuthoredView::new(chat_id, m)),
+        };
+        // Plain strings and numbers only: serializing cannot fail.
+        json.unwrap_or_default()
+    }
+
+    /// A message's JSON in this shape, made by the first caller and shared by the rest.
+    pub fn json<'a>(self, chat_id: &ChatId, d: &'a Delivered) -> &'a ByteString {
+        d.json[self as usize].get_or_init(|| self.encode(chat_id, &d.msg).into())
+    }
+
+    /// `{"messages": [...]}` from each message's shared JSON, without a JSON tree.
+    pub fn page(self, chat_id: &ChatId, messages: &[Arc<Delivered>]) -> Vec<u8> {
+        let jsons: Vec<&ByteString> = messages.iter().map(|d| self.json(chat_id, d)).collect();
+        let mut out = Vec::with_capacity(16 + jsons.iter().map(|j| j.len() + 1).sum::<usize>());
+        out.extend_from_slice(b"{\"messages\":[");
+        for (i, json) in jsons.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(json.as_bytes());
+        }
+        out.extend_from_slice(b"]}");
+        out
+    }
+}
+
+/// A 200 whose body is JSON made already.
+pub fn json_body(json: Vec<u8>) -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok().content_type("application/json").body(json)
+}
 
 /// `{"message": ...}`, serialized directly rather than through a JSON tree: the send path's answer.
 #[derive(Serialize)]
@@ -41,11 +99,6 @@ impl<'a> MessageView<'a> {
             sent_at: m.sent_at,
             seq: m.seq,
         }
-    }
-
-    /// The JSON of a message as streams send it.
-    pub fn json(chat_id: &ChatId, m: &Message) -> String {
-        serde_json::to_string(&MessageView::new(chat_id, m)).unwrap_or_default()
     }
 }
 
@@ -112,11 +165,6 @@ impl<'a> V2MessageView<'a> {
             sent_at: rfc3339(m.sent_at),
             seq: m.seq,
         }
-    }
-
-    /// The JSON of a Join frame: `{"message": ...}`.
-    pub fn frame(group_id: &ChatId, m: &Message) -> String {
-        serde_json::to_string(&MessageReply { message: V2MessageView::new(group_id, m) }).unwrap_or_default()
     }
 }
 

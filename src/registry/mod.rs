@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-use crate::chat::{ChatActor, ChatInit, Notice, Rules, Snapshot, Start};
+use crate::chat::{ChatActor, ChatInit, Notice, Rules, Snapshot, Start, TailLimits};
 use crate::error::Error;
 use crate::model::{now_secs, ChatId, ChatMeta, Members, Namespace, UserId};
 use crate::rate::RateLimiter;
@@ -47,6 +47,7 @@ pub struct ChatOptions {
     pub idle_timeout: Duration,
     pub checkpoint_interval: Duration,
     pub limiter: Arc<RateLimiter>,
+    pub tail: TailLimits,
 }
 
 pub struct Registry {
@@ -122,6 +123,7 @@ impl Registry {
             rules: self.options.rules,
             idle_timeout: self.options.idle_timeout,
             limiter: self.options.limiter.clone(),
+            tail: self.options.tail,
         };
         let actor = ChatActor::start_in_arbiter(&arbiter, move |_| ChatActor::new(init, start));
         entry.actor = Some(actor.clone());

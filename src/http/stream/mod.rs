@@ -22,7 +22,7 @@ use tokio::sync::broadcast::{self, error::RecvError};
 use super::body::given;
 use super::chat::acting_as;
 use super::error::{ApiError, At};
-use super::views::{MessageView, V2MessageView};
+use super::views::Shape;
 use super::AppState;
 use crate::chat::{Change, Event, Page, Read, Subscribe, Update};
 use crate::error::{Error, Field};
@@ -53,18 +53,10 @@ impl Kind {
 
     /// Connect streams bare v1 messages; Join streams `{"message": ...}` in the v2 shape, as
     /// m3o's chat v2 did.
-    fn encode(self, chat_id: &ChatId, msg: &Message) -> String {
+    fn shape(self) -> Shape {
         match self {
-            Kind::Connect => MessageView::json(chat_id, msg),
-            Kind::Join => V2MessageView::frame(chat_id, msg),
-        }
-    }
-
-    /// Which of a delivered message's cached encodings this kind uses.
-    fn shape(self) -> usize {
-        match self {
-            Kind::Connect => 0,
-            Kind::Join => 1,
+            Kind::Connect => Shape::V1,
+            Kind::Join => Shape::V2Frame,
         }
     }
 }
@@ -170,9 +162,7 @@ impl Subscription {
                         continue;
                     }
                     // The first subscriber to get here encodes it; the rest share the bytes.
-                    let (kind, chat_id) = (self.kind, &self.chat_id);
-                    let json = delivered.json[kind.shape()].get_or_init(|| kind.encode(chat_id, &delivered.msg).into());
-                    return Live::Message(json.clone());
+                    return Live::Message(self.kind.shape().json(&self.chat_id, &delivered).clone());
                 }
                 Ok(Event::Removed(users)) if self.user_id.as_ref().is_some_and(|u| users.contains(u)) => {
                     return Live::Ended(Error::Forbidden("you are no longer a member of this chat".into()));
@@ -191,17 +181,18 @@ impl Subscription {
     }
 
     /// The next page of the replay, as (seq, JSON) pairs; empty once `until` is reached.
-    async fn replay_page(&mut self, state: &AppState) -> Result<Vec<(u64, String)>, Error> {
+    async fn replay_page(&mut self, state: &AppState) -> Result<Vec<(u64, ByteString)>, Error> {
         while self.sent < self.until {
             let page = Page::History { limit: REPLAY_PAGE, before: Some(self.until + 1), after: Some(self.sent) };
             // The subscription already passed the membership check.
             let messages = state.ask(&self.ns, &self.chat_id, Read { page, reader: None }).await??.messages().await?;
             let Some(last) = messages.last() else { break };
-            self.sent = last.seq;
+            self.sent = last.msg.seq;
+            let shape = self.kind.shape();
             let out: Vec<_> = messages
                 .iter()
-                .filter(|m| !self.skips(m))
-                .map(|m| (m.seq, self.kind.encode(&self.chat_id, m)))
+                .filter(|d| !self.skips(&d.msg))
+                .map(|d| (d.msg.seq, shape.json(&self.chat_id, d).clone()))
                 .collect();
             if !out.is_empty() {
                 return Ok(out);

@@ -253,7 +253,7 @@ impl Ws {
                 return Ok(());
             }
             for (_, json) in page {
-                self.write(Out::Text(json.into())).await?;
+                self.write(Out::Text(json)).await?;
             }
         }
     }
