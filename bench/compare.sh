@@ -3,7 +3,7 @@
 #
 #   bench/compare.sh [--quick] [-d SECS] [--rounds N] [--fanout-rounds N] [--fanout-secs SECS]
 #                    [--messages N] [--idle-chats N] [--checkpoint-secs N] [--kill-rounds N]
-#                    [--mem-scan STEPS] [--only LIST] [--no-build] [--wait-quiet SECS]
+#                    [--idle-secs SECS] [--mem-scan STEPS] [--only LIST] [--no-build] [--wait-quiet SECS]
 #
 # Targets: chatd (release, fsync = "always", configured through the environment), Redis 7
 # (AOF, appendfsync always, no RDB saves), NATS JetStream 2.15 (file storage,
@@ -24,9 +24,10 @@
 #            random moment between 1.5 and 1.95 checkpoint intervals into a sustained send load
 #            (--kill-rounds, 1); afterwards every acknowledged send must be there;
 #   idle     --idle-chats (1M) chats made with POST /chat/New, clean stop, start, touch nothing,
-#            chatd's VmRSS once it has settled.
+#            chatd's VmRSS once it has settled. Making them stops after --idle-secs (300) if
+#            New is slower than that; the table then says how many were made.
 # --quick: 2 s phases, 2 rounds, 1 fan-out round of 5 s, 100k messages, 100k idle chats,
-# checkpoints every 10 s: a couple of minutes. The full run takes about 20-25 minutes.
+# checkpoints every 10 s, 60 s to make the idle chats: a few minutes. The full run takes about 20-25 minutes.
 # Raw results, logs and the table land in bench/results/compare-<time>/ (git-ignored).
 set -euo pipefail
 
@@ -40,6 +41,7 @@ FANOUT_ROUNDS=2
 FANOUT_SECS=20
 MESSAGES=10000000
 IDLE_CHATS=1000000
+IDLE_SECS=300
 CHECKPOINT_SECS=
 KILL_ROUNDS=1
 MEM_SCAN=1000,2000,4000
@@ -52,13 +54,14 @@ TEXT=100
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) DURATION=2; WARMUP=0.5; ROUNDS=2; FANOUT_ROUNDS=1; FANOUT_SECS=5; MESSAGES=100000
-                 IDLE_CHATS=100000; CHECKPOINT_SECS=10; MEM_SCAN=500,1000,2000; shift ;;
+                 IDLE_CHATS=100000; IDLE_SECS=60; CHECKPOINT_SECS=10; MEM_SCAN=500,1000,2000; shift ;;
         -d|--duration) DURATION=$2; shift 2 ;;
         --rounds) ROUNDS=$2; shift 2 ;;
         --fanout-rounds) FANOUT_ROUNDS=$2; shift 2 ;;
         --fanout-secs) FANOUT_SECS=$2; shift 2 ;;
         --messages) MESSAGES=$2; shift 2 ;;
         --idle-chats) IDLE_CHATS=$2; shift 2 ;;
+        --idle-secs) IDLE_SECS=$2; shift 2 ;;
         --checkpoint-secs) CHECKPOINT_SECS=$2; shift 2 ;;
         --kill-rounds) KILL_ROUNDS=$2; shift 2 ;;
         --mem-scan) MEM_SCAN=$2; shift 2 ;;
@@ -144,7 +147,7 @@ fi
     command -v redis-server >/dev/null && echo "redis:   $(redis-server --version)"
     [ -x "$NATS" ] && echo "nats:    $("$NATS" --version)"
     echo "command: bench/compare.sh $ARGS"
-    echo "params:  -d $DURATION --warmup $WARMUP --rounds $ROUNDS --fanout-rounds $FANOUT_ROUNDS --fanout-secs $FANOUT_SECS --messages $MESSAGES --idle-chats $IDLE_CHATS --checkpoint-secs ${CHECKPOINT_SECS:-default} --kill-rounds $KILL_ROUNDS --mem-scan $MEM_SCAN --only $ONLY; $CONNS connections, $CHATS chats, ${TEXT}-byte texts"
+    echo "params:  -d $DURATION --warmup $WARMUP --rounds $ROUNDS --fanout-rounds $FANOUT_ROUNDS --fanout-secs $FANOUT_SECS --messages $MESSAGES --idle-chats $IDLE_CHATS --idle-secs $IDLE_SECS --checkpoint-secs ${CHECKPOINT_SECS:-default} --kill-rounds $KILL_ROUNDS --mem-scan $MEM_SCAN --only $ONLY; $CONNS connections, $CHATS chats, ${TEXT}-byte texts"
     echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$OUT/machine.txt"
 
@@ -388,7 +391,8 @@ if wants idle; then
     sleep 1
     EMPTY_KIB=$(rss_kib "$PID")
     # (New makes its own pair of users per request: the chats file only fills a required slot.)
-    FILL_CONNS=32 fill "idle-new" "http://127.0.0.1:$PORT" "$PID" "$WORK/chats-redis.tsv" "$IDLE_CHATS" --workload new
+    FILL_CONNS=32 fill "idle-new" "http://127.0.0.1:$PORT" "$PID" "$WORK/chats-redis.tsv" "$IDLE_CHATS" --workload new -d "$IDLE_SECS"
+    MADE=$(total_ok "$OUT/idle-new.json")
     stop "$PID"
     spawn_chatd idle "$DIR" always
     wait_port "$LOG" "$PID"
@@ -402,8 +406,8 @@ if wants idle; then
         prev=$RSS
         [ $stable -ge 3 ] && break
     done
-    printf '{"chats": %d, "rss_kib": %d, "empty_rss_kib": %d, "listening_s": %s}\n' \
-        "$IDLE_CHATS" "$RSS" "$EMPTY_KIB" "$LISTEN_S" | tee "$OUT/idle.json"
+    printf '{"chats": %d, "asked": %d, "make_secs": %s, "rss_kib": %d, "empty_rss_kib": %d, "listening_s": %s}\n' \
+        "$MADE" "$IDLE_CHATS" "$(jq .window_s "$OUT/idle-new.json")" "$RSS" "$EMPTY_KIB" "$LISTEN_S" | tee "$OUT/idle.json"
     grep -E '^(VmRSS|VmHWM|RssAnon|RssFile)' "/proc/$PID/status" >>"$OUT/idle.txt"
     stop "$PID"
     rm -rf "$DIR"

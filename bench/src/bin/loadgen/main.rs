@@ -33,7 +33,8 @@
 //! URL is `http://127.0.0.1:PORT/path`, `redis://127.0.0.1:PORT` or `nats://127.0.0.1:PORT`.
 //! Workloads: `send` (default), `history` (newest page of `--limit`), `new` (create chats).
 //! With `--total N` it is a fill, not a measurement: it runs until N requests have been answered,
-//! job j going to chat `j mod #chats` (so every chat gets the same count), and reports the rate.
+//! job j going to chat `j mod #chats` (so every chat gets the same count), and reports the rate;
+//! `-d` then bounds it (it stops there, with what it has done).
 //! Otherwise request n on connection i is for chat `i + n·C mod #chats`; a send's body is the
 //! one a chat Send takes, `{"chat_id":..,"user_id":..,"text":..,"client_id":"<run>-<conn>-<n>"}`
 //! (client ids unique).
@@ -404,7 +405,12 @@ fn cmd_run(args: &[String]) -> Res<()> {
         conns,
         // A fill measures from its first request to its last.
         warmup: if total.is_some() { Duration::ZERO } else { Duration::from_secs_f64(warmup) },
-        duration: if total.is_some() { Duration::from_secs(86_400) } else { Duration::from_secs_f64(secs) },
+        // A fill's -d, if given, bounds it: it stops there with the jobs done so far.
+        duration: if total.is_some() && !m.contains_key("d") && !m.contains_key("duration") {
+            Duration::from_secs(86_400)
+        } else {
+            Duration::from_secs_f64(secs)
+        },
         chats,
         text_bytes,
         run_id,
