@@ -469,7 +469,10 @@ async fn run(o: Arc<RunOpts>, label: String, url: String, pid: Option<u32>) -> R
         for t in tasks {
             stats.push(t.await?);
         }
-        (before, after, o.duration.as_secs_f64())
+        // A load cut short by the server's exit lasted until then.
+        let window =
+            if o.until_exit.is_some() { (after.at - before.at).as_secs_f64() } else { o.duration.as_secs_f64() };
+        (before, after, window)
     };
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     let mut r =
