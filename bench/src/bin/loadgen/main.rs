@@ -1,12 +1,14 @@
-//! loadgen: a small closed-loop HTTP/1.1 load generator, built to cost the server's machine as
-//! little as possible (the load runs on the same 2 cores as the server it measures).
+//! loadgen: a small closed-loop load generator, built to cost the server's machine as little as
+//! possible (the load runs on the same 2 cores as the server it measures). One generator for every
+//! target: chatd and the echo over HTTP/1.1, Redis over RESP, NATS JetStream over the NATS
+//! protocol (loadgen/exchange.rs holds what one request is for each, and how it is checked).
 //!
-//! Each of C connections keeps exactly one request in flight (no pipelining): write one POST,
-//! read its whole response, record the latency, send the next. Raw keep-alive HTTP/1.1 over a
-//! tokio `TcpStream`, parsed with `httparse`; by default on one thread (a current-thread runtime),
-//! so it never competes with the server for more than one core. Every response is checked: a
-//! non-200, a 200 whose body does not carry the request's `client_id`, a broken connection are
-//! all counted and reported, never dropped.
+//! Each of C connections keeps exactly one request in flight (no pipelining): write one request,
+//! read its whole answer, record the latency, send the next. Raw keep-alive connections over
+//! tokio `TcpStream`s; by default on one thread (a current-thread runtime), so it never competes
+//! with the server for more than one core. Every answer is checked: a non-200 (or a Redis or
+//! JetStream error), a 200 that is not the answer asked for (no `client_id`, a short page), a
+//! broken connection are all counted and reported, never dropped.
 //!
 //! While it measures it also samples, from /proc, the CPU time of itself, of the server process
 //! (`--server-pid`, per thread name) and of the whole machine. `table` adds, when run.sh could
@@ -14,25 +16,46 @@
 //! context switches in the window: sends ÷ fdatasyncs is the average group-commit batch.
 //!
 //! Subcommands:
-//!   loadgen run    --url http://127.0.0.1:PORT/path [-c 32] [-d 10] [--warmup 1] [--chats FILE]
-//!                  [--threads 1] [--text-bytes 64] [--label NAME] [--json FILE] [--server-pid PID]
+//!   loadgen run    --url URL [-c 32] [-d 10] [--warmup 1] [--chats FILE] [--workload send]
+//!                  [--limit 50] [--total N] [--threads 1] [--text-bytes 64] [--label NAME]
+//!                  [--json FILE] [--server-pid PID] [--until-server-exits PID]
 //!   loadgen setup  --url http://127.0.0.1:PORT [--chats 100] --out FILE   (POST /chat/New ×N)
-//!   loadgen verify --url http://127.0.0.1:PORT --chats FILE --expect N    (sum of last seqs)
+//!   loadgen setup  --url nats://127.0.0.1:PORT --stream NAME --subjects 'chat.>'
+//!                  (creates a JetStream stream, file storage)
+//!   loadgen verify --url http://127.0.0.1:PORT --chats FILE --expect N [--at-least]
+//!                  (sum of the chats' last seqs; with --at-least, ≥ N)
+//!   loadgen ready  --url http://127.0.0.1 --log FILE --chat ID --since-ns EPOCH_NS [--timeout 120]
+//!                  (restart to ready: see loadgen/ready.rs)
+//!   loadgen freeport                                                        (a free loopback port)
 //!   loadgen table  FILE.json...                                             (the summary table)
+//!   loadgen summary DIR                  (compare.sh's table against the targets: loadgen/summary.rs)
 //!
-//! The body of every request is the one a chat Send takes, for chat `i + n·C mod #chats`:
-//! `{"chat_id":..,"user_id":..,"text":..,"client_id":"<run>-<conn>-<n>"}` (client ids unique).
+//! URL is `http://127.0.0.1:PORT/path`, `redis://127.0.0.1:PORT` or `nats://127.0.0.1:PORT`.
+//! Workloads: `send` (default), `history` (newest page of `--limit`), `new` (create chats).
+//! With `--total N` it is a fill, not a measurement: it runs until N requests have been answered,
+//! job j going to chat `j mod #chats` (so every chat gets the same count), and reports the rate;
+//! `-d` then bounds it (it stops there, with what it has done).
+//! Otherwise request n on connection i is for chat `i + n·C mod #chats`; a send's body is the
+//! one a chat Send takes, `{"chat_id":..,"user_id":..,"text":..,"client_id":"<run>-<conn>-<n>"}`
+//! (client ids unique).
+
+mod exchange;
+mod http;
+mod nats;
+mod ready;
+mod resp;
+mod summary;
 
 use std::collections::BTreeMap;
-use std::io::{self, Write as _};
+use std::io::Write as _;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use exchange::{Answer, Chat, Conn, Proto, Scratch, Workload};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
@@ -44,7 +67,10 @@ fn main() {
         "run" => cmd_run(&args),
         "setup" => cmd_setup(&args),
         "verify" => cmd_verify(&args),
+        "ready" => ready::cmd_ready(&args),
+        "freeport" => cmd_freeport(),
         "table" => cmd_table(&args),
+        "summary" => summary::cmd_summary(&args),
         _ => usage(),
     };
     if let Err(e) = result {
@@ -54,8 +80,15 @@ fn main() {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: loadgen run|setup|verify|table ... (see the comment at the top of bench/src/bin/loadgen.rs)");
+    eprintln!("usage: loadgen run|setup|verify|ready|freeport|table|summary ... (see the comment at the top of bench/src/bin/loadgen.rs)");
     std::process::exit(2);
+}
+
+/// Prints a loopback port that was free a moment ago (for servers that cannot take port 0).
+fn cmd_freeport() -> Res<()> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    println!("{}", l.local_addr()?.port());
+    Ok(())
 }
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
@@ -86,16 +119,25 @@ fn get<T: std::str::FromStr>(m: &BTreeMap<String, String>, keys: &[&str], defaul
     Ok(default)
 }
 
-/// A loopback HTTP target: the only kind this tool will load.
+/// A loopback target: the only kind this tool will load.
 #[derive(Clone)]
 struct Target {
+    proto: Proto,
     addr: SocketAddr,
     host: String,
     path: String,
 }
 
 fn target(url: &str) -> Res<Target> {
-    let rest = url.strip_prefix("http://").ok_or("the url must start with http://")?;
+    let (proto, rest) = if let Some(rest) = url.strip_prefix("http://") {
+        (Proto::Http, rest)
+    } else if let Some(rest) = url.strip_prefix("redis://") {
+        (Proto::Redis, rest)
+    } else if let Some(rest) = url.strip_prefix("nats://") {
+        (Proto::Nats, rest)
+    } else {
+        return Err("the url must start with http://, redis:// or nats://".into());
+    };
     let (host, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
@@ -104,136 +146,7 @@ fn target(url: &str) -> Res<Target> {
     if !addr.ip().is_loopback() {
         return Err(format!("{addr} is not a loopback address; loadgen only loads this machine").into());
     }
-    Ok(Target { addr, host: host.to_string(), path: path.to_string() })
-}
-
-// ---------------------------------------------------------------------------------------------
-// HTTP/1.1, the little of it a closed loop needs.
-
-struct Response {
-    status: u16,
-    body: Vec<u8>,
-    close: bool,
-}
-
-fn put_request(out: &mut Vec<u8>, t: &Target, path: &str, body: &[u8]) {
-    out.clear();
-    let _ = write!(
-        out,
-        "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        t.host,
-        body.len()
-    );
-    out.extend_from_slice(body);
-}
-
-async fn fill(s: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<usize> {
-    if buf.capacity() - buf.len() < 2048 {
-        buf.reserve(8192);
-    }
-    s.read_buf(buf).await
-}
-
-/// Reads one whole response (Content-Length, chunked, or until close). `buf` is scratch.
-async fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<Response> {
-    buf.clear();
-    loop {
-        let (status, head_len, length, chunked, close) = {
-            let mut headers = [httparse::EMPTY_HEADER; 32];
-            let mut resp = httparse::Response::new(&mut headers);
-            match resp.parse(buf) {
-                Ok(httparse::Status::Complete(n)) => {
-                    let mut length = None;
-                    let mut chunked = false;
-                    let mut close = resp.version == Some(0);
-                    for h in resp.headers.iter() {
-                        if h.name.eq_ignore_ascii_case("content-length") {
-                            length = std::str::from_utf8(h.value).ok().and_then(|v| v.trim().parse::<usize>().ok());
-                        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-                            chunked = h.value.eq_ignore_ascii_case(b"chunked");
-                        } else if h.name.eq_ignore_ascii_case("connection") {
-                            close = h.value.eq_ignore_ascii_case(b"close");
-                        }
-                    }
-                    (resp.code.unwrap_or(0), n, length, chunked, close)
-                }
-                Ok(httparse::Status::Partial) => {
-                    if fill(s, buf).await? == 0 {
-                        return Err(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            "connection closed before a response",
-                        ));
-                    }
-                    continue;
-                }
-                Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
-            }
-        };
-        let no_body = status == 204 || status == 304 || (100..200).contains(&status);
-        let body = if no_body {
-            Vec::new()
-        } else if let Some(len) = length {
-            while buf.len() < head_len + len {
-                if fill(s, buf).await? == 0 {
-                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "truncated body"));
-                }
-            }
-            buf[head_len..head_len + len].to_vec()
-        } else if chunked {
-            loop {
-                if let Some(body) = dechunk(&buf[head_len..])? {
-                    break body;
-                }
-                if fill(s, buf).await? == 0 {
-                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "truncated chunks"));
-                }
-            }
-        } else {
-            while fill(s, buf).await? != 0 {}
-            let body = buf[head_len..].to_vec();
-            return Ok(Response { status, body, close: true });
-        };
-        return Ok(Response { status, body, close });
-    }
-}
-
-/// The body of a complete chunked encoding, or None if more bytes are needed.
-fn dechunk(mut data: &[u8]) -> io::Result<Option<Vec<u8>>> {
-    let mut body = Vec::new();
-    loop {
-        match httparse::parse_chunk_size(data) {
-            Ok(httparse::Status::Complete((n, size))) => {
-                let size = size as usize;
-                if size == 0 {
-                    // Trailers are not expected; the final CRLF must be there.
-                    return Ok(if data.len() >= n + 2 { Some(body) } else { None });
-                }
-                if data.len() < n + size + 2 {
-                    return Ok(None);
-                }
-                body.extend_from_slice(&data[n..n + size]);
-                data = &data[n + size + 2..];
-            }
-            Ok(httparse::Status::Partial) => return Ok(None),
-            Err(_) => return Err(io::Error::new(io::ErrorKind::InvalidData, "bad chunk size")),
-        }
-    }
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
-}
-
-/// One request on a fresh connection (setup and verify; not on the measured path).
-async fn call(t: &Target, path: &str, body: &str) -> Res<(u16, serde_json::Value)> {
-    let mut s = TcpStream::connect(t.addr).await?;
-    let mut req = Vec::new();
-    put_request(&mut req, t, path, body.as_bytes());
-    s.write_all(&req).await?;
-    let mut buf = Vec::new();
-    let resp = read_response(&mut s, &mut buf).await?;
-    let value = serde_json::from_slice(&resp.body).unwrap_or(serde_json::Value::Null);
-    Ok((resp.status, value))
+    Ok(Target { proto, addr, host: host.to_string(), path: path.to_string() })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -241,13 +154,29 @@ async fn call(t: &Target, path: &str, body: &str) -> Res<(u16, serde_json::Value
 
 struct RunOpts {
     target: Target,
+    workload: Workload,
+    /// History page size.
+    limit: usize,
     conns: usize,
     warmup: Duration,
     duration: Duration,
-    /// (chat id, user id), each already a JSON string literal.
-    chats: Vec<(String, String)>,
+    chats: Vec<Chat>,
     text_bytes: usize,
     run_id: String,
+    /// A fill: stop once this many jobs have been taken (`next_job` counts them).
+    total: Option<u64>,
+    next_job: AtomicU64,
+    /// `--until-server-exits PID`: once that process is gone, connections stop (rather than
+    /// hammer a dead port) and the run ends early; for a load that is cut by `kill -9`.
+    until_exit: Option<u32>,
+}
+
+/// The process is gone (or a zombie waiting for its parent).
+fn gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rfind(')').and_then(|i| stat[i + 1..].split_whitespace().next()) == Some("Z"),
+        Err(_) => true,
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -260,7 +189,7 @@ struct ConnStats {
     hist: Histogram<u64>,
     /// In the measured window.
     ok: u64,
-    non_200: BTreeMap<u16, u64>,
+    non_200: BTreeMap<String, u64>,
     conn_errors: u64,
     bad_body: u64,
     /// Over the whole run: warm-up, window, and the requests in flight at its end.
@@ -292,24 +221,30 @@ impl ConnStats {
 
 async fn connection(i: usize, o: Arc<RunOpts>, w: Window) -> ConnStats {
     let mut st = ConnStats::new();
-    let mut req = Vec::with_capacity(1024);
-    let mut body = Vec::with_capacity(512);
+    let mut scratch = Scratch::default();
     let mut client_id = Vec::with_capacity(64);
-    let mut buf = Vec::with_capacity(8192);
-    let mut stream: Option<TcpStream> = None;
-    let mut n: usize = 0;
-    let text_pad = "x".repeat(o.text_bytes);
+    let mut conn: Option<Conn> = None;
+    let mut n: u64 = 0;
     loop {
         if Instant::now() >= w.end {
             break;
         }
-        let s = match stream.as_mut() {
-            Some(s) => s,
-            None => match TcpStream::connect(o.target.addr).await {
-                Ok(s) => {
-                    let _ = s.set_nodelay(true);
-                    stream.insert(s)
+        // A fill takes numbered jobs until there are none left; a measurement runs on the clock.
+        let (chat, job) = match o.total {
+            Some(total) => {
+                let j = o.next_job.fetch_add(1, Ordering::Relaxed);
+                if j >= total {
+                    break;
                 }
+                (&o.chats[(j % o.chats.len() as u64) as usize], j)
+            }
+            None => (&o.chats[(i + n as usize * o.conns) % o.chats.len()], n),
+        };
+        let c = match conn.as_mut() {
+            Some(c) => c,
+            None => match Conn::open(&o, i).await {
+                Ok(c) => conn.insert(c),
+                Err(_) if o.until_exit.is_some_and(gone) => break,
                 Err(e) => {
                     st.total_errors += 1;
                     if Instant::now() >= w.start {
@@ -321,58 +256,52 @@ async fn connection(i: usize, o: Arc<RunOpts>, w: Window) -> ConnStats {
                 }
             },
         };
-        let (chat, user) = &o.chats[(i + n * o.conns) % o.chats.len()];
         client_id.clear();
         let _ = write!(client_id, "{}-{i}-{n}", o.run_id);
-        body.clear();
-        let _ = write!(body, "{{\"chat_id\":{chat},\"user_id\":{user},\"text\":\"bench message {n} ");
-        let room = o.text_bytes.saturating_sub(20);
-        body.extend_from_slice(&text_pad.as_bytes()[..room]);
-        body.extend_from_slice(b"\",\"client_id\":\"");
-        body.extend_from_slice(&client_id);
-        body.extend_from_slice(b"\"}");
-        put_request(&mut req, &o.target, &o.target.path, &body);
         n += 1;
 
         let t0 = Instant::now();
-        let result = match s.write_all(&req).await {
-            Ok(()) => read_response(s, &mut buf).await,
-            Err(e) => Err(e),
-        };
+        let result = c.call(&o, &mut scratch, chat, &client_id, job).await;
         let t1 = Instant::now();
         let in_window = t1 >= w.start && t1 < w.end;
         match result {
-            Ok(resp) => {
-                if resp.status == 200 && contains(&resp.body, &client_id) {
-                    st.total_ok += 1;
-                    if in_window {
-                        st.ok += 1;
-                        let us = (t1 - t0).as_micros().max(1) as u64;
-                        let _ = st.hist.record(us.min(60_000_000));
-                    }
-                } else {
-                    st.total_errors += 1;
-                    if in_window {
-                        if resp.status == 200 {
-                            st.bad_body += 1;
-                        } else {
-                            *st.non_200.entry(resp.status).or_default() += 1;
+            Ok((answer, close)) => {
+                match answer {
+                    Answer::Ok => {
+                        st.total_ok += 1;
+                        if in_window {
+                            st.ok += 1;
+                            let us = (t1 - t0).as_micros().max(1) as u64;
+                            let _ = st.hist.record(us.min(60_000_000));
                         }
                     }
-                    let text = String::from_utf8_lossy(&resp.body);
-                    st.sample(format!("{}: {}", resp.status, text.chars().take(300).collect::<String>()));
+                    Answer::Refused(code, text) => {
+                        st.total_errors += 1;
+                        if in_window {
+                            *st.non_200.entry(code.clone()).or_default() += 1;
+                        }
+                        st.sample(format!("{code}: {text}"));
+                    }
+                    Answer::Bad(text) => {
+                        st.total_errors += 1;
+                        if in_window {
+                            st.bad_body += 1;
+                        }
+                        st.sample(format!("bad answer: {text}"));
+                    }
                 }
-                if resp.close {
-                    stream = None;
+                if close {
+                    conn = None;
                 }
             }
+            Err(_) if o.until_exit.is_some_and(gone) => break,
             Err(e) => {
                 st.total_errors += 1;
                 if in_window {
                     st.conn_errors += 1;
                 }
                 st.sample(format!("i/o: {e}"));
-                stream = None;
+                conn = None;
             }
         }
     }
@@ -454,9 +383,12 @@ fn cmd_run(args: &[String]) -> Res<()> {
     let text_bytes: usize = get(&m, &["text-bytes"], 64)?.max(20);
     let label: String = get(&m, &["label"], "run".to_string())?;
     let server_pid: Option<u32> = m.get("server-pid").map(|p| p.parse()).transpose()?;
+    let workload = Workload::parse(&get(&m, &["workload"], "send".to_string())?)?;
+    let limit: usize = get(&m, &["limit"], 50)?;
+    let total: Option<u64> = m.get("total").map(|t| t.parse()).transpose()?;
     let chats = match m.get("chats") {
         Some(file) => read_chats(file)?,
-        None => (0..100).map(|i| (format!("\"chat-{i}\""), format!("\"user-{i}\""))).collect(),
+        None => (0..100).map(|i| Chat::new(&format!("chat-{i}"), &format!("user-{i}"))).collect(),
     };
     if chats.is_empty() || conns == 0 {
         return Err("need at least one chat and one connection".into());
@@ -468,12 +400,23 @@ fn cmd_run(args: &[String]) -> Res<()> {
     );
     let opts = Arc::new(RunOpts {
         target,
+        workload,
+        limit,
         conns,
-        warmup: Duration::from_secs_f64(warmup),
-        duration: Duration::from_secs_f64(secs),
+        // A fill measures from its first request to its last.
+        warmup: if total.is_some() { Duration::ZERO } else { Duration::from_secs_f64(warmup) },
+        // A fill's -d, if given, bounds it: it stops there with the jobs done so far.
+        duration: if total.is_some() && !m.contains_key("d") && !m.contains_key("duration") {
+            Duration::from_secs(86_400)
+        } else {
+            Duration::from_secs_f64(secs)
+        },
         chats,
         text_bytes,
         run_id,
+        total,
+        next_job: AtomicU64::new(0),
+        until_exit: m.get("until-server-exits").map(|p| p.parse()).transpose()?,
     });
     let rt = if threads <= 1 {
         tokio::runtime::Builder::new_current_thread().enable_all().build()?
@@ -485,16 +428,20 @@ fn cmd_run(args: &[String]) -> Res<()> {
     if let Some(file) = m.get("json") {
         std::fs::write(file, serde_json::to_string_pretty(&report)?)?;
     }
+    if opts.total.is_some() && report.total_errors > 0 {
+        return Err(format!("the fill had {} failed requests", report.total_errors).into());
+    }
     Ok(())
 }
 
-fn read_chats(file: &str) -> Res<Vec<(String, String)>> {
+/// `chat_id<TAB>user_id` lines (for Redis the stream key, for NATS the subject).
+fn read_chats(file: &str) -> Res<Vec<Chat>> {
     let text = std::fs::read_to_string(file)?;
     let mut out = Vec::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let (chat, user) =
             line.split_once('\t').ok_or_else(|| format!("{file}: expected `chat_id<TAB>user_id` lines"))?;
-        out.push((serde_json::to_string(chat)?, serde_json::to_string(user)?));
+        out.push(Chat::new(chat, user));
     }
     Ok(out)
 }
@@ -503,25 +450,38 @@ async fn run(o: Arc<RunOpts>, label: String, url: String, pid: Option<u32>) -> R
     let start = Instant::now() + o.warmup;
     let w = Window { start, end: start + o.duration };
     let tasks: Vec<_> = (0..o.conns).map(|i| tokio::spawn(connection(i, o.clone(), w))).collect();
-    tokio::time::sleep_until(w.start.into()).await;
-    let before = CpuSample::take(pid);
-    tokio::time::sleep_until(w.end.into()).await;
-    let after = CpuSample::take(pid);
-    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
-    let mut r = Report {
-        label,
-        url,
-        connections: o.conns,
-        window_s: o.duration.as_secs_f64(),
-        warmup_s: o.warmup.as_secs_f64(),
-        ..Default::default()
+    let mut stats = Vec::with_capacity(tasks.len());
+    let (before, after, window_s) = if o.total.is_some() {
+        let before = CpuSample::take(pid);
+        for t in tasks {
+            stats.push(t.await?);
+        }
+        let after = CpuSample::take(pid);
+        let secs = (after.at - before.at).as_secs_f64();
+        (before, after, secs)
+    } else {
+        tokio::time::sleep_until(w.start.into()).await;
+        let before = CpuSample::take(pid);
+        while Instant::now() < w.end && !tasks.iter().all(|t| t.is_finished()) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let after = CpuSample::take(pid);
+        for t in tasks {
+            stats.push(t.await?);
+        }
+        // A load cut short by the server's exit lasted until then.
+        let window =
+            if o.until_exit.is_some() { (after.at - before.at).as_secs_f64() } else { o.duration.as_secs_f64() };
+        (before, after, window)
     };
-    for t in tasks {
-        let st = t.await?;
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut r =
+        Report { label, url, connections: o.conns, window_s, warmup_s: o.warmup.as_secs_f64(), ..Default::default() };
+    for st in stats {
         hist.add(&st.hist)?;
         r.ok += st.ok;
         for (code, n) in st.non_200 {
-            *r.non_200.entry(code.to_string()).or_default() += n;
+            *r.non_200.entry(code).or_default() += n;
         }
         r.conn_errors += st.conn_errors;
         r.bad_body += st.bad_body;
@@ -673,16 +633,34 @@ impl CpuSample {
 fn cmd_setup(args: &[String]) -> Res<()> {
     let (m, _) = flags(args)?;
     let t = target(m.get("url").ok_or("--url is required")?)?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    if t.proto == Proto::Nats {
+        let name = m.get("stream").ok_or("--stream is required")?;
+        let subjects = m.get("subjects").ok_or("--subjects is required")?;
+        let config = serde_json::json!({
+            "name": name, "subjects": [subjects], "storage": "file", "retention": "limits",
+            "discard": "old", "num_replicas": 1,
+        });
+        let reply = rt.block_on(async {
+            let mut c = nats::Conn::connect(t.addr, "_INBOX.setup".into()).await?;
+            c.request(&format!("$JS.API.STREAM.CREATE.{name}"), None, config.to_string().as_bytes(), 0).await
+        })?;
+        let v: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap_or_default();
+        if v.get("error").is_some() || v.get("config").is_none() {
+            return Err(format!("creating stream {name}: {:?} {v}", reply.status).into());
+        }
+        println!("created JetStream stream {name} ({subjects}, storage {})", v["config"]["storage"]);
+        return Ok(());
+    }
     let n: usize = get(&m, &["chats"], 100)?;
     let out = m.get("out").ok_or("--out is required")?;
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let lines = rt.block_on(async {
         let mut lines = String::new();
         for i in 0..n {
             // A distinct member set per chat (New is idempotent on the set).
             let (a, b) = (format!("bench-u{i}-a"), format!("bench-u{i}-b"));
             let body = serde_json::json!({ "user_ids": [a, b] }).to_string();
-            let (status, v) = call(&t, "/chat/New", &body).await?;
+            let (status, v) = http::call(&t, "/chat/New", &body).await?;
             let id = v["chat_id"]
                 .as_str()
                 .filter(|_| status == 200)
@@ -696,17 +674,30 @@ fn cmd_setup(args: &[String]) -> Res<()> {
     Ok(())
 }
 
+/// The messages the chats hold: chatd's last seqs (History, limit 1), or Redis's XLEN.
 fn cmd_verify(args: &[String]) -> Res<()> {
     let (m, _) = flags(args)?;
     let t = target(m.get("url").ok_or("--url is required")?)?;
     let chats = read_chats(m.get("chats").ok_or("--chats is required")?)?;
     let expect: Option<u64> = m.get("expect").map(|v| v.parse()).transpose()?;
+    let min: Option<u64> = m.get("min").map(|v| v.parse()).transpose()?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let stored = rt.block_on(async {
         let mut stored = 0u64;
-        for (chat, _) in &chats {
-            let body = format!("{{\"chat_id\":{chat},\"limit\":1}}");
-            let (status, v) = call(&t, "/chat/History", &body).await?;
+        let mut redis = match t.proto {
+            Proto::Redis => Some(resp::Conn::connect(t.addr).await?),
+            _ => None,
+        };
+        for chat in &chats {
+            if let Some(c) = redis.as_mut() {
+                let mut cmd = Vec::new();
+                resp::put_command(&mut cmd, &[b"XLEN", chat.id.as_bytes()]);
+                c.send(&cmd).await?;
+                stored += c.reply(|r| r.int()).await?.map_err(|e| format!("XLEN {}: {e}", chat.id))? as u64;
+                continue;
+            }
+            let body = format!("{{\"chat_id\":{},\"limit\":1}}", chat.id_json);
+            let (status, v) = http::call(&t, "/chat/History", &body).await?;
             if status != 200 {
                 return Err(format!("POST /chat/History answered {status}: {v}").into());
             }
@@ -714,16 +705,22 @@ fn cmd_verify(args: &[String]) -> Res<()> {
         }
         Ok::<_, Box<dyn std::error::Error>>(stored)
     })?;
-    match expect {
-        Some(e) if e == stored => {
-            println!("verified: the {} chats hold {stored} messages = the {e} sends answered 200", chats.len());
+    let n = chats.len();
+    match (expect, min) {
+        (Some(e), _) if e == stored => {
+            println!("verified: the {n} chats hold {stored} messages = the {e} sends answered 200");
             Ok(())
         }
-        Some(e) => {
-            Err(format!("the {} chats hold {stored} messages but {e} sends were answered 200", chats.len()).into())
+        (Some(e), _) => Err(format!("the {n} chats hold {stored} messages but {e} sends were answered 200").into()),
+        (None, Some(e)) if stored >= e => {
+            println!("verified: the {n} chats hold {stored} messages >= the {e} sends answered 200");
+            Ok(())
         }
-        None => {
-            println!("the {} chats hold {stored} messages", chats.len());
+        (None, Some(e)) => {
+            Err(format!("the {n} chats hold {stored} messages, fewer than the {e} sends answered 200").into())
+        }
+        (None, None) => {
+            println!("the {n} chats hold {stored} messages");
             Ok(())
         }
     }

@@ -42,9 +42,18 @@
 //!                [--label NAME] [--json FILE] [--hold SECS]
 //!   fanout table FILE.json...     (markdown tables of runs)
 //!
+//! With a `redis://127.0.0.1:PORT` url (and Redis's pid) it runs the same against Redis pub/sub
+//! (fanout/redis.rs): SUBSCRIBE connections on channel `chat:fanout`, PUBLISH at the same rate.
+//!
 //! With `--duration 0` it only measures memory (step 3). After the sends it lets the connections
 //! sit idle for `--idle` seconds once more and reads chatd's RSS again (a connection that has
 //! carried traffic); `--hold SECS` keeps them open that much longer, to inspect chatd.
+
+mod redis;
+// The RESP reader the load generator uses (only part of it is needed here).
+#[allow(dead_code)]
+#[path = "../loadgen/resp.rs"]
+mod resp;
 
 use std::collections::BTreeMap;
 use std::io::{self, Write as _};
@@ -104,15 +113,19 @@ fn get<T: std::str::FromStr>(m: &BTreeMap<String, String>, key: &str, default: T
     }
 }
 
-/// A loopback address from an http:// URL: the only kind of target this tool will load.
-fn target(url: &str) -> Res<(SocketAddr, String)> {
-    let rest = url.strip_prefix("http://").ok_or("the url must start with http://")?;
+/// A loopback address from an http:// (chatd) or redis:// URL: the only kind of target this tool
+/// will load. The flag: is it Redis?
+fn target(url: &str) -> Res<(SocketAddr, String, bool)> {
+    let (rest, is_redis) = match url.strip_prefix("redis://") {
+        Some(rest) => (rest, true),
+        None => (url.strip_prefix("http://").ok_or("the url must start with http:// or redis://")?, false),
+    };
     let host = rest.split('/').next().unwrap_or(rest).to_string();
     let addr = host.to_socket_addrs()?.next().ok_or("the url's host does not resolve")?;
     if !addr.ip().is_loopback() {
         return Err(format!("{addr} is not a loopback address; fanout only loads this machine").into());
     }
-    Ok((addr, host))
+    Ok((addr, host, is_redis))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -282,14 +295,14 @@ fn hist() -> Histogram<u64> {
 }
 
 /// Latencies in µs: every delivery, and those of messages sent after the warm-up.
-struct Lat {
+pub struct Lat {
     all: Histogram<u64>,
     measured: Histogram<u64>,
     /// Per message k: the latency (µs) of its slowest delivery in this group.
     last_copy: Vec<u64>,
 }
 
-struct Shared {
+pub struct Shared {
     base: Instant,
     /// Messages with k below this are warm-up: checked, but not in `measured`.
     warm_k: AtomicU64,
@@ -299,7 +312,7 @@ struct Shared {
 }
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
-struct SubStats {
+pub struct SubStats {
     received: u64,
     duplicates: u64,
     /// Seqs skipped between two frames.
@@ -429,6 +442,8 @@ async fn subscriber(
 struct SendPlan {
     addr: SocketAddr,
     host: String,
+    /// Redis: PUBLISH to channel `chat_id`, expecting this many receivers.
+    redis_subscribers: Option<usize>,
     chat_id: String,
     run: String,
     rate: f64,
@@ -487,6 +502,31 @@ fn send_all(plan: Arc<SendPlan>) -> SendResult {
                     let mut text = format!("fanout k={k} t={sent} ");
                     while text.len() < plan.text_bytes {
                         text.push('x');
+                    }
+                    if let Some(subscribers) = plan.redis_subscribers {
+                        let t = Instant::now();
+                        let result = redis::publish(s, &mut buf, &plan.chat_id, &text, subscribers).await;
+                        let _ = out.http.as_mut().unwrap().record(t.elapsed().as_micros() as u64 + 1);
+                        match result {
+                            Ok(Ok(())) => {
+                                out.ok += 1;
+                                // No seqs in Redis: k + 1 stands for one, so "contiguous" means
+                                // every publish reached every subscriber.
+                                out.seqs.push(k);
+                                out.seqs.push(k + 1);
+                            }
+                            Ok(Err(e)) => {
+                                out.errors += 1;
+                                out.error_samples.push(format!("k={k}: {e}"));
+                            }
+                            Err(e) => {
+                                out.errors += 1;
+                                out.error_samples.push(format!("k={k}: {e}"));
+                                conn = None;
+                            }
+                        }
+                        k += plan.senders as u64;
+                        continue;
                     }
                     let body = format!(
                         r#"{{"chat_id":"{}","user_id":"fanout-sender","text":"{text}","client_id":"{client_id}"}}"#,
@@ -688,7 +728,7 @@ async fn run(
     steps: Vec<usize>,
     threads: usize,
 ) -> Res<Report> {
-    let (addr, host) = target(&url)?;
+    let (addr, host, is_redis) = target(&url)?;
     let rate: f64 = get(&m, "rate", 200.0)?;
     let duration: f64 = get(&m, "duration", 20.0)?;
     let warmup: f64 = get(&m, "warmup", 2.0)?;
@@ -700,14 +740,18 @@ async fn run(
     let label = m.get("label").cloned().unwrap_or_else(|| format!("fanout-{n}"));
     let run_id = format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis());
 
-    let body = format!(r#"{{"user_ids":["fanout-sender-{run_id}","fanout-reader-{run_id}"]}}"#);
-    let (status, v) = call(addr, &host, "/chat/New", &body).await?;
-    let chat_id = v["chat_id"]
-        .as_str()
-        .or(v["chat"]["id"].as_str())
-        .filter(|_| status == 200)
-        .ok_or_else(|| format!("POST /chat/New answered {status}: {v}"))?
-        .to_string();
+    let chat_id = if is_redis {
+        "chat:fanout".to_string()
+    } else {
+        let body = format!(r#"{{"user_ids":["fanout-sender-{run_id}","fanout-reader-{run_id}"]}}"#);
+        let (status, v) = call(addr, &host, "/chat/New", &body).await?;
+        v["chat_id"]
+            .as_str()
+            .or(v["chat"]["id"].as_str())
+            .filter(|_| status == 200)
+            .ok_or_else(|| format!("POST /chat/New answered {status}: {v}"))?
+            .to_string()
+    };
     println!("chat {chat_id}; {n} subscribers in steps {steps:?}; client runtime: {threads} worker thread(s)");
 
     let mut r = Report {
@@ -745,6 +789,7 @@ async fn run(
     );
 
     let ws_url = Arc::new(format!("ws://{host}/chat/Connect?chat_id={chat_id}"));
+    let channel = Arc::new(chat_id.clone());
     let gate = Arc::new(Semaphore::new(concurrency.max(1)));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut handles = Vec::with_capacity(n);
@@ -754,6 +799,18 @@ async fn run(
         let from = handles.len();
         let t = Instant::now();
         for i in from..step {
+            if is_redis {
+                handles.push(tokio::spawn(redis::subscriber(
+                    addr,
+                    channel.clone(),
+                    shared.clone(),
+                    i,
+                    gate.clone(),
+                    ready_tx.clone(),
+                    stop_rx.clone(),
+                )));
+                continue;
+            }
             handles.push(tokio::spawn(subscriber(
                 i,
                 ws_url.clone(),
@@ -813,6 +870,7 @@ async fn run(
         let plan = Arc::new(SendPlan {
             addr,
             host: host.clone(),
+            redis_subscribers: is_redis.then_some(n - r.connect_failures),
             chat_id: chat_id.clone(),
             run: run_id.clone(),
             rate,
