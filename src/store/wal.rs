@@ -21,7 +21,9 @@ use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -67,6 +69,8 @@ fn open_segment(dir: &Path, segment: u64) -> Result<(File, u64), StoreError> {
 /// The handle chats append through. Dropping every handle stops the writer after a final fsync.
 pub struct Wal {
     tx: Sender<Request>,
+    /// Bytes written to the log since it started.
+    written: Arc<AtomicU64>,
 }
 
 pub struct WalOptions {
@@ -79,7 +83,9 @@ impl Wal {
     /// Starts the writer, appending at `end` (where recovery found the log to end).
     pub fn start(dir: PathBuf, end: Pos, opts: WalOptions) -> Result<(Wal, JoinHandle<()>), StoreError> {
         let (file, zeroed) = open_segment(&dir, end.segment)?;
+        let written = Arc::new(AtomicU64::new(0));
         let writer = Writer {
+            written: written.clone(),
             dir,
             file,
             segment: end.segment,
@@ -96,7 +102,7 @@ impl Wal {
         let (tx, rx) = mpsc::channel();
         let thread =
             std::thread::Builder::new().name("chatd-wal".into()).spawn(move || writer.run(rx)).map_err(io_error)?;
-        Ok((Wal { tx }, thread))
+        Ok((Wal { tx, written }, thread))
     }
 
     /// Queues a framed record of chat `tag`; `done` runs once it is durable under the fsync mode.
@@ -112,6 +118,11 @@ impl Wal {
         let _ = self.tx.send(Request::Resume { tag });
     }
 
+    /// Bytes written to the log since it started.
+    pub fn written(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
+    }
+
     /// `done` gets the log's end position once everything appended before is durable.
     pub fn mark(&self, done: MarkDone) {
         if let Err(mpsc::SendError(Request::Mark { done })) = self.tx.send(Request::Mark { done }) {
@@ -121,6 +132,7 @@ impl Wal {
 }
 
 struct Writer {
+    written: Arc<AtomicU64>,
     dir: PathBuf,
     file: File,
     segment: u64,
@@ -206,6 +218,7 @@ impl Writer {
             };
         }
         self.unsynced |= !self.buf.is_empty();
+        self.written.fetch_add(self.buf.len() as u64, Ordering::Relaxed);
         let interval_due =
             self.opts.fsync == FsyncMode::Interval && self.last_sync.elapsed() >= self.opts.fsync_interval;
         if self.unsynced && (needs_sync || interval_due) {
