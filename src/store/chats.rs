@@ -86,7 +86,8 @@ pub fn load(layout: &Layout, chat: ChatNo, tail: Option<&Tail>, entries: bool) -
             return rebuild(layout, chat);
         };
         mark = index::append(&layout.index(chat), chat, mark, &added)?;
-        head_changed |= !tail.edits.is_empty() || !added.is_empty();
+        // The head's count may lag its index (never lead it): it is rewritten only for edits.
+        head_changed |= !tail.edits.is_empty();
         all.extend(added);
     }
     if head_changed {

@@ -102,7 +102,9 @@ pub fn recover(layout: &Layout) -> Result<(Recovered, HashMap<ChatNo, Tail>), St
     );
     // What a crash left in the page cache is on disk only once fsynced: the chat files and
     // catalogs written from the tails refer to it, and must never outlive it in a power cut.
-    for &segment in segments.iter().filter(|&&s| s >= from.segment) {
+    // Nothing replayed (a clean stop): nothing new to make durable.
+    let replayed_any = scanned.end != from;
+    for &segment in segments.iter().filter(|&&s| replayed_any && s >= from.segment) {
         fs::File::open(segment_path(&layout.wal, segment)).and_then(|f| f.sync_all()).map_err(io_error)?;
     }
     // Chats held out before stay held out: nothing has repaired them.

@@ -59,10 +59,15 @@ pub fn segment_path(dir: &Path, segment: u64) -> PathBuf {
 
 /// Opens (creating if needed) a segment for positioned writes; also answers its length.
 fn open_segment(dir: &Path, segment: u64) -> Result<(File, u64), StoreError> {
-    let file = OpenOptions::new().create(true).write(true).truncate(false).open(segment_path(dir, segment));
+    let path = segment_path(dir, segment);
+    let created = !path.exists();
+    let file = OpenOptions::new().create(true).write(true).truncate(false).open(path);
     let file = file.map_err(io_error)?;
     let len = file.metadata().map_err(io_error)?.len();
-    sync_dir(dir)?;
+    // A new segment's name is durable once its directory is; an existing one's already was.
+    if created || len == 0 {
+        sync_dir(dir)?;
+    }
     Ok((file, len))
 }
 
