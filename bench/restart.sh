@@ -11,7 +11,8 @@
 #                                           seconds, kill -9, time the restart; ROUNDS times
 #
 # Needs target/release/chatd (cargo build --release --bin chatd) and bench/target/release/loadgen.
-# DIR/chats.tsv (written by fill) names the chats. Prints one line per restart: ready_ms.
+# DIR/chats.tsv (written by fill) names the chats. Prints one line per restart: ready_ms (exec to
+# the first 200), cpu_ms (chatd's user + system CPU until then), the load average, the pid.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -60,7 +61,12 @@ while True:
     except OSError:
         pass
     time.sleep(0.002)
-print(f"ready_ms {1000 * (time.monotonic() - t0):.0f} pid {proc.pid}")
+ready = 1000 * (time.monotonic() - t0)
+# chatd's own CPU time until then (user + system): what the restart costs apart from waiting for
+# a core on a shared machine.
+stat = open(f"/proc/{proc.pid}/stat").read().rsplit(")", 1)[1].split()
+cpu = 1000 * (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+print(f"ready_ms {ready:.0f} cpu_ms {cpu:.0f} load {os.getloadavg()[0]:.1f} pid {proc.pid}")
 EOF
 }
 
