@@ -57,6 +57,9 @@ pub struct StorageSettings {
     pub segment_bytes: u64,
     /// How often changed chats are snapshotted, bounding the log replayed after a crash.
     pub checkpoint_interval_secs: u64,
+    /// A checkpoint also runs once this many bytes were logged since the last one, so the log
+    /// replayed after a crash stays short whatever the send rate (0: by time only).
+    pub checkpoint_bytes: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -210,6 +213,7 @@ impl Default for StorageSettings {
             fsync_interval_ms: 100,
             segment_bytes: 64 * 1024 * 1024,
             checkpoint_interval_secs: 60,
+            checkpoint_bytes: 32 * 1024 * 1024,
         }
     }
 }

@@ -178,6 +178,7 @@ fn chat_options(settings: &Settings) -> ChatOptions {
         rules: Rules { open: settings.chat.membership == Membership::Open, max_members: limits.max_members },
         idle_timeout: Duration::from_secs(settings.chat.idle_timeout_secs),
         checkpoint_interval: Duration::from_secs(settings.storage.checkpoint_interval_secs),
+        checkpoint_bytes: settings.storage.checkpoint_bytes,
         limiter: Arc::new(RateLimiter::new(limits.sends_per_second, limits.send_burst)),
         tail: TailLimits { messages: settings.history.memory_tail, bytes: settings.history.memory_tail_bytes },
     }

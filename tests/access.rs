@@ -1220,9 +1220,11 @@ async fn hostile_ids_are_stored_as_data_and_never_touch_a_path() {
             name.len() == 24 && name.ends_with(".wal") && name[..20].bytes().all(|b| b.is_ascii_digit())
         }) || rel.strip_prefix("outer/inner/data/snap/").is_some_and(|name| {
             name == "catalog.snap"
-                || (name.starts_with("chat-")
-                    && name.ends_with(".snap")
-                    && name["chat-".len()..name.len() - ".snap".len()].bytes().all(|b| b.is_ascii_hexdigit()))
+                || [".meta", ".idx"].iter().any(|ext| {
+                    name.starts_with("chat-")
+                        && name.ends_with(ext)
+                        && name["chat-".len()..name.len() - ext.len()].bytes().all(|b| b.is_ascii_hexdigit())
+                })
         });
         assert!(ok, "a file outside the store's layout: {rel:?}");
     }

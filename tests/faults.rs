@@ -130,11 +130,18 @@ async fn a_full_disk_is_507_and_sends_resume_once_space_returns() {
     server.kill9();
 }
 
-/// A chat's snapshot truncated, or replaced by garbage, is rebuilt from the log: every message
-/// is served as before.
+/// A chat's snapshot (its metadata or its index) truncated, or replaced by garbage, is rebuilt
+/// from the log: every message is served as before. An index cut at a chunk boundary looks
+/// whole: its metadata snapshot's count tells it from a torn append.
 #[actix_web::test]
 async fn a_damaged_snapshot_is_rebuilt_from_the_log() {
-    for damage in ["truncate", "garbage"] {
+    for (damage, files) in [
+        ("truncate", helpers::snapshot_files as fn(&std::path::Path) -> Vec<std::path::PathBuf>),
+        ("garbage", helpers::snapshot_files),
+        ("truncate", helpers::index_files),
+        ("garbage", helpers::index_files),
+        ("empty", helpers::index_files),
+    ] {
         let app = helpers::spawn_app().await;
         let chat = app.new_chat(&["a", "b"]).await;
         for n in 0..20 {
@@ -143,10 +150,10 @@ async fn a_damaged_snapshot_is_rebuilt_from_the_log() {
         let before = app.history(json!({ "chat_id": chat })).await;
         let app = app
             .restart_after(|data| {
-                let snaps: Vec<_> =
-                    helpers::snapshot_files(data).into_iter().filter(|p| !p.ends_with("catalog.snap")).collect();
+                let snaps = files(data);
                 assert_eq!(snaps.len(), 1, "one chat snapshot: {snaps:?}");
                 match damage {
+                    "empty" => std::fs::write(&snaps[0], b"").expect("empty"),
                     "truncate" => {
                         let len = std::fs::metadata(&snaps[0]).expect("snapshot").len();
                         let file = std::fs::OpenOptions::new().write(true).open(&snaps[0]).expect("open");

@@ -9,7 +9,7 @@ use std::collections::{HashMap, VecDeque};
 
 use crate::error::Error;
 use crate::model::{ChatMeta, ClientId, MemberEdit, Members, Message, MessageId, UserId};
-use crate::store::record::{ChatNo, ChatSnapshot, IndexEntry, Loc};
+use crate::store::record::{ChatSnapshot, IndexEntry, Loc};
 
 /// A message to send, parsed and bounded at the edge (see `http/draft.rs`).
 #[derive(Debug, Clone)]
@@ -55,6 +55,9 @@ pub struct ChatCore {
     pending: VecDeque<Message>,
     /// Counts durable changes, so a snapshot is written only when something changed.
     version: u64,
+    /// The index entries of durable messages not yet in the chat's index file, oldest first:
+    /// what the next snapshot appends.
+    unsaved: Vec<IndexEntry>,
 }
 
 impl ChatCore {
@@ -68,6 +71,7 @@ impl ChatCore {
             ids: HashMap::new(),
             pending: VecDeque::new(),
             version: 0,
+            unsaved: Vec::new(),
         }
     }
 
@@ -85,28 +89,14 @@ impl ChatCore {
         core
     }
 
-    /// Everything a snapshot holds: the metadata and the durable messages' index.
-    pub fn snapshot(&self, chat: ChatNo) -> ChatSnapshot {
-        let mut client_of = vec![None; self.index.len()];
-        for (client, &seq) in &self.clients {
-            if let Some(slot) = client_of.get_mut((seq as usize).wrapping_sub(1)) {
-                *slot = Some(client.clone());
-            }
-        }
-        let mut id_of = vec![None; self.index.len()];
-        for (id, &seq) in &self.ids {
-            if let Some(slot) = id_of.get_mut((seq as usize).wrapping_sub(1)) {
-                *slot = Some(id.clone());
-            }
-        }
-        let entries = self
-            .index
-            .iter()
-            .zip(client_of)
-            .zip(id_of)
-            .filter_map(|((&loc, client_id), id)| client_id.map(|client_id| IndexEntry { loc, client_id, id }))
-            .collect();
-        ChatSnapshot { chat, meta: self.meta.clone(), entries }
+    /// The index entries of durable messages not yet saved (see [`saved`](ChatCore::saved)).
+    pub fn unsaved(&self) -> &[IndexEntry] {
+        &self.unsaved
+    }
+
+    /// The first `n` unsaved entries are in the chat's index file now.
+    pub fn saved(&mut self, n: usize) {
+        self.unsaved.drain(..n.min(self.unsaved.len()));
     }
 
     pub fn meta(&self) -> &ChatMeta {
@@ -208,6 +198,7 @@ impl ChatCore {
         let msg = self.pending.pop_front()?;
         debug_assert_eq!(msg.seq, seq, "the log completes in order");
         self.index.push(loc);
+        self.unsaved.push(IndexEntry::of(&msg, loc));
         self.version += 1;
         Some(msg)
     }

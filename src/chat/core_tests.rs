@@ -94,9 +94,12 @@ fn a_snapshot_round_trips() {
     core.push(draft("a", Some("c3"), None), 0);
     core.durable(1, loc(1));
     core.durable(2, loc(2));
-    let snap = core.snapshot(7);
-    assert_eq!(snap.entries.len(), 2, "only durable messages");
+    assert_eq!(core.unsaved().len(), 2, "only durable messages");
+    let snap = ChatSnapshot { chat: 7, meta: core.meta().clone(), entries: core.unsaved().to_vec() };
+    core.saved(1);
+    assert_eq!(core.unsaved().len(), 1, "saved entries are not saved again");
     let back = ChatCore::from_snapshot(snap, RULES);
+    assert!(back.unsaved().is_empty(), "a loaded chat's index is in its file");
     assert_eq!(back.durable_len(), 2);
     assert_eq!(back.find(&draft("a", Some("c1"), None)), Ok(Some(1)));
     assert_eq!(back.find(&draft("a", None, Some("m2"))), Ok(Some(2)));

@@ -41,7 +41,7 @@ use tokio::sync::oneshot;
 use crate::error::Error;
 use crate::model::{ChatId, ChatMeta, Members, Message, Namespace};
 use crate::rate::RateLimiter;
-use crate::store::record::{ChatNo, Record};
+use crate::store::record::{ChatNo, IndexMark, Record};
 use crate::store::{Store, StoreError};
 use tail::Tail;
 
@@ -90,6 +90,8 @@ pub struct ChatActor {
     snapshot_waiters: Vec<(u64, oneshot::Sender<Result<(), Error>>)>,
     /// The core's version the last snapshot holds.
     snapshotted: u64,
+    /// How much of the index the chat's index file holds: where the next snapshot appends.
+    index_mark: IndexMark,
     /// Set when the chat's stored data failed a check or the log failed: it refuses service.
     broken: Option<Error>,
     /// Set once Delete is accepted: everything else is 404 from then on.
@@ -122,6 +124,7 @@ impl ChatActor {
             waiters: HashMap::new(),
             snapshot_waiters: Vec::new(),
             snapshotted: 0,
+            index_mark: IndexMark::default(),
             broken: None,
             deleted: false,
             last_used: Instant::now(),
@@ -166,18 +169,22 @@ impl ChatActor {
             then(Ok(()), self, ctx);
             return;
         }
-        let data = self.core.snapshot(self.init.no);
-        let store = self.init.store.clone();
+        // What changed since the last snapshot: new index entries (appended), and the metadata.
+        let meta = self.core.meta().clone();
+        let entries = self.core.unsaved().to_vec();
+        let (no, mark, store) = (self.init.no, self.index_mark, self.init.store.clone());
         // Under `fsync = "interval"` or `"never"` an indexed record may not be fsynced yet: the
         // mark fsyncs the log first, so a snapshot never refers to a position a power cut can take.
         let write = async move {
             store.mark().await?;
-            blocking(move || store.save_chat(&data)).await
+            blocking(move || store.save_chat(no, &meta, &entries, mark).map(|mark| (mark, entries.len()))).await
         };
         ctx.wait(actix::fut::wrap_future(write).map(move |res, act: &mut Self, ctx| {
-            if res.is_ok() {
+            let res = res.map(|(mark, saved)| {
+                act.index_mark = mark;
+                act.core.saved(saved);
                 act.snapshotted = version;
-            }
+            });
             then(res, act, ctx)
         }));
     }
@@ -234,8 +241,9 @@ impl ChatActor {
         let no = self.init.no;
         let load = async move { blocking(move || store.load_chat(no)).await };
         ctx.wait(actix::fut::wrap_future(load).map(|res, act: &mut Self, _| match res {
-            Ok(snapshot) => {
-                act.core = ChatCore::from_snapshot(snapshot, act.init.rules);
+            Ok(loaded) => {
+                act.core = ChatCore::from_snapshot(loaded.snapshot, act.init.rules);
+                act.index_mark = loaded.mark;
                 act.snapshotted = act.core.version();
             }
             Err(err) => {

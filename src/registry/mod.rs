@@ -10,7 +10,8 @@
 //! Which chat `New` answers for a member set is decided the same way before and after a
 //! restart: the lowest-numbered unnamed chat whose current members are that set.
 //!
-//! It also runs checkpoints: take the log's durable end, have every live chat snapshot all it
+//! It also runs checkpoints, every `checkpoint_interval` and after every `checkpoint_bytes` of
+//! log (so the log a restart replays stays short at any send rate): take the log's durable end, have every live chat snapshot all it
 //! has up to there, then record that position in the catalog so restart replays only the rest.
 
 use std::collections::{BTreeMap, HashMap};
@@ -46,6 +47,8 @@ pub struct ChatOptions {
     pub rules: Rules,
     pub idle_timeout: Duration,
     pub checkpoint_interval: Duration,
+    /// Log bytes since the last checkpoint that start the next one (0: none).
+    pub checkpoint_bytes: u64,
     pub limiter: Arc<RateLimiter>,
     pub tail: TailLimits,
 }
@@ -60,6 +63,8 @@ pub struct Registry {
     arbiters: Vec<Arbiter>,
     next_arbiter: usize,
     checkpoint_running: bool,
+    /// The log's byte count when the last checkpoint began.
+    checkpointed_bytes: u64,
 }
 
 impl Registry {
@@ -75,6 +80,7 @@ impl Registry {
                 .collect(),
             next_arbiter: 0,
             checkpoint_running: false,
+            checkpointed_bytes: 0,
         };
         for CatalogEntry { chat, ns, id, group, members } in recovered.catalog.chats {
             let unavailable = recovered.unavailable.contains(&chat);
@@ -156,6 +162,13 @@ impl Actor for Registry {
         ctx.run_interval(every, |_, ctx| {
             ctx.address().do_send(Checkpoint);
         });
+        if self.options.checkpoint_bytes > 0 {
+            ctx.run_interval(Duration::from_millis(100), |act, ctx| {
+                if act.store.log_bytes() - act.checkpointed_bytes >= act.options.checkpoint_bytes {
+                    ctx.address().do_send(Checkpoint);
+                }
+            });
+        }
     }
 }
 
@@ -330,6 +343,7 @@ impl Handler<Checkpoint> for Registry {
             return Box::pin(actix::fut::ready(Ok(())));
         }
         self.checkpoint_running = true;
+        self.checkpointed_bytes = self.store.log_bytes();
         Box::pin(actix::fut::wrap_future(self.checkpoint(ctx.address())).map(|res, act: &mut Self, _| {
             act.checkpoint_running = false;
             res

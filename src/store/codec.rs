@@ -92,6 +92,15 @@ pub fn decode_record<T: DeserializeOwned>(payload: &[u8]) -> Result<T, StoreErro
         .map_err(|e| StoreError::Corrupt(format!("undecodable record: {e}")))
 }
 
+/// Decodes a log record that borrows from `payload` (see [`MAX_RECORD`]).
+pub fn decode_record_view<'a, T: serde::Deserialize<'a>>(payload: &'a [u8]) -> Result<T, StoreError> {
+    let config = bincode::config::standard().with_limit::<MAX_RECORD>();
+    bincode::serde::borrow_decode_from_slice(payload, config)
+        .map(|(value, _)| value)
+        .map_err(|e| StoreError::Corrupt(format!("undecodable record: {e}")))
+}
+
+/// Decodes a value from the start of `payload`; bytes after it are left unread.
 pub fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, StoreError> {
     bincode::serde::decode_from_slice(payload, bincode_config())
         .map(|(value, _)| value)

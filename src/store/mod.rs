@@ -1,17 +1,19 @@
-//! Storage: a shared write-ahead log plus per-chat index snapshots.
+//! Storage: a shared write-ahead log plus per-chat indexes.
 //!
 //! Why one log for all chats: durability costs an fsync (about 175 µs here), and a log per chat
 //! would pay it per chat. One log lets a single fsync cover every chat's sends in a batch (group
-//! commit). Each chat keeps only an index of where its messages lie in the log and snapshots that
-//! index; a history page is then a handful of positioned reads, whatever the chat's length.
+//! commit). Each chat keeps only an index of where its messages lie in the log, and appends to it
+//! at each checkpoint what is new since the last; a history page is then a handful of positioned
+//! reads, whatever the chat's length, and a checkpoint costs what changed, not what is stored.
 //!
 //! ```text
 //! data/
 //!   wal/00000000000000000001.wal   log segments: checksummed records (see codec.rs)
 //!   snap/catalog.snap               the directory (each chat's number, namespace, id, members)
-//!                                   + the log position all snapshots cover
-//!   snap/chat-000000000000002a.snap one chat's metadata and message index (by server-allocated
-//!                                   number, never a client string)
+//!                                   + the log position all chats' files cover
+//!   snap/chat-000000000000002a.meta one chat's metadata (by server-allocated number, never a
+//!                                   client string)
+//!   snap/chat-000000000000002a.idx  its message index, append-only (see index.rs, chats.rs)
 //! ```
 //! Everything here that blocks (file I/O) runs on the log writer thread or a blocking pool,
 //! never on an actor's arbiter.
@@ -23,25 +25,30 @@
 //! ([`Store::save_chat`], [`Store::load_chat`]), erase ([`Store::erase`]), recover ([`Store::open`]).
 //! It takes its own [`Options`] and answers [`StoreError`]; it knows nothing above it.
 
+pub mod chats;
 pub mod codec;
+pub mod index;
 pub mod record;
 pub mod recovery;
 pub mod scan;
 pub mod snapshot;
+pub mod tail;
 pub mod wal;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use crate::model::Message;
+use crate::model::{ChatMeta, Message};
+pub use chats::Loaded;
 use codec::Frame;
-use record::{Catalog, ChatNo, ChatSnapshot, Loc, Pos, Record};
+use record::{Catalog, ChatNo, IndexEntry, IndexMark, Loc, Pos, Record};
 pub use recovery::Recovered;
+use tail::Tail;
 use wal::{AppendDone, Wal, WalOptions};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -164,6 +171,22 @@ impl Layout {
     pub fn chat(&self, chat: ChatNo) -> PathBuf {
         snapshot::chat_path(&self.snap, chat)
     }
+
+    pub fn head(&self, chat: ChatNo) -> PathBuf {
+        snapshot::head_path(&self.snap, chat)
+    }
+
+    pub fn index(&self, chat: ChatNo) -> PathBuf {
+        snapshot::index_path(&self.snap, chat)
+    }
+}
+
+/// A chat's tail from recovery until it is in the chat's files; its lock keeps the chat's load
+/// and a checkpoint's fold from both writing it.
+type TailSlot = Arc<Mutex<Option<Tail>>>;
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 pub struct Store {
@@ -173,6 +196,11 @@ pub struct Store {
     segments: Mutex<HashMap<u64, Arc<File>>>,
     /// Checkpoints may overlap; their catalog writes must not.
     catalog_lock: Mutex<()>,
+    /// The tails recovery found, by chat, until each is in its chat's files (see `tail.rs`).
+    tails: Mutex<HashMap<ChatNo, TailSlot>>,
+    /// Chats whose tail could not be folded in (their files and the log disagree): held out
+    /// of service, and listed so in each catalog from now on.
+    held: Mutex<HashSet<ChatNo>>,
 }
 
 impl Store {
@@ -182,14 +210,21 @@ impl Store {
         for dir in [&options.data_dir, &layout.wal, &layout.snap] {
             create_dir_durably(dir)?;
         }
-        let recovered = recovery::recover(&layout)?;
+        let (recovered, tails) = recovery::recover(&layout)?;
         let opts = WalOptions {
             fsync: options.fsync,
             fsync_interval: options.fsync_interval.max(Duration::from_millis(1)),
             segment_bytes: options.segment_bytes.max(4096),
         };
         let (wal, _writer) = Wal::start(layout.wal.clone(), recovered.end, opts)?;
-        let store = Store { layout, wal, segments: Mutex::new(HashMap::new()), catalog_lock: Mutex::new(()) };
+        let store = Store {
+            layout,
+            wal,
+            segments: Mutex::new(HashMap::new()),
+            catalog_lock: Mutex::new(()),
+            tails: Mutex::new(tails.into_iter().map(|(chat, tail)| (chat, Arc::new(Mutex::new(Some(tail))))).collect()),
+            held: Mutex::new(HashSet::new()),
+        };
         Ok((Arc::new(store), recovered))
     }
 
@@ -221,6 +256,11 @@ impl Store {
     /// Why the log takes no more writes (a write or an fsync failed), if it does not.
     pub fn failure(&self) -> Option<&str> {
         self.wal.failure()
+    }
+
+    /// Bytes appended to the log since the server started (what checkpoints by size count).
+    pub fn log_bytes(&self) -> u64 {
+        self.wal.written()
     }
 
     /// The log's end, once everything appended so far is durable (fsynced whatever the mode).
@@ -257,23 +297,53 @@ impl Store {
         Ok(file)
     }
 
-    /// A chat's snapshot, or the chat rebuilt from the whole log if its snapshot is damaged or
-    /// missing. Blocking.
-    pub fn load_chat(&self, chat: ChatNo) -> Result<ChatSnapshot, StoreError> {
-        match snapshot::read::<ChatSnapshot>(&self.layout.chat(chat)) {
-            Ok(Some(found)) if found.chat == chat => Ok(found),
-            found => {
-                let why = match found {
-                    Err(err) => err.to_string(),
-                    _ => "it is missing".to_owned(),
-                };
-                tracing::error!(chat, why, "chat snapshot unusable; rebuilding the chat from the log");
-                let segments = scan::list_segments(&self.layout.wal)?;
-                let rebuilt = recovery::rebuild_chat(&self.layout, &segments, chat)?;
-                self.save_chat(&rebuilt)?;
-                Ok(rebuilt)
+    /// A chat from its files with its recovery tail folded in (and written to them), or the chat
+    /// rebuilt from the whole log if its files are damaged or missing. Blocking.
+    pub fn load_chat(&self, chat: ChatNo) -> Result<Loaded, StoreError> {
+        if lock(&self.held).contains(&chat) {
+            return Err(StoreError::Corrupt(format!("chat {chat}'s files and the log disagree")));
+        }
+        let slot = lock(&self.tails).get(&chat).cloned();
+        let Some(slot) = slot else {
+            return chats::load(&self.layout, chat, None, true);
+        };
+        let mut tail = lock(&slot);
+        let loaded = chats::load(&self.layout, chat, tail.as_ref(), true);
+        self.settle(chat, &mut tail, &loaded);
+        loaded
+    }
+
+    /// After folding a chat's tail: gone once in the files; on damage the chat is held out.
+    fn settle<T>(&self, chat: ChatNo, tail: &mut Option<Tail>, res: &Result<T, StoreError>) {
+        match res {
+            Ok(_) => *tail = None,
+            Err(StoreError::Corrupt(why)) => {
+                tracing::error!(chat, why, "chat is held out of service");
+                lock(&self.held).insert(chat);
+                *tail = None;
+            }
+            // Anything else (a full disk) may pass: the tail stays for the next try.
+            Err(_) => {}
+        }
+    }
+
+    /// Folds every tail no chat has loaded into its chat's files: a checkpoint does this before
+    /// its catalog moves past them. Blocking.
+    fn fold_tails(&self) -> Result<(), StoreError> {
+        let slots: Vec<(ChatNo, TailSlot)> = lock(&self.tails).iter().map(|(c, s)| (*c, s.clone())).collect();
+        if slots.is_empty() {
+            return Ok(());
+        }
+        for (chat, slot) in &slots {
+            let mut tail = lock(slot);
+            if tail.is_some() {
+                let folded = chats::load(&self.layout, *chat, tail.as_ref(), false);
+                self.settle(*chat, &mut tail, &folded);
+                folded?;
             }
         }
+        lock(&self.tails).retain(|_, slot| lock(slot).is_some());
+        Ok(())
     }
 
     /// Overwrites records in place with [`Record::Erased`] frames of the same length and fsyncs:
@@ -282,20 +352,38 @@ impl Store {
         erase_in_place(&self.layout, locs)
     }
 
-    /// Removes a deleted chat's snapshot. Blocking.
+    /// Removes a deleted chat's files. Blocking.
     pub fn remove_chat(&self, chat: ChatNo) -> Result<(), StoreError> {
-        snapshot::remove(&self.layout.chat(chat))?;
-        sync_dir(&self.layout.snap)
+        chats::remove(&self.layout, chat)
     }
 
-    /// Writes a chat's snapshot atomically. Blocking.
-    pub fn save_chat(&self, snapshot: &ChatSnapshot) -> Result<(), StoreError> {
-        snapshot::write(&self.layout.chat(snapshot.chat), snapshot)
+    /// Appends a chat's index entries since `mark` (durably), then replaces its metadata
+    /// snapshot atomically. Answers the index's new mark. Blocking.
+    pub fn save_chat(
+        &self,
+        chat: ChatNo,
+        meta: &ChatMeta,
+        entries: &[IndexEntry],
+        mark: IndexMark,
+    ) -> Result<IndexMark, StoreError> {
+        chats::save(&self.layout, chat, meta, entries, mark)
     }
 
-    /// Writes the catalog atomically. Blocking.
+    /// Writes the catalog atomically, once every recovery tail it moves past is in its chat's
+    /// files. Blocking.
     pub fn save_catalog(&self, catalog: &Catalog) -> Result<(), StoreError> {
-        let _one_at_a_time = self.catalog_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        snapshot::write(&self.layout.catalog(), catalog)
+        let _one_at_a_time = lock(&self.catalog_lock);
+        self.fold_tails()?;
+        let held = lock(&self.held);
+        if held.iter().all(|chat| catalog.unavailable.contains(chat)) {
+            return snapshot::write(&self.layout.catalog(), catalog);
+        }
+        let mut catalog = catalog.clone();
+        let more: Vec<ChatNo> = held.iter().filter(|chat| !catalog.unavailable.contains(chat)).copied().collect();
+        catalog.unavailable.extend(more);
+        snapshot::write(&self.layout.catalog(), &catalog)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -53,6 +53,63 @@ impl Record {
     }
 }
 
+/// A [`Record`] decoded without copying what recovery does not keep: same variants, same order,
+/// same encoding; a message's user, subject and text are borrowed from the log's bytes.
+#[derive(Debug, Deserialize)]
+pub enum RecordView<'a> {
+    ChatCreated {
+        chat: ChatNo,
+        ns: Namespace,
+        meta: ChatMeta,
+    },
+    Message {
+        chat: ChatNo,
+        #[serde(borrow)]
+        msg: MessageView<'a>,
+    },
+    ChatUpdated {
+        chat: ChatNo,
+        meta: ChatMeta,
+    },
+    ChatDeleted {
+        chat: ChatNo,
+    },
+    Erased(&'a [u8]),
+    Commit,
+    Member {
+        chat: ChatNo,
+        edit: MemberEdit,
+    },
+}
+
+/// A [`Message`] as [`RecordView`] reads it: the keys the index keeps are owned, the rest borrowed.
+#[derive(Debug, Deserialize)]
+pub struct MessageView<'a> {
+    pub seq: u64,
+    pub id: MessageId,
+    pub client_id: ClientId,
+    pub user_id: &'a str,
+    pub subject: &'a str,
+    pub text: &'a str,
+    pub sent_at: i64,
+}
+
+impl MessageView<'_> {
+    /// The message's index entry, were it found at `loc`.
+    pub fn entry(self, loc: Loc) -> IndexEntry {
+        let id = (self.id.as_str() != self.client_id.as_str()).then_some(self.id);
+        IndexEntry { loc, client_id: self.client_id, id }
+    }
+}
+
+impl IndexEntry {
+    /// The index entry of `msg`, found at `loc`.
+    pub fn of(msg: &Message, loc: Loc) -> IndexEntry {
+        let id = (msg.id.as_str() != msg.client_id.as_str()).then(|| msg.id.clone());
+        IndexEntry { loc, client_id: msg.client_id.clone(), id }
+    }
+}
+
 /// The tag of records that belong to no chat.
 pub const NO_CHAT: u64 = u64::MAX;
 
@@ -70,8 +127,9 @@ pub struct Loc {
     pub len: u32,
 }
 
-/// A chat's snapshot: its metadata, and where each of its messages lies in the log
-/// (seq = index + 1) with the keys that make sends retry-safe.
+/// A chat as it is loaded: its metadata, and where each of its messages lies in the log
+/// (seq = index + 1) with the keys that make sends retry-safe. Versions before the append-only
+/// index stored it whole in `chat-….snap` (still read, and converted on first load).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChatSnapshot {
     pub chat: ChatNo,
@@ -79,7 +137,42 @@ pub struct ChatSnapshot {
     pub entries: Vec<IndexEntry>,
 }
 
+/// A chat's metadata snapshot (`chat-….meta`): small, replaced atomically at each snapshot
+/// after the index append. `indexed` is how many entries its index file held by then: an index
+/// found shorter is damaged, not torn (a torn append only ever loses entries past it).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChatHead {
+    pub chat: ChatNo,
+    pub meta: ChatMeta,
+    pub indexed: u64,
+}
+
+/// One append to a chat's index file (`chat-….idx`): the entries of seqs `first_seq..`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IndexChunk {
+    pub chat: ChatNo,
+    pub first_seq: u64,
+    pub entries: Vec<IndexEntry>,
+}
+
+/// The start of an [`IndexChunk`]'s encoding (bincode writes a Vec's length first), decoded
+/// alone where only the count matters.
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct IndexChunkHead {
+    pub chat: ChatNo,
+    pub first_seq: u64,
+    pub count: u64,
+}
+
+/// How much of a chat's index is in its index file: `entries` entries in `bytes` bytes of
+/// whole chunks (anything after is a torn append, cut off by the next one).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IndexMark {
+    pub entries: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IndexEntry {
     pub loc: Loc,
     pub client_id: ClientId,
@@ -107,4 +200,73 @@ pub struct CatalogEntry {
     /// Made by `Create`: never matched by member set.
     pub group: bool,
     pub members: Members,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::codec::{self, Frame};
+
+    fn id<T: From<MessageId>>(s: &str) -> T {
+        T::from(MessageId::parse(s, 64).expect("id")) // ok: test
+    }
+
+    /// The view reads every record exactly as the record decodes: same variant, same fields.
+    #[test]
+    fn a_record_view_reads_what_the_record_wrote() {
+        let meta = ChatMeta {
+            id: ChatId::parse("chat", 64).expect("id"), // ok: test
+            user_ids: Members::new(vec![crate::model::UserId::parse("u", 64).expect("id")]), // ok: test
+            created_at: 5,
+            name: "n".into(),
+            description: "d".into(),
+            group: true,
+            private: false,
+            invited: Members::default(),
+        };
+        let msg = Message {
+            seq: 300,
+            id: id("m-1"),
+            client_id: id("c-1"),
+            user_id: crate::model::UserId::parse("u", 64).expect("id"), // ok: test
+            subject: "s".into(),
+            text: "hello ".repeat(30),
+            sent_at: -7,
+        };
+        let records = [
+            Record::ChatCreated { chat: 1, ns: Namespace::parse("ns", 64).expect("ns"), meta: meta.clone() }, // ok: test
+            Record::Message { chat: 2, msg: msg.clone() },
+            Record::ChatUpdated { chat: 3, meta },
+            Record::ChatDeleted { chat: 4 },
+            Record::Erased(vec![9; 70]),
+            Record::Commit,
+            Record::Member { chat: 5, edit: MemberEdit::Add(msg.user_id.clone()) },
+        ];
+        for record in &records {
+            let bytes = codec::frame(record, record.tag()).expect("frame"); // ok: test
+            let Frame::Valid { payload, .. } = codec::read_frame(&bytes) else { panic!("frame") };
+            let view: RecordView = codec::decode_record_view(payload).expect("view"); // ok: test
+            let same = match (record, view) {
+                (Record::ChatCreated { chat, ns, meta }, RecordView::ChatCreated { chat: c, ns: n, meta: m }) => {
+                    (chat, ns, meta) == (&c, &n, &m)
+                }
+                (Record::Message { chat, msg }, RecordView::Message { chat: c, msg: v }) => {
+                    *chat == c
+                        && (v.seq, v.user_id, v.subject, v.text, v.sent_at)
+                            == (msg.seq, msg.user_id.as_str(), msg.subject.as_str(), msg.text.as_str(), msg.sent_at)
+                        && v.entry(Loc { pos: Pos { segment: 1, offset: 2 }, len: 3 })
+                            == IndexEntry::of(msg, Loc { pos: Pos { segment: 1, offset: 2 }, len: 3 })
+                }
+                (Record::ChatUpdated { chat, meta }, RecordView::ChatUpdated { chat: c, meta: m }) => {
+                    (chat, meta) == (&c, &m)
+                }
+                (Record::ChatDeleted { chat }, RecordView::ChatDeleted { chat: c }) => *chat == c,
+                (Record::Erased(fill), RecordView::Erased(f)) => fill.as_slice() == f,
+                (Record::Commit, RecordView::Commit) => true,
+                (Record::Member { chat, edit }, RecordView::Member { chat: c, edit: e }) => (chat, edit) == (&c, &e),
+                _ => false,
+            };
+            assert!(same, "{record:?} reads back differently");
+        }
+    }
 }

@@ -1,22 +1,27 @@
 //! Recovery: from the last catalog checkpoint to a consistent store, before anything is served.
 //!
-//! 1. Read the catalog (the directory of chats and the log position their snapshots cover).
+//! 1. Read the catalog (the directory of chats and the log position their files cover).
 //! 2. Scan the log from that position only, so restart time follows what changed since the last
-//!    checkpoint, not the total history. A torn record at the very end (a crash mid-write) is cut
-//!    off with a warning. A bad record followed by good ones is corruption: it is reported loudly,
+//!    checkpoint, not the total history (and checkpoints run by log bytes too, so that stays
+//!    short at any send rate). A torn record at the very end (a crash mid-write) is cut off with
+//!    a warning. A bad record followed by good ones is corruption: it is reported loudly,
 //!    skipped over, and every chat it leaves with a gap is held out of service.
-//! 3. Fold the scanned records (creations, membership changes, messages) into each chat's
-//!    snapshot and the catalog's directory, then write a fresh catalog at the end of the log, so
-//!    a second crash does not repeat the work.
+//! 3. Gather the scanned records (creations, membership changes, messages) into one [`Tail`]
+//!    per chat and the directory. The tails stay in memory: each chat folds its own into its
+//!    files when it is first loaded, and the next checkpoint folds the rest before its catalog
+//!    moves past them. Nothing is rewritten before the server serves; a second crash replays the
+//!    same tail again.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 
-use super::record::{Catalog, CatalogEntry, ChatNo, ChatSnapshot, IndexEntry, Loc, Pos, Record};
-use super::scan::{list_segments, scan, Repair};
+use super::chats::stored_entries;
+use super::record::{Catalog, CatalogEntry, ChatNo, ChatSnapshot, IndexEntry, Loc, Pos, RecordView};
+use super::scan::{list_segments, scan, Chats, Repair};
+use super::tail::{Edit, Tail};
 use super::wal::segment_path;
 use super::{io_error, snapshot, Layout, StoreError};
-use crate::model::{ChatMeta, MemberEdit, Members, Message};
+use crate::model::{ChatMeta, MemberEdit, Members};
 
 /// What the server starts from.
 pub struct Recovered {
@@ -27,36 +32,6 @@ pub struct Recovered {
     pub unavailable: HashSet<ChatNo>,
 }
 
-/// What the log after the checkpoint says about one chat.
-#[derive(Default)]
-struct Tail {
-    created: Option<ChatMeta>,
-    edits: Vec<Edit>,
-    messages: Vec<(u64, IndexEntry)>,
-}
-
-/// A change to a chat's metadata, in log order.
-enum Edit {
-    Member(MemberEdit),
-    /// A whole new metadata record, as versions before membership records wrote them.
-    Replace(ChatMeta),
-}
-
-impl Edit {
-    fn apply(self, meta: &mut ChatMeta) {
-        match self {
-            Edit::Member(edit) => drop(meta.apply(&edit)),
-            Edit::Replace(new) => *meta = new,
-        }
-    }
-}
-
-/// The index entry of a message found at `loc`.
-fn entry(loc: Loc, msg: Message) -> IndexEntry {
-    let id = (msg.id.as_str() != msg.client_id.as_str()).then_some(msg.id);
-    IndexEntry { loc, client_id: msg.client_id, id }
-}
-
 fn apply_to_members(members: &mut Members, edit: &MemberEdit) {
     match edit {
         MemberEdit::Add(user) => drop(members.insert(user.clone())),
@@ -64,7 +39,8 @@ fn apply_to_members(members: &mut Members, edit: &MemberEdit) {
     }
 }
 
-pub fn recover(layout: &Layout) -> Result<Recovered, StoreError> {
+/// Recovers the store; answers, besides, each chat's tail for the store to hold.
+pub fn recover(layout: &Layout) -> Result<(Recovered, HashMap<ChatNo, Tail>), StoreError> {
     let mut catalog = match snapshot::read::<Catalog>(&layout.catalog()) {
         Ok(found) => found.unwrap_or_default(),
         Err(err) => {
@@ -80,43 +56,55 @@ pub fn recover(layout: &Layout) -> Result<Recovered, StoreError> {
     let mut tails: BTreeMap<ChatNo, Tail> = BTreeMap::new();
     let mut deleted = Vec::new();
     let mut next_chat = catalog.next_chat;
-    let scanned = scan(layout, &segments, from, Repair::CutTornTail, |loc, record| match record {
-        Record::ChatCreated { chat, ns, meta } => {
-            next_chat = next_chat.max(chat + 1);
-            directory.entry(chat).or_insert_with(|| CatalogEntry {
-                chat,
-                ns,
-                id: meta.id.clone(),
-                group: meta.group,
-                members: meta.user_ids.clone(),
-            });
-            tails.entry(chat).or_default().created = Some(meta);
-        }
-        Record::Message { chat, msg } => {
-            tails.entry(chat).or_default().messages.push((msg.seq, entry(loc, msg)));
-        }
-        Record::Member { chat, edit } => {
-            if let Some(found) = directory.get_mut(&chat) {
-                apply_to_members(&mut found.members, &edit);
+    let (started, mut replayed) = (std::time::Instant::now(), 0u64);
+    let scanned = scan(layout, &segments, from, Repair::CutTornTail, Chats::All, |loc, record| {
+        replayed += 1;
+        match record {
+            RecordView::ChatCreated { chat, ns, meta } => {
+                next_chat = next_chat.max(chat + 1);
+                directory.entry(chat).or_insert_with(|| CatalogEntry {
+                    chat,
+                    ns,
+                    id: meta.id.clone(),
+                    group: meta.group,
+                    members: meta.user_ids.clone(),
+                });
+                tails.entry(chat).or_default().created = Some(meta);
             }
-            tails.entry(chat).or_default().edits.push(Edit::Member(edit));
-        }
-        Record::ChatUpdated { chat, meta } => {
-            if let Some(found) = directory.get_mut(&chat) {
-                found.members = meta.user_ids.clone();
+            RecordView::Message { chat, msg } => tails.entry(chat).or_default().message(loc, msg),
+            RecordView::Member { chat, edit } => {
+                if let Some(found) = directory.get_mut(&chat) {
+                    apply_to_members(&mut found.members, &edit);
+                }
+                tails.entry(chat).or_default().edits.push(Edit::Member(edit));
             }
-            tails.entry(chat).or_default().edits.push(Edit::Replace(meta));
+            RecordView::ChatUpdated { chat, meta } => {
+                if let Some(found) = directory.get_mut(&chat) {
+                    found.members = meta.user_ids.clone();
+                }
+                tails.entry(chat).or_default().edits.push(Edit::Replace(meta));
+            }
+            RecordView::ChatDeleted { chat } => {
+                directory.remove(&chat);
+                let tail = tails.remove(&chat).unwrap_or_default();
+                deleted.push((chat, tail.messages.into_iter().map(|(_, e)| e.loc).collect::<Vec<Loc>>()));
+            }
+            RecordView::Erased(_) | RecordView::Commit => {}
         }
-        Record::ChatDeleted { chat } => {
-            directory.remove(&chat);
-            let tail = tails.remove(&chat).unwrap_or_default();
-            deleted.push((chat, tail.messages.into_iter().map(|(_, e)| e.loc).collect::<Vec<Loc>>()));
-        }
-        Record::Erased(_) | Record::Commit => {}
     })?;
-    // What a crash left in the page cache is on disk only once fsynced: the snapshots and the
-    // catalog written below refer to it, and must never outlive it in a power cut.
-    for &segment in segments.iter().filter(|&&s| s >= from.segment) {
+    tracing::info!(
+        records = replayed,
+        chats = tails.len(),
+        from = ?from,
+        to = ?scanned.end,
+        ms = started.elapsed().as_millis() as u64,
+        "replayed the log since the last checkpoint"
+    );
+    // What a crash left in the page cache is on disk only once fsynced: the chat files and
+    // catalogs written from the tails refer to it, and must never outlive it in a power cut.
+    // Nothing replayed (a clean stop): nothing new to make durable.
+    let replayed_any = scanned.end != from;
+    for &segment in segments.iter().filter(|&&s| replayed_any && s >= from.segment) {
         fs::File::open(segment_path(&layout.wal, segment)).and_then(|f| f.sync_all()).map_err(io_error)?;
     }
     // Chats held out before stay held out: nothing has repaired them.
@@ -129,29 +117,19 @@ pub fn recover(layout: &Layout) -> Result<Recovered, StoreError> {
         erase_deleted(layout, &segments, chat, tail)?;
     }
 
-    for (chat, tail) in tails {
-        if unavailable.contains(&chat) {
-            continue;
-        }
-        if !directory.contains_key(&chat) {
+    tails.retain(|chat, _| {
+        let known = directory.contains_key(chat);
+        if !known {
             tracing::error!(chat, "the log holds records of a chat it never created; ignoring them");
-            continue;
         }
-        match fold_tail(layout, &segments, chat, tail) {
-            Ok(folded) => snapshot::write(&layout.chat(chat), &folded)?,
-            Err(err) => {
-                tracing::error!(chat, error = %err, "chat is held out of service");
-                unavailable.insert(chat);
-            }
-        }
-    }
+        known && !unavailable.contains(chat)
+    });
     let end = scanned.end;
-    catalog.pos = Some(end);
+    // The catalog on disk keeps its position: it is right until the tails are in the chats' files.
     catalog.next_chat = next_chat;
     catalog.chats = directory.into_values().collect();
     catalog.unavailable = unavailable.iter().copied().collect();
-    snapshot::write(&layout.catalog(), &catalog)?;
-    Ok(Recovered { catalog, end, unavailable })
+    Ok((Recovered { catalog, end, unavailable }, tails.into_iter().collect()))
 }
 
 /// Segments are numbered from 1 with no gaps (none is ever removed), so a missing number is lost
@@ -178,8 +156,8 @@ fn held_by_missing_segments(
         }
     }
     for &chat in directory.keys() {
-        if let Ok(Some(snap)) = snapshot::read::<ChatSnapshot>(&layout.chat(chat)) {
-            if snap.entries.iter().any(|e| missing.binary_search(&e.loc.pos.segment).is_ok()) {
+        if let Ok(entries) = stored_entries(layout, chat) {
+            if entries.iter().any(|e| missing.binary_search(&e.loc.pos.segment).is_ok()) {
                 held.insert(chat);
             }
         }
@@ -195,59 +173,31 @@ fn held_by_missing_segments(
     held
 }
 
-/// Overwrites every message record of a deleted chat: those its snapshot knows and those in
-/// the replayed tail (or, if the snapshot is damaged, every one in the log).
+/// Overwrites every message record of a deleted chat: those its files know and those in the
+/// replayed tail (or, if its files are damaged, every one in the log).
 fn erase_deleted(layout: &Layout, segments: &[u64], chat: ChatNo, tail: Vec<Loc>) -> Result<(), StoreError> {
-    let known = match snapshot::read::<ChatSnapshot>(&layout.chat(chat)) {
-        Ok(found) => found.map(|snap| snap.entries).unwrap_or_default(),
+    let known = match stored_entries(layout, chat) {
+        Ok(entries) => entries,
         Err(_) => message_locs(layout, segments, chat)?,
     };
     let mut locs: Vec<Loc> = known.into_iter().map(|e| e.loc).collect();
     locs.extend(tail);
     super::erase_in_place(layout, &locs)?;
-    snapshot::remove(&layout.chat(chat))
+    super::chats::remove(layout, chat)
 }
 
 /// Every message record of `chat` in the whole log, gaps or not.
 fn message_locs(layout: &Layout, segments: &[u64], chat: ChatNo) -> Result<Vec<IndexEntry>, StoreError> {
     let mut found = Vec::new();
     let from = Pos { segment: segments.first().copied().unwrap_or(1), offset: 0 };
-    scan(layout, segments, from, Repair::ReadOnly, |loc, record| {
-        if let Record::Message { chat: c, msg } = record {
+    scan(layout, segments, from, Repair::ReadOnly, Chats::Only(chat), |loc, record| {
+        if let RecordView::Message { chat: c, msg } = record {
             if c == chat {
-                found.push(entry(loc, msg));
+                found.push(msg.entry(loc));
             }
         }
     })?;
     Ok(found)
-}
-
-/// Adds the log's newer records to a chat's snapshot; a gap means the snapshot is missing
-/// something, so the chat is rebuilt from the whole log instead.
-fn fold_tail(layout: &Layout, segments: &[u64], chat: ChatNo, tail: Tail) -> Result<ChatSnapshot, StoreError> {
-    let mut snap = match (snapshot::read::<ChatSnapshot>(&layout.chat(chat)), tail.created) {
-        (Ok(Some(snap)), _) if snap.chat == chat => snap,
-        // Created after the checkpoint: the tail holds all of it.
-        (Ok(None), Some(meta)) => ChatSnapshot { chat, meta, entries: Vec::new() },
-        (found, _) => {
-            tracing::error!(chat, damaged = found.is_err(), "chat snapshot unusable; rebuilding the chat from the log");
-            return rebuild_chat(layout, segments, chat);
-        }
-    };
-    // Replaying an edit the snapshot already holds is harmless: each user's last edit wins.
-    for edit in tail.edits {
-        edit.apply(&mut snap.meta);
-    }
-    for (seq, entry) in tail.messages {
-        let len = snap.entries.len() as u64;
-        if seq == len + 1 {
-            snap.entries.push(entry);
-        } else if seq > len + 1 {
-            tracing::warn!(chat, seq, len, "chat snapshot is behind the log; rebuilding the chat from the log");
-            return rebuild_chat(layout, segments, chat);
-        }
-    }
-    Ok(snap)
 }
 
 /// The slow path: a chat from every record of the log. Fails on any gap in seq, or if the log
@@ -257,18 +207,18 @@ pub fn rebuild_chat(layout: &Layout, segments: &[u64], chat: ChatNo) -> Result<C
     let mut entries = Vec::new();
     let mut gap = None;
     let from = Pos { segment: segments.first().copied().unwrap_or(1), offset: 0 };
-    let scanned = scan(layout, segments, from, Repair::ReadOnly, |loc, record| match record {
-        Record::ChatCreated { chat: c, meta: created, .. } if c == chat => meta = Some(created),
-        Record::Member { chat: c, edit } if c == chat => {
+    let scanned = scan(layout, segments, from, Repair::ReadOnly, Chats::Only(chat), |loc, record| match record {
+        RecordView::ChatCreated { chat: c, meta: created, .. } if c == chat => meta = Some(created),
+        RecordView::Member { chat: c, edit } if c == chat => {
             if let Some(meta) = meta.as_mut() {
                 meta.apply(&edit);
             }
         }
-        Record::ChatUpdated { chat: c, meta: new } if c == chat => meta = Some(new),
-        Record::Message { chat: c, msg } if c == chat => {
+        RecordView::ChatUpdated { chat: c, meta: new } if c == chat => meta = Some(new),
+        RecordView::Message { chat: c, msg } if c == chat => {
             let expected = entries.len() as u64 + 1;
             if msg.seq == expected {
-                entries.push(entry(loc, msg));
+                entries.push(msg.entry(loc));
             } else if msg.seq > expected && gap.is_none() {
                 gap = Some((expected, msg.seq));
             }

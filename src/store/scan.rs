@@ -2,11 +2,12 @@
 //! the log and any damage say. Recovery, and the slow rebuild of one chat, both read through here.
 
 use std::collections::HashSet;
-use std::fs::{self, OpenOptions};
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 use super::codec::{self, Frame};
-use super::record::{ChatNo, Loc, Pos, Record};
+use super::record::{ChatNo, Loc, Pos, RecordView, NO_CHAT};
 use super::wal::segment_path;
 use super::{io_error, Layout, StoreError};
 
@@ -38,7 +39,17 @@ pub struct Scanned {
     pub damaged: HashSet<ChatNo>,
 }
 
-/// Visits every record of every committed batch from `from` on.
+/// Which records a scan decodes and visits.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Chats {
+    All,
+    /// Only this chat's (and the commits): every other record is checksummed but not decoded,
+    /// so reading one chat back from the whole log runs at the speed of the disk and the CRC.
+    Only(ChatNo),
+}
+
+/// Visits every record of every committed batch from `from` on. Records are decoded as views
+/// that borrow from the segment's bytes ([`RecordView`]): no allocation for what nobody keeps.
 ///
 /// The writer ends each batch with a `Commit` record, in the same write, before the batch's one
 /// fsync. So a batch at the very end of the log whose commit is missing, or which is damaged with
@@ -51,33 +62,46 @@ pub fn scan(
     segments: &[u64],
     from: Pos,
     repair: Repair,
-    mut visit: impl FnMut(Loc, Record),
+    chats: Chats,
+    mut visit: impl FnMut(Loc, RecordView<'_>),
 ) -> Result<Scanned, StoreError> {
     let mut scanned = Scanned { end: from, damaged: HashSet::new() };
+    let wanted = |tag: u64| match chats {
+        Chats::All => true,
+        Chats::Only(chat) => tag == chat || tag == NO_CHAT,
+    };
     for (i, &segment) in segments.iter().enumerate().filter(|(_, &s)| s >= from.segment) {
         let path = segment_path(&layout.wal, segment);
-        let bytes = fs::read(&path).map_err(io_error)?;
+        // Only what follows `from`: the checkpoint's segment is read from its position on.
+        let base = if segment == from.segment { from.offset } else { 0 };
+        let bytes = read_from(&path, base)?;
         let is_last = i + 1 == segments.len();
-        let mut offset = if segment == from.segment { from.offset as usize } else { 0 };
+        let mut offset = 0;
         // The records read since the last commit, and where that batch began.
-        let mut batch: Vec<(Loc, Record)> = Vec::new();
+        let mut batch: Vec<(Loc, RecordView)> = Vec::new();
         let mut batch_start = offset;
         let mut seen_here = HashSet::new();
         let mut unattributed = false;
         while offset < bytes.len() {
             let (resume, owner) = match codec::read_frame(&bytes[offset..]) {
+                Frame::Valid { len, tag, .. } if !wanted(tag) => {
+                    seen_here.insert(tag);
+                    offset += len;
+                    continue;
+                }
                 Frame::Valid { payload, len, tag } => {
-                    match codec::decode_record::<Record>(payload) {
-                        Ok(Record::Commit) => {
+                    match codec::decode_record_view::<RecordView>(payload) {
+                        Ok(RecordView::Commit) => {
                             batch.drain(..).for_each(|(loc, record)| visit(loc, record));
                             batch_start = offset + len;
                         }
                         Ok(record) => {
                             seen_here.insert(tag);
-                            let pos = Pos { segment, offset: offset as u64 };
+                            let pos = Pos { segment, offset: base + offset as u64 };
                             batch.push((Loc { pos, len: len as u32 }, record));
                         }
                         Err(err) => {
+                            let offset = base + offset as u64;
                             tracing::error!(segment, offset, chat = tag, error = %err, "CORRUPTION: a checksummed log record does not decode");
                             scanned.damaged.insert(tag);
                         }
@@ -94,19 +118,20 @@ pub fn scan(
                 break; // a torn final batch: cut below
             }
             let to = next_valid(&bytes, resume).unwrap_or(bytes.len());
+            let (at, until) = (base + offset as u64, base + to as u64);
             match owner {
                 Some(chat) => {
                     tracing::error!(
                         segment,
-                        from = offset,
-                        to,
+                        from = at,
+                        to = until,
                         chat,
                         "CORRUPTION: a damaged log record before the end of the log; its chat is held out of service"
                     );
                     scanned.damaged.insert(chat);
                 }
                 None => {
-                    tracing::error!(segment, from = offset, to, "CORRUPTION: unreadable bytes before the end of the log; every chat with records in this segment is held out of service");
+                    tracing::error!(segment, from = at, to = until, "CORRUPTION: unreadable bytes before the end of the log; every chat with records in this segment is held out of service");
                     unattributed = true;
                 }
             }
@@ -118,7 +143,7 @@ pub fn scan(
         if !is_last {
             // A later segment exists, so this one's last batch was made durable before it began.
             batch.drain(..).for_each(|(loc, record)| visit(loc, record));
-            scanned.end = Pos { segment, offset: offset.min(bytes.len()) as u64 };
+            scanned.end = Pos { segment, offset: base + offset.min(bytes.len()) as u64 };
             continue;
         }
         // Whatever follows the last commit was never made durable.
@@ -127,24 +152,39 @@ pub fn scan(
             let (cut, dropped) = (tail.len(), batch.len());
             tracing::warn!(
                 segment,
-                offset = batch_start,
+                offset = base + batch_start as u64,
                 cut,
                 dropped,
                 "the log ends in a torn write (a crash before its fsync); cutting it off"
             );
             let file = OpenOptions::new().write(true).open(&path).map_err(io_error)?;
-            file.set_len(batch_start as u64).map_err(io_error)?;
+            file.set_len(base + batch_start as u64).map_err(io_error)?;
             file.sync_all().map_err(io_error)?;
         }
-        scanned.end = Pos { segment, offset: batch_start as u64 };
+        scanned.end = Pos { segment, offset: base + batch_start as u64 };
     }
     Ok(scanned)
+}
+
+/// A segment's bytes from `offset` to its end.
+fn read_from(path: &Path, offset: u64) -> Result<Vec<u8>, StoreError> {
+    if offset == 0 {
+        return fs::read(path).map_err(io_error);
+    }
+    let mut file = File::open(path).map_err(io_error)?;
+    let len = file.metadata().map_err(io_error)?.len();
+    let mut bytes = Vec::with_capacity(len.saturating_sub(offset) as usize);
+    file.seek(SeekFrom::Start(offset)).map_err(io_error)?;
+    file.read_to_end(&mut bytes).map_err(io_error)?;
+    Ok(bytes)
 }
 
 /// The offset of the first whole, checksummed commit record at or after `from`.
 fn next_commit(bytes: &[u8], from: usize) -> Option<usize> {
     (from..bytes.len()).find(|&at| match codec::read_frame(&bytes[at..]) {
-        Frame::Valid { payload, .. } => matches!(codec::decode_record::<Record>(payload), Ok(Record::Commit)),
+        Frame::Valid { payload, .. } => {
+            matches!(codec::decode_record_view::<RecordView>(payload), Ok(RecordView::Commit))
+        }
         _ => false,
     })
 }
@@ -152,7 +192,7 @@ fn next_commit(bytes: &[u8], from: usize) -> Option<usize> {
 /// The first offset at or after `from` where a whole, checksummed, decodable record starts.
 fn next_valid(bytes: &[u8], from: usize) -> Option<usize> {
     (from..bytes.len()).find(|&at| match codec::read_frame(&bytes[at..]) {
-        Frame::Valid { payload, .. } => codec::decode_record::<Record>(payload).is_ok(),
+        Frame::Valid { payload, .. } => codec::decode_record_view::<RecordView>(payload).is_ok(),
         _ => false,
     })
 }

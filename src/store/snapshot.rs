@@ -1,4 +1,5 @@
-//! Snapshot files: one checksummed frame each, replaced atomically.
+//! Snapshot files (the catalog, each chat's metadata): one checksummed frame each, replaced
+//! atomically. Each chat's message index is appended to a file of its own instead (`index.rs`).
 //!
 //! A snapshot is written to a temporary file, fsynced, renamed over the old one, and the directory
 //! is fsynced, so a crash leaves either the old snapshot or the new one, never a mix. Snapshots
@@ -16,8 +17,19 @@ use super::codec::{self, Frame};
 use super::record::ChatNo;
 use super::{io_error, sync_dir, StoreError};
 
+/// A chat's whole snapshot as versions before the append-only index wrote it (read only).
 pub fn chat_path(dir: &Path, chat: ChatNo) -> PathBuf {
     dir.join(format!("chat-{chat:016x}.snap"))
+}
+
+/// A chat's metadata snapshot.
+pub fn head_path(dir: &Path, chat: ChatNo) -> PathBuf {
+    dir.join(format!("chat-{chat:016x}.meta"))
+}
+
+/// A chat's append-only index file (see `index.rs`).
+pub fn index_path(dir: &Path, chat: ChatNo) -> PathBuf {
+    dir.join(format!("chat-{chat:016x}.idx"))
 }
 
 pub fn catalog_path(dir: &Path) -> PathBuf {
@@ -27,7 +39,8 @@ pub fn catalog_path(dir: &Path) -> PathBuf {
 /// Writes `value` to `path` so that a crash at any moment leaves a whole snapshot there.
 pub fn write<T: Serialize>(path: &Path, value: &T) -> Result<(), StoreError> {
     let bytes = codec::frame(value, 0)?;
-    let tmp = path.with_extension("snap.tmp");
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("snap");
+    let tmp = path.with_extension(format!("{ext}.tmp"));
     let mut file = File::create(&tmp).map_err(io_error)?;
     file.write_all(&bytes).map_err(io_error)?;
     file.sync_all().map_err(io_error)?;

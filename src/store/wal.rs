@@ -21,6 +21,7 @@ use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
@@ -58,10 +59,15 @@ pub fn segment_path(dir: &Path, segment: u64) -> PathBuf {
 
 /// Opens (creating if needed) a segment for positioned writes; also answers its length.
 fn open_segment(dir: &Path, segment: u64) -> Result<(File, u64), StoreError> {
-    let file = OpenOptions::new().create(true).write(true).truncate(false).open(segment_path(dir, segment));
+    let path = segment_path(dir, segment);
+    let created = !path.exists();
+    let file = OpenOptions::new().create(true).write(true).truncate(false).open(path);
     let file = file.map_err(io_error)?;
     let len = file.metadata().map_err(io_error)?.len();
-    sync_dir(dir)?;
+    // A new segment's name is durable once its directory is; an existing one's already was.
+    if created || len == 0 {
+        sync_dir(dir)?;
+    }
     Ok((file, len))
 }
 
@@ -70,6 +76,8 @@ pub struct Wal {
     tx: Sender<Request>,
     /// Why the log is out of service, once it is (for `/ready`).
     failure: Arc<OnceLock<String>>,
+    /// Bytes written to the log since it started.
+    written: Arc<AtomicU64>,
 }
 
 pub struct WalOptions {
@@ -82,7 +90,9 @@ impl Wal {
     /// Starts the writer, appending at `end` (where recovery found the log to end).
     pub fn start(dir: PathBuf, end: Pos, opts: WalOptions) -> Result<(Wal, JoinHandle<()>), StoreError> {
         let (file, zeroed) = open_segment(&dir, end.segment)?;
+        let written = Arc::new(AtomicU64::new(0));
         let writer = Writer {
+            written: written.clone(),
             dir,
             file,
             segment: end.segment,
@@ -101,7 +111,7 @@ impl Wal {
         let (tx, rx) = mpsc::channel();
         let thread =
             std::thread::Builder::new().name("chatd-wal".into()).spawn(move || writer.run(rx)).map_err(io_error)?;
-        Ok((Wal { tx, failure }, thread))
+        Ok((Wal { tx, failure, written }, thread))
     }
 
     /// Queues a framed record of chat `tag`; `done` runs once it is durable under the fsync mode.
@@ -122,6 +132,11 @@ impl Wal {
         self.failure.get().map(String::as_str)
     }
 
+    /// Bytes written to the log since it started.
+    pub fn written(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
+    }
+
     /// `done` gets the log's end position once everything appended before is durable.
     pub fn mark(&self, done: MarkDone) {
         if let Err(mpsc::SendError(Request::Mark { done })) = self.tx.send(Request::Mark { done }) {
@@ -131,6 +146,7 @@ impl Wal {
 }
 
 struct Writer {
+    written: Arc<AtomicU64>,
     dir: PathBuf,
     file: File,
     segment: u64,
@@ -222,6 +238,7 @@ impl Writer {
         }
         self.unsynced |= !self.buf.is_empty();
         crate::telemetry::measure::log_batch(batch.iter().filter(|r| matches!(r, Request::Append { .. })).count());
+        self.written.fetch_add(self.buf.len() as u64, Ordering::Relaxed);
         let interval_due =
             self.opts.fsync == FsyncMode::Interval && self.last_sync.elapsed() >= self.opts.fsync_interval;
         if self.unsynced && (needs_sync || interval_due) {

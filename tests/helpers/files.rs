@@ -31,12 +31,19 @@ pub fn grep(dir: &Path, needle: &str) -> usize {
         .count()
 }
 
-/// The chats' snapshot files under data dir `data` (`snap/chat-*.snap`; not the catalog).
+/// The chats' metadata snapshots under data dir `data` (`snap/chat-*.meta`, one per chat).
 pub fn snapshot_files(data: &Path) -> Vec<PathBuf> {
+    chat_files(data, ".meta")
+}
+
+/// The chats' index files under data dir `data` (`snap/chat-*.idx`).
+pub fn index_files(data: &Path) -> Vec<PathBuf> {
+    chat_files(data, ".idx")
+}
+
+fn chat_files(data: &Path, ext: &str) -> Vec<PathBuf> {
     files_under(&data.join("snap"))
         .into_iter()
-        .filter(|f| {
-            f.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("chat-") && n.ends_with(".snap"))
-        })
+        .filter(|f| f.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("chat-") && n.ends_with(ext)))
         .collect()
 }

@@ -87,7 +87,8 @@ pub struct Disk {
 }
 
 impl Disk {
-    /// A fresh one, with `fsync` and the loop's settings: checkpoints every second and small log
+    /// A fresh one, with `fsync` and the loop's settings: checkpoints every second (and every
+    /// 64 KiB of log) and small log
     /// segments, so cuts fall among snapshot renames and segment creations too.
     /// With `CHATD_POWER_KEEP` set, the dir (chatd's log, the backing files) stays for a look.
     pub fn new(fsync: &str, fsync_interval_ms: u64) -> Disk {
@@ -103,6 +104,8 @@ impl Disk {
             ("CHATD__STORAGE__FSYNC", fsync.to_owned()),
             ("CHATD__STORAGE__FSYNC_INTERVAL_MS", fsync_interval_ms.to_string()),
             ("CHATD__STORAGE__CHECKPOINT_INTERVAL_SECS", "1".to_owned()),
+            // ... and by log bytes, so cuts fall among index appends too.
+            ("CHATD__STORAGE__CHECKPOINT_BYTES", (64 << 10).to_string()),
             ("CHATD__STORAGE__SEGMENT_BYTES", (256 << 10).to_string()),
         ];
         Disk { dir, backing, mnt, env }
