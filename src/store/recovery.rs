@@ -83,13 +83,7 @@ pub fn recover(layout: &Layout) -> Result<Recovered, StoreError> {
     let scanned = scan(layout, &segments, from, Repair::CutTornTail, |loc, record| match record {
         Record::ChatCreated { chat, ns, meta } => {
             next_chat = next_chat.max(chat + 1);
-            directory.entry(chat).or_insert_with(|| CatalogEntry {
-                chat,
-                ns,
-                id: meta.id.clone(),
-                group: meta.group,
-                members: meta.user_ids.clone(),
-            });
+            directory.entry(chat).or_insert_with(|| CatalogEntry::new(chat, &ns, &meta.id, meta.group, &meta.user_ids));
             tails.entry(chat).or_default().created = Some(meta);
         }
         Record::Message { chat, msg } => {
@@ -97,13 +91,15 @@ pub fn recover(layout: &Layout) -> Result<Recovered, StoreError> {
         }
         Record::Member { chat, edit } => {
             if let Some(found) = directory.get_mut(&chat) {
-                apply_to_members(&mut found.members, &edit);
+                let mut members = found.names.member_set();
+                apply_to_members(&mut members, &edit);
+                found.names = found.names.with_members(&members);
             }
             tails.entry(chat).or_default().edits.push(Edit::Member(edit));
         }
         Record::ChatUpdated { chat, meta } => {
             if let Some(found) = directory.get_mut(&chat) {
-                found.members = meta.user_ids.clone();
+                found.names = found.names.with_members(&meta.user_ids);
             }
             tails.entry(chat).or_default().edits.push(Edit::Replace(meta));
         }
