@@ -80,6 +80,16 @@ impl ChatNames {
         Members::new(self.members().map(UserId::trusted).collect())
     }
 
+    /// Its packed bytes, to be moved elsewhere and back with [`ChatNames::from_packed`].
+    pub fn packed(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Names from bytes that [`ChatNames::packed`] gave.
+    pub fn from_packed(bytes: &[u8]) -> ChatNames {
+        ChatNames(Arc::from(bytes))
+    }
+
     /// The same chat with other members.
     pub fn with_members(&self, members: &Members) -> ChatNames {
         ChatNames::pack(self.ns(), self.id(), members.as_slice().iter().map(UserId::as_str))

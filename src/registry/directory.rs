@@ -144,9 +144,7 @@ fn remove_from(table: &mut HashTable<ChatNo>, hash: u64, no: ChatNo) {
 }
 
 fn id_hash(hasher: &RandomState, ns: &str, id: &str) -> u64 {
-    let mut h = hasher.build_hasher();
-    (ns, id).hash(&mut h);
-    h.finish()
+    hasher.hash_one((ns, id))
 }
 
 fn members_hash<'a>(hasher: &RandomState, ns: &str, members: impl ExactSizeIterator<Item = &'a str>) -> u64 {

@@ -66,7 +66,8 @@ impl Registry {
             next_arbiter: 0,
             checkpoint_running: false,
         };
-        for CatalogEntry { chat, group, names } in recovered.catalog.chats {
+        let catalog = compact(recovered.catalog.chats);
+        for CatalogEntry { chat, group, names } in catalog {
             let unavailable = recovered.unavailable.contains(&chat);
             registry.chats.insert(chat, Entry { names, group, durable: true, unavailable });
         }
@@ -368,6 +369,31 @@ impl Handler<Shutdown> for Registry {
     }
 }
 
+/// The same entries, their names packed anew into a heap that holds nothing else.
+///
+/// Recovery allocates each chat's names among its own transient blocks (decoded records, the
+/// per-chat tails it folds), so once those are freed, a few live names pin nearly every page
+/// of that heap: after a `kill -9` with a million chats in the replayed log, 651 MB stayed
+/// resident. Moving the names out into one buffer, trimming, and packing them again leaves
+/// them side by side.
+fn compact(entries: Vec<CatalogEntry>) -> Vec<CatalogEntry> {
+    let bytes: usize = entries.iter().map(|e| e.names.packed().len()).sum();
+    let mut packed = Vec::with_capacity(bytes);
+    let mut shapes = Vec::with_capacity(entries.len());
+    for CatalogEntry { chat, group, names } in entries {
+        packed.extend_from_slice(names.packed());
+        shapes.push((chat, group, names.packed().len()));
+    }
+    release_freed_memory();
+    let mut at = 0;
+    let mut entries = Vec::with_capacity(shapes.len());
+    for (chat, group, len) in shapes {
+        entries.push(CatalogEntry { chat, group, names: ChatNames::from_packed(&packed[at..at + len]) });
+        at += len;
+    }
+    entries
+}
+
 /// Hands the heap that loading freed back to the system. glibc keeps freed small blocks for
 /// reuse, so without this the transient copies of a million-chat catalog (the file, its decoded
 /// entries, recovery's map) would stay resident for the life of the process.
@@ -376,5 +402,27 @@ fn release_freed_memory() {
     // SAFETY: malloc_trim only returns free heap pages to the kernel; it touches no live block.
     unsafe {
         libc::malloc_trim(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compacting_keeps_every_entry_as_it_was() {
+        let ns = Namespace::parse("micro", 256).expect("ns");
+        let entries: Vec<CatalogEntry> = (0..50u64)
+            .map(|n| {
+                let id = ChatId::parse(&format!("chat-{n}"), 256).expect("id");
+                let users = (0..n % 4).map(|u| UserId::parse(&format!("u{n}-{u}"), 256).expect("user")).collect();
+                CatalogEntry::new(n * 3, &ns, &id, n % 2 == 0, &Members::new(users))
+            })
+            .collect();
+        let compacted = compact(entries.clone());
+        assert_eq!(compacted.len(), entries.len());
+        for (a, b) in entries.iter().zip(&compacted) {
+            assert_eq!((a.chat, a.group, &a.names), (b.chat, b.group, &b.names));
+        }
     }
 }
