@@ -7,7 +7,7 @@
 //!   changes membership, deletes; the sender waits for durability itself;
 //! - [`store`]: the shared write-ahead log with group commit, snapshots, recovery.
 //!
-//! [`model`] and [`error`] sit below them all; [`startup`] wires them together.
+//! [`model`] and [`error`] sit below them all ([`names`]: ids packed for the directory); [`startup`] wires them together.
 
 pub mod chat;
 pub mod cli;
@@ -15,6 +15,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod model;
+pub mod names;
 pub mod rate;
 pub mod registry;
 pub mod startup;

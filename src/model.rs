@@ -27,6 +27,13 @@ macro_rules! id_type {
             pub fn as_str(&self) -> &str {
                 &self.0
             }
+
+            /// A string that was this id already, checked when it first came in (e.g. read
+            /// back from a packed copy such as `names::ChatNames`).
+            #[allow(dead_code)] // not every kind of id is packed
+            pub(crate) fn trusted(s: &str) -> Self {
+                Self(s.to_owned())
+            }
         }
 
         /// Lookups by `&str`: the derived `Hash` of the newtype is its string's.

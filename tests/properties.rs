@@ -165,7 +165,7 @@ fn snapshot() -> impl Strategy<Value = ChatSnapshot> {
 fn catalog() -> impl Strategy<Value = Catalog> {
     let entry =
         (any::<u64>(), id_text(), chat_id(), any::<bool>(), members()).prop_map(|(chat, ns, id, group, members)| {
-            CatalogEntry { chat, ns: Namespace::parse(&ns, 256).expect("a valid namespace"), id, group, members }
+            CatalogEntry::new(chat, &Namespace::parse(&ns, 256).expect("a valid namespace"), &id, group, &members)
         });
     let pos = proptest::option::of((any::<u64>(), any::<u64>()).prop_map(|(segment, offset)| Pos { segment, offset }));
     (pos, any::<u64>(), prop::collection::vec(entry, 0..6), prop::collection::vec(any::<u64>(), 0..4))

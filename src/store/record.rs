@@ -4,6 +4,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::model::{ChatId, ChatMeta, ClientId, MemberEdit, Members, Message, MessageId, Namespace};
+use crate::names::ChatNames;
+
+mod catalog_entry;
 
 /// Chats are known on disk by a number the server allocates, never by a client's string.
 pub type ChatNo = u64;
@@ -191,15 +194,23 @@ pub struct Catalog {
     pub unavailable: Vec<ChatNo>,
 }
 
-/// What the directory knows of a chat: enough to find it by id or by member set.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// What the directory knows of a chat: enough to find it by id or by member set. Its names are
+/// packed (see `names.rs`) and decoded straight into that form, so loading a million-chat
+/// catalog holds each chat's strings once; on disk it is the plain struct it always was (chat,
+/// ns, id, group, members: see `record/catalog_entry.rs`).
+#[derive(Debug, Clone)]
 pub struct CatalogEntry {
     pub chat: ChatNo,
-    pub ns: Namespace,
-    pub id: ChatId,
     /// Made by `Create`: never matched by member set.
     pub group: bool,
-    pub members: Members,
+    /// Its namespace, id and members.
+    pub names: ChatNames,
+}
+
+impl CatalogEntry {
+    pub fn new(chat: ChatNo, ns: &Namespace, id: &ChatId, group: bool, members: &Members) -> CatalogEntry {
+        CatalogEntry { chat, group, names: ChatNames::new(ns, id, members) }
+    }
 }
 
 #[cfg(test)]

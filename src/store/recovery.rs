@@ -62,25 +62,23 @@ pub fn recover(layout: &Layout) -> Result<(Recovered, HashMap<ChatNo, Tail>), St
         match record {
             RecordView::ChatCreated { chat, ns, meta } => {
                 next_chat = next_chat.max(chat + 1);
-                directory.entry(chat).or_insert_with(|| CatalogEntry {
-                    chat,
-                    ns,
-                    id: meta.id.clone(),
-                    group: meta.group,
-                    members: meta.user_ids.clone(),
-                });
+                directory
+                    .entry(chat)
+                    .or_insert_with(|| CatalogEntry::new(chat, &ns, &meta.id, meta.group, &meta.user_ids));
                 tails.entry(chat).or_default().created = Some(meta);
             }
             RecordView::Message { chat, msg } => tails.entry(chat).or_default().message(loc, msg),
             RecordView::Member { chat, edit } => {
                 if let Some(found) = directory.get_mut(&chat) {
-                    apply_to_members(&mut found.members, &edit);
+                    let mut members = found.names.member_set();
+                    apply_to_members(&mut members, &edit);
+                    found.names = found.names.with_members(&members);
                 }
                 tails.entry(chat).or_default().edits.push(Edit::Member(edit));
             }
             RecordView::ChatUpdated { chat, meta } => {
                 if let Some(found) = directory.get_mut(&chat) {
-                    found.members = meta.user_ids.clone();
+                    found.names = found.names.with_members(&meta.user_ids);
                 }
                 tails.entry(chat).or_default().edits.push(Edit::Replace(meta));
             }

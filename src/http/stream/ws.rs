@@ -55,20 +55,21 @@ pub(super) async fn open(
         None => None,
     };
     let cutoff = Cutoff::of(&req);
+    // The task lives as long as the connection, idle or not, and holds the largest of its
+    // states: what only opening or ending needs is boxed (and `opening` moved in boxed), so an
+    // idle stream keeps just what serving needs.
+    let opening = Box::new((early, params));
     actix_web::rt::spawn(async move {
         let shutdown = state.shutdown.clone();
         let mut ws = Ws { state, session, frames, kind, last_heard: Instant::now(), shutdown };
-        let sub = match early {
-            Some(sub) => sub.map_err(End::Fail),
-            None => ws.hello(&params).await,
-        };
+        let sub = Box::pin(ws.start(opening)).await;
         let end = match sub {
             Ok(sub) => ws.serve(sub).await,
             Err(end) => end,
         };
-        ws.end(end).await;
+        Box::pin(ws.end(end)).await;
         // A stalled client cannot take the close frame: its connection is reset instead.
-        cutoff.after_linger().await;
+        Box::pin(cutoff.after_linger()).await;
     });
     Ok(response)
 }
@@ -111,6 +112,18 @@ struct Outgoing {
 }
 
 impl Ws {
+    /// The subscription made before the upgrade, or else the one a first frame asks for.
+    async fn start(
+        &mut self,
+        opening: Box<(Option<Result<Subscription, Error>>, Params)>,
+    ) -> Result<Subscription, End> {
+        let (early, params) = *opening;
+        match early {
+            Some(sub) => sub.map_err(End::Fail),
+            None => self.hello(&params).await,
+        }
+    }
+
     /// Waits for a first frame naming the chat: `{"chat_id":..,"user_id":..,"namespace":..}`.
     async fn hello(&mut self, base: &Params) -> Result<Subscription, End> {
         let first = tokio::select! {
@@ -205,7 +218,7 @@ impl Ws {
     }
 
     async fn serve(&mut self, mut sub: Subscription) -> End {
-        if let Err(end) = self.replay(&mut sub).await {
+        if let Err(end) = Box::pin(self.replay(&mut sub)).await {
             return end;
         }
         let mut ping = tokio::time::interval(PING_EVERY);
@@ -221,7 +234,7 @@ impl Ws {
                 frame = self.frames.next() => {
                     self.last_heard = Instant::now();
                     match frame {
-                        Some(Ok(WsMessage::Text(text))) => match self.post(&sub, &text).await {
+                        Some(Ok(WsMessage::Text(text))) => match Box::pin(self.post(&sub, &text)).await {
                             Some(refusal) => Out::Text(refusal.into()),
                             None => continue,
                         },
