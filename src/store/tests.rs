@@ -41,13 +41,8 @@ fn meta(chat: ChatNo) -> ChatMeta {
 }
 
 fn catalog(pos: Pos, chats: &[ChatNo]) -> Catalog {
-    let entry = |chat: ChatNo| CatalogEntry {
-        chat,
-        ns: Namespace::parse("ns", 64).expect("ns"), // ok: test
-        id: meta(chat).id,
-        group: false,
-        members: meta(chat).user_ids,
-    };
+    let ns = Namespace::parse("ns", 64).expect("ns"); // ok: test
+    let entry = |chat: ChatNo| CatalogEntry::new(chat, &ns, &meta(chat).id, false, &meta(chat).user_ids);
     Catalog { pos: Some(pos), next_chat: 100, chats: chats.iter().map(|&c| entry(c)).collect(), unavailable: vec![] }
 }
 
