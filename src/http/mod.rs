@@ -56,11 +56,34 @@ pub struct AppState {
     /// `/openapi.json`, built once from the settings.
     pub openapi: actix_web::web::Bytes,
     /// Namespace → chat id → live actor: nested so a lookup borrows the ids instead of cloning.
-    chats: RwLock<HashMap<Namespace, HashMap<ChatId, Addr<ChatActor>>>>,
+    chats: RwLock<HashMap<Namespace, LiveChats>>,
 }
 
-/// Stale entries (of chats that stopped) are swept once the cache grows past this.
+/// One namespace's cached actors. Entries of chats that stopped are swept when the cache has
+/// doubled since the last sweep, so sweeping costs O(1) per insert however many chats are live.
+struct LiveChats {
+    actors: HashMap<ChatId, Addr<ChatActor>>,
+    sweep_at: usize,
+}
+
+/// The first sweep comes at this size.
 const CACHE_SWEEP_AT: usize = 4096;
+
+impl Default for LiveChats {
+    fn default() -> Self {
+        LiveChats { actors: HashMap::new(), sweep_at: CACHE_SWEEP_AT }
+    }
+}
+
+impl LiveChats {
+    fn insert(&mut self, id: ChatId, actor: Addr<ChatActor>) {
+        if self.actors.len() >= self.sweep_at {
+            self.actors.retain(|_, a| a.connected());
+            self.sweep_at = (self.actors.len() * 2).max(CACHE_SWEEP_AT);
+        }
+        self.actors.insert(id, actor);
+    }
+}
 
 impl AppState {
     pub fn new(
@@ -138,7 +161,7 @@ impl AppState {
 
     fn cached(&self, ns: &Namespace, id: &ChatId) -> Option<Addr<ChatActor>> {
         let chats = self.chats.read().unwrap_or_else(|p| p.into_inner());
-        chats.get(ns)?.get(id).filter(|a| a.connected()).cloned()
+        chats.get(ns)?.actors.get(id).filter(|a| a.connected()).cloned()
     }
 
     async fn lookup(&self, ns: &Namespace, id: &ChatId) -> Result<Addr<ChatActor>, Error> {
@@ -150,16 +173,12 @@ impl AppState {
 
     fn remember(&self, ns: &Namespace, id: &ChatId, actor: &Addr<ChatActor>) {
         let mut chats = self.chats.write().unwrap_or_else(|p| p.into_inner());
-        let in_ns = chats.entry(ns.clone()).or_default();
-        if in_ns.len() >= CACHE_SWEEP_AT {
-            in_ns.retain(|_, a| a.connected());
-        }
-        in_ns.insert(id.clone(), actor.clone());
+        chats.entry(ns.clone()).or_default().insert(id.clone(), actor.clone());
     }
 
     fn forget(&self, ns: &Namespace, id: &ChatId) {
         if let Some(in_ns) = self.chats.write().unwrap_or_else(|p| p.into_inner()).get_mut(ns) {
-            in_ns.remove(id);
+            in_ns.actors.remove(id);
         }
     }
 }
