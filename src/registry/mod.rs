@@ -357,7 +357,7 @@ impl Registry {
 }
 
 /// How many chats a checkpoint snapshots concurrently.
-const SNAPSHOTS_AT_ONCE: usize = 64;
+const SNAPSHOTS_AT_ONCE: usize = 8;
 
 /// The directory as a catalog whose replay point is `pos`.
 #[derive(Message)]
