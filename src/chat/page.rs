@@ -11,7 +11,7 @@ use super::{blocking, ChatActor, Delivered};
 use crate::error::Error;
 use crate::model::UserId;
 use crate::store::record::{ChatNo, Loc};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 /// A page's messages, or where they lie; [`Fetch::messages`] completes it.
 pub struct Fetch {
@@ -32,13 +32,8 @@ impl Fetch {
     /// a message erased meanwhile (its chat was deleted) makes the page a 404.
     pub async fn messages(self) -> Result<Vec<Arc<Delivered>>, Error> {
         let Fetch { store, chat, items } = self;
-        if items.iter().all(|item| matches!(item, Item::Cached(_))) {
-            return Ok(items
-                .into_iter()
-                .filter_map(|item| if let Item::Cached(d) = item { Some(d) } else { None })
-                .collect());
-        }
-        blocking(move || {
+        let in_memory = items.iter().all(|item| matches!(item, Item::Cached(_)));
+        let complete = move || -> Result<Vec<Arc<Delivered>>, StoreError> {
             items
                 .into_iter()
                 .map(|item| match item {
@@ -46,8 +41,12 @@ impl Fetch {
                     Item::Stored(loc) => store.read_message(chat, loc).map(Delivered::new),
                 })
                 .collect()
-        })
-        .await
+        };
+        if in_memory {
+            // Nothing to read: no trip to the blocking pool.
+            return complete().map_err(Error::from);
+        }
+        blocking(complete).await
     }
 }
 
