@@ -203,15 +203,17 @@ mod tests {
     use super::*;
 
     fn members(users: &[&str]) -> Members {
-        Members::new(users.iter().map(|u| UserId::parse(u, 1 << 20).expect("a user id")).collect())
+        let user = |u: &&str| UserId::parse(u, 1 << 20).expect("a user id"); // ok: test
+        Members::new(users.iter().map(user).collect())
+        // ok: test
     }
 
     #[test]
     fn packs_and_reads_back_every_name() {
         let long = "x".repeat(300); // a length past one varint byte
         let set = members(&["bob", &long, "alice"]);
-        let ns = Namespace::parse("micro", 256).expect("ns");
-        let id = ChatId::parse("chat-1", 256).expect("id");
+        let ns = Namespace::parse("micro", 256).expect("ns"); // ok: test
+        let id = ChatId::parse("chat-1", 256).expect("id"); // ok: test
         let names = ChatNames::new(&ns, &id, &set);
         assert_eq!((names.ns(), names.id()), ("micro", "chat-1"));
         assert_eq!(names.members().collect::<Vec<_>>(), vec!["alice", "bob", long.as_str()]);

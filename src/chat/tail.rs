@@ -75,7 +75,7 @@ mod tests {
             seq,
             client_id: ClientId::from(id.clone()),
             id,
-            user_id: UserId::parse("u", 64).expect("valid id"),
+            user_id: UserId::parse("u", 64).expect("valid id"), // ok: test
             subject: String::new(),
             text: text.to_owned(),
             sent_at: 0,

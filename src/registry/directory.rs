@@ -167,12 +167,14 @@ mod tests {
     use crate::model::{ChatId, Namespace, UserId};
 
     fn members(users: &[&str]) -> Members {
-        Members::new(users.iter().map(|u| UserId::parse(u, 256).expect("user")).collect())
+        let user = |u: &&str| UserId::parse(u, 256).expect("user"); // ok: test
+        Members::new(users.iter().map(user).collect())
+        // ok: test
     }
 
     fn entry(ns: &str, id: &str, users: &[&str], group: bool) -> Entry {
-        let ns = Namespace::parse(ns, 256).expect("ns");
-        let id = ChatId::parse(id, 256).expect("id");
+        let ns = Namespace::parse(ns, 256).expect("ns"); // ok: test
+        let id = ChatId::parse(id, 256).expect("id"); // ok: test
         Entry { names: ChatNames::new(&ns, &id, &members(users)), group, durable: true, unavailable: false }
     }
 

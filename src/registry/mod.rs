@@ -435,11 +435,11 @@ mod tests {
 
     #[test]
     fn compacting_keeps_every_entry_as_it_was() {
-        let ns = Namespace::parse("micro", 256).expect("ns");
+        let ns = Namespace::parse("micro", 256).expect("ns"); // ok: test
         let entries: Vec<CatalogEntry> = (0..50u64)
             .map(|n| {
-                let id = ChatId::parse(&format!("chat-{n}"), 256).expect("id");
-                let users = (0..n % 4).map(|u| UserId::parse(&format!("u{n}-{u}"), 256).expect("user")).collect();
+                let id = ChatId::parse(&format!("chat-{n}"), 256).expect("id"); // ok: test
+                let users = (0..n % 4).map(|u| UserId::parse(&format!("u{n}-{u}"), 256).expect("user")).collect(); // ok: test
                 CatalogEntry::new(n * 3, &ns, &id, n % 2 == 0, &Members::new(users))
             })
             .collect();
