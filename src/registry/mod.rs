@@ -10,20 +10,20 @@
 //! Which chat `New` answers for a member set is decided the same way before and after a
 //! restart: the lowest-numbered unnamed chat whose current members are that set.
 //!
-//! It also runs checkpoints, every `checkpoint_interval` and after every `checkpoint_bytes` of
-//! log (so the log a restart replays stays short at any send rate): take the log's durable end, have every live chat snapshot all it
-//! has up to there, then record that position in the catalog so restart replays only the rest.
+//! It also runs checkpoints (`checkpoint.rs`), which bound what a restart replays.
 
+mod checkpoint;
 mod directory;
+
+pub use checkpoint::{Checkpoint, Shutdown};
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use futures_util::stream::{self, StreamExt};
 
-use crate::chat::{ChatActor, ChatInit, Notice, Rules, Snapshot, Start, TailLimits};
+use crate::chat::{ChatActor, ChatInit, Notice, Rules, Start, TailLimits};
 use crate::error::Error;
 use crate::model::{now_secs, ChatId, ChatMeta, Members, Namespace, UserId};
 use crate::names::ChatNames;
@@ -135,17 +135,7 @@ impl Actor for Registry {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        let every = self.options.checkpoint_interval.max(Duration::from_secs(1));
-        ctx.run_interval(every, |_, ctx| {
-            ctx.address().do_send(Checkpoint);
-        });
-        if self.options.checkpoint_bytes > 0 {
-            ctx.run_interval(Duration::from_millis(100), |act, ctx| {
-                if act.store.log_bytes() - act.checkpointed_bytes >= act.options.checkpoint_bytes {
-                    ctx.address().do_send(Checkpoint);
-                }
-            });
-        }
+        self.schedule_checkpoints(ctx);
     }
 }
 
@@ -300,96 +290,6 @@ impl Handler<LiveCount> for Registry {
 
     fn handle(&mut self, _: LiveCount, _: &mut Self::Context) -> usize {
         self.live.values().filter(|a| a.connected()).count()
-    }
-}
-
-/// Snapshot every live chat up to the log's durable end, then move the catalog's replay point there.
-#[derive(Message)]
-#[rtype(result = "Result<(), Error>")]
-pub struct Checkpoint;
-
-impl Handler<Checkpoint> for Registry {
-    type Result = ResponseActFuture<Self, Result<(), Error>>;
-
-    fn handle(&mut self, _: Checkpoint, ctx: &mut Self::Context) -> Self::Result {
-        if self.checkpoint_running {
-            return Box::pin(actix::fut::ready(Ok(())));
-        }
-        self.checkpoint_running = true;
-        self.checkpointed_bytes = self.store.log_bytes();
-        Box::pin(actix::fut::wrap_future(self.checkpoint(ctx.address())).map(|res, act: &mut Self, _| {
-            act.checkpoint_running = false;
-            res
-        }))
-    }
-}
-
-impl Registry {
-    fn checkpoint(&mut self, me: Addr<Registry>) -> impl std::future::Future<Output = Result<(), Error>> {
-        let store = self.store.clone();
-        let live: Vec<Addr<ChatActor>> = self.live.values().cloned().collect();
-        async move {
-            let pos = store.mark().await?;
-            // Many chats at once: their snapshots' fsyncs then share the filesystem's journal
-            // commits, where one chat after another paid a commit each (minutes for 1M chats).
-            let mut snapshots =
-                stream::iter(live).map(|actor| actor.send(Snapshot)).buffer_unordered(SNAPSHOTS_AT_ONCE);
-            while let Some(sent) = snapshots.next().await {
-                match sent {
-                    Ok(res) => res?,
-                    // A chat that stopped meanwhile snapshotted as it stopped.
-                    Err(err) => tracing::debug!(error = %err, "chat stopped before its checkpoint snapshot"),
-                }
-            }
-            // Through the mailbox, so every notice the chats sent before their snapshots is in.
-            let catalog = me.send(CatalogAt(pos)).await.map_err(|e| Error::Internal(format!("registry: {e}")))?;
-            let saved = tokio::task::spawn_blocking(move || store.save_catalog(&catalog)).await;
-            let res = match saved {
-                Ok(res) => res.map_err(Error::from),
-                Err(e) => Err(Error::Internal(format!("checkpoint task failed: {e}"))),
-            };
-            if let Err(err) = &res {
-                tracing::error!(error = %err, "checkpoint failed");
-            }
-            res
-        }
-    }
-}
-
-/// How many chats a checkpoint snapshots concurrently.
-const SNAPSHOTS_AT_ONCE: usize = 8;
-
-/// The directory as a catalog whose replay point is `pos`.
-#[derive(Message)]
-#[rtype(result = "Catalog")]
-struct CatalogAt(Pos);
-
-impl Handler<CatalogAt> for Registry {
-    type Result = MessageResult<CatalogAt>;
-
-    fn handle(&mut self, CatalogAt(pos): CatalogAt, _: &mut Self::Context) -> Self::Result {
-        MessageResult(self.catalog(pos))
-    }
-}
-
-/// Final checkpoint, then stop every chat actor and arbiter.
-#[derive(Message)]
-#[rtype(result = "Result<(), Error>")]
-pub struct Shutdown;
-
-impl Handler<Shutdown> for Registry {
-    type Result = ResponseActFuture<Self, Result<(), Error>>;
-
-    fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) -> Self::Result {
-        Box::pin(actix::fut::wrap_future(self.checkpoint(ctx.address())).map(
-            |res, act: &mut Self, ctx: &mut Context<Self>| {
-                for arbiter in &act.arbiters {
-                    arbiter.stop();
-                }
-                ctx.stop();
-                res
-            },
-        ))
     }
 }
 

@@ -1,0 +1,121 @@
+//! Checkpoints: take the log's durable end, have every live chat snapshot all it has up to
+//! there, then record that position in the catalog, so a restart replays only the log after it.
+//! They run every `checkpoint_interval` and after every `checkpoint_bytes` of log (so the log a
+//! restart replays stays short at any send rate), and once more at shutdown.
+
+use std::time::Duration;
+
+use actix::prelude::*;
+use futures_util::stream::{self, StreamExt};
+
+use super::Registry;
+use crate::chat::{ChatActor, Snapshot};
+use crate::error::Error;
+use crate::store::record::{Catalog, Pos};
+
+impl Registry {
+    /// Starts the timers that ask for checkpoints.
+    pub(super) fn schedule_checkpoints(&self, ctx: &mut Context<Self>) {
+        let every = self.options.checkpoint_interval.max(Duration::from_secs(1));
+        ctx.run_interval(every, |_, ctx| {
+            ctx.address().do_send(Checkpoint);
+        });
+        if self.options.checkpoint_bytes > 0 {
+            ctx.run_interval(Duration::from_millis(100), |act, ctx| {
+                if act.store.log_bytes() - act.checkpointed_bytes >= act.options.checkpoint_bytes {
+                    ctx.address().do_send(Checkpoint);
+                }
+            });
+        }
+    }
+}
+
+/// Snapshot every live chat up to the log's durable end, then move the catalog's replay point there.
+#[derive(Message)]
+#[rtype(result = "Result<(), Error>")]
+pub struct Checkpoint;
+
+impl Handler<Checkpoint> for Registry {
+    type Result = ResponseActFuture<Self, Result<(), Error>>;
+
+    fn handle(&mut self, _: Checkpoint, ctx: &mut Self::Context) -> Self::Result {
+        if self.checkpoint_running {
+            return Box::pin(actix::fut::ready(Ok(())));
+        }
+        self.checkpoint_running = true;
+        self.checkpointed_bytes = self.store.log_bytes();
+        Box::pin(actix::fut::wrap_future(self.checkpoint(ctx.address())).map(|res, act: &mut Self, _| {
+            act.checkpoint_running = false;
+            res
+        }))
+    }
+}
+
+impl Registry {
+    fn checkpoint(&mut self, me: Addr<Registry>) -> impl std::future::Future<Output = Result<(), Error>> {
+        let store = self.store.clone();
+        let live: Vec<Addr<ChatActor>> = self.live.values().cloned().collect();
+        async move {
+            let pos = store.mark().await?;
+            // Many chats at once: their snapshots' fsyncs then share the filesystem's journal
+            // commits, where one chat after another paid a commit each (minutes for 1M chats).
+            let mut snapshots =
+                stream::iter(live).map(|actor| actor.send(Snapshot)).buffer_unordered(SNAPSHOTS_AT_ONCE);
+            while let Some(sent) = snapshots.next().await {
+                match sent {
+                    Ok(res) => res?,
+                    // A chat that stopped meanwhile snapshotted as it stopped.
+                    Err(err) => tracing::debug!(error = %err, "chat stopped before its checkpoint snapshot"),
+                }
+            }
+            // Through the mailbox, so every notice the chats sent before their snapshots is in.
+            let catalog = me.send(CatalogAt(pos)).await.map_err(|e| Error::Internal(format!("registry: {e}")))?;
+            let saved = tokio::task::spawn_blocking(move || store.save_catalog(&catalog)).await;
+            let res = match saved {
+                Ok(res) => res.map_err(Error::from),
+                Err(e) => Err(Error::Internal(format!("checkpoint task failed: {e}"))),
+            };
+            if let Err(err) = &res {
+                tracing::error!(error = %err, "checkpoint failed");
+            }
+            res
+        }
+    }
+}
+
+/// How many chats a checkpoint snapshots concurrently.
+const SNAPSHOTS_AT_ONCE: usize = 8;
+
+/// The directory as a catalog whose replay point is `pos`.
+#[derive(Message)]
+#[rtype(result = "Catalog")]
+struct CatalogAt(Pos);
+
+impl Handler<CatalogAt> for Registry {
+    type Result = MessageResult<CatalogAt>;
+
+    fn handle(&mut self, CatalogAt(pos): CatalogAt, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.catalog(pos))
+    }
+}
+
+/// Final checkpoint, then stop every chat actor and arbiter.
+#[derive(Message)]
+#[rtype(result = "Result<(), Error>")]
+pub struct Shutdown;
+
+impl Handler<Shutdown> for Registry {
+    type Result = ResponseActFuture<Self, Result<(), Error>>;
+
+    fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) -> Self::Result {
+        Box::pin(actix::fut::wrap_future(self.checkpoint(ctx.address())).map(
+            |res, act: &mut Self, ctx: &mut Context<Self>| {
+                for arbiter in &act.arbiters {
+                    arbiter.stop();
+                }
+                ctx.stop();
+                res
+            },
+        ))
+    }
+}
