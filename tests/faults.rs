@@ -214,10 +214,7 @@ async fn a_failed_fsync_stops_the_log_and_a_restart_recovers_everything_acknowle
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
-    let (backing, mnt) = (dir.path().join("backing"), dir.path().join("mnt"));
-    std::fs::create_dir_all(&backing).expect("backing");
-    std::fs::create_dir_all(&mnt).expect("mountpoint");
-    let mut pc = helpers::PowerCut::mount(&backing, &mnt);
+    let (mut pc, mnt) = helpers::PowerCut::mount_in(dir.path());
     let port = free_port();
     let server = Chatd::start(&mnt, port).await;
     let api = server.api.clone();

@@ -158,10 +158,7 @@ async fn ready_is_503_once_the_log_failed_an_fsync() {
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
-    let (backing, mnt) = (dir.path().join("backing"), dir.path().join("mnt"));
-    std::fs::create_dir_all(&backing).expect("backing");
-    std::fs::create_dir_all(&mnt).expect("mountpoint");
-    let mut pc = helpers::PowerCut::mount(&backing, &mnt);
+    let (mut pc, mnt) = helpers::PowerCut::mount_in(dir.path());
     let port = free_port();
     let server = Chatd::start(&mnt, port).await;
     let url = |path: &str| format!("http://127.0.0.1:{port}{path}");

@@ -64,6 +64,15 @@ pub struct PowerCut {
 }
 
 impl PowerCut {
+    /// Mounts a fresh power-loss filesystem at `dir/mnt` over `dir/backing`: the mount and the
+    /// path to serve from.
+    pub fn mount_in(dir: &Path) -> (PowerCut, std::path::PathBuf) {
+        let (backing, mnt) = (dir.join("backing"), dir.join("mnt"));
+        std::fs::create_dir_all(&backing).expect("backing"); // ok: test
+        std::fs::create_dir_all(&mnt).expect("mountpoint"); // ok: test
+        (PowerCut::mount(&backing, &mnt), mnt)
+    }
+
     /// Mounts `mountpoint` over `backing` (both must exist) and waits until it is ready.
     pub fn mount(backing: &Path, mountpoint: &Path) -> PowerCut {
         let mut child = Command::new(powercut_binary())
