@@ -81,6 +81,7 @@ impl From<StoreError> for Error {
             StoreError::DiskFull => Error::DiskFull,
             StoreError::Erased => Error::chat_not_found(),
             StoreError::Corrupt(detail) => Error::Unavailable(format!("stored data failed a check: {detail}")),
+            StoreError::Busy(detail) => Error::Unavailable(detail),
             other => Error::Internal(other.to_string()),
         }
     }

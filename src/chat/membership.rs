@@ -172,7 +172,7 @@ impl Handler<Erase> for ChatActor {
         let locs = self.core.all_locs().to_vec();
         let store = self.init.store.clone();
         let chat = self.init.no;
-        let work = async move { blocking(move || store.erase(&locs).and_then(|()| store.remove_chat(chat))).await };
+        let work = async move { blocking(move || store.delete_chat(chat, &locs)).await };
         let reply = erase.reply;
         ctx.wait(actix::fut::wrap_future(work).map(move |res, act: &mut Self, ctx: &mut Context<Self>| {
             match res {

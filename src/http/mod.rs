@@ -10,6 +10,7 @@
 
 mod admin;
 mod auth;
+mod backup;
 pub(crate) mod body;
 mod call;
 pub(crate) mod chat;

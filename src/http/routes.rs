@@ -171,6 +171,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     super::web::routes(cfg);
     // `/ready` and `/metrics`.
     super::admin::routes(cfg);
+    // `/admin/backup`.
+    super::backup::routes(cfg);
     for page in &PAGES {
         let answer = page.answer;
         let id = page.id;

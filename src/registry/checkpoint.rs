@@ -2,6 +2,11 @@
 //! there, then record that position in the catalog, so a restart replays only the log after it.
 //! They run every `checkpoint_interval` and after every `checkpoint_bytes` of log (so the log a
 //! restart replays stays short at any send rate), and once more at shutdown.
+//!
+//! Each holds the store's maintenance turn while it runs (`store/maintenance.rs`): one at a
+//! time, never during a backup, and whatever else a checkpoint does to the files already on
+//! disk (log compaction) runs inside it, under the same turn. A checkpoint asked for while the
+//! turn is taken is skipped; the next tick asks again.
 
 use std::time::Duration;
 
@@ -11,7 +16,11 @@ use futures_util::stream::{self, StreamExt};
 use super::Registry;
 use crate::chat::{ChatActor, Snapshot};
 use crate::error::Error;
+use crate::store::maintenance::Turn;
 use crate::store::record::{Catalog, Pos};
+
+/// How long the final checkpoint waits for a backup under way (stopping cuts its stream off).
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
 
 impl Registry {
     /// Starts the timers that ask for checkpoints.
@@ -39,23 +48,22 @@ impl Handler<Checkpoint> for Registry {
     type Result = ResponseActFuture<Self, Result<(), Error>>;
 
     fn handle(&mut self, _: Checkpoint, ctx: &mut Self::Context) -> Self::Result {
-        if self.checkpoint_running {
+        // Another checkpoint, or a backup, is running.
+        let Some(turn) = self.store.maintenance().try_turn() else {
             return Box::pin(actix::fut::ready(Ok(())));
-        }
-        self.checkpoint_running = true;
+        };
         self.checkpointed_bytes = self.store.log_bytes();
-        Box::pin(actix::fut::wrap_future(self.checkpoint(ctx.address())).map(|res, act: &mut Self, _| {
-            act.checkpoint_running = false;
-            res
-        }))
+        Box::pin(actix::fut::wrap_future(self.checkpoint(ctx.address(), turn)))
     }
 }
 
 impl Registry {
-    fn checkpoint(&mut self, me: Addr<Registry>) -> impl std::future::Future<Output = Result<(), Error>> {
+    /// A checkpoint, holding `turn` until it is done.
+    fn checkpoint(&mut self, me: Addr<Registry>, turn: Turn) -> impl std::future::Future<Output = Result<(), Error>> {
         let store = self.store.clone();
         let live: Vec<Addr<ChatActor>> = self.live.values().cloned().collect();
         async move {
+            let _turn = turn;
             let pos = store.mark().await?;
             // Many chats at once: their snapshots' fsyncs then share the filesystem's journal
             // commits, where one chat after another paid a commit each (minutes for 1M chats).
@@ -107,15 +115,31 @@ pub struct Shutdown;
 impl Handler<Shutdown> for Registry {
     type Result = ResponseActFuture<Self, Result<(), Error>>;
 
-    fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) -> Self::Result {
-        Box::pin(actix::fut::wrap_future(self.checkpoint(ctx.address())).map(
-            |res, act: &mut Self, ctx: &mut Context<Self>| {
-                for arbiter in &act.arbiters {
-                    arbiter.stop();
+    fn handle(&mut self, _: Shutdown, _: &mut Self::Context) -> Self::Result {
+        let store = self.store.clone();
+        let turn = async move { store.maintenance().turn(SHUTDOWN_WAIT).await };
+        let checkpoint = actix::fut::wrap_future(turn).then(|turn, act: &mut Self, ctx: &mut Context<Self>| {
+            let me = ctx.address();
+            let run = match turn {
+                Ok(turn) => Some(act.checkpoint(me, turn)),
+                Err(err) => {
+                    tracing::warn!(error = %err, "no final checkpoint: the next start replays the log since the last one");
+                    None
                 }
-                ctx.stop();
-                res
-            },
-        ))
+            };
+            actix::fut::wrap_future(async move {
+                match run {
+                    Some(run) => run.await,
+                    None => Ok(()),
+                }
+            })
+        });
+        Box::pin(checkpoint.map(|res, act: &mut Self, ctx: &mut Context<Self>| {
+            for arbiter in &act.arbiters {
+                arbiter.stop();
+            }
+            ctx.stop();
+            res
+        }))
     }
 }

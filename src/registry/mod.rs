@@ -54,7 +54,6 @@ pub struct Registry {
     next_chat: ChatNo,
     arbiters: Vec<Arbiter>,
     next_arbiter: usize,
-    checkpoint_running: bool,
     /// The log's byte count when the last checkpoint began.
     checkpointed_bytes: u64,
 }
@@ -71,7 +70,6 @@ impl Registry {
                 .map(|_| Arbiter::new())
                 .collect(),
             next_arbiter: 0,
-            checkpoint_running: false,
             checkpointed_bytes: 0,
         };
         let catalog = compact(recovered.catalog.chats);

@@ -22,12 +22,19 @@
 //! second backend, such as a JetStream cluster, would stand behind the same ones): append
 //! records and learn when they are durable ([`Store::append`], [`Store::append_durable`]), read
 //! a message by position ([`Store::read_message`]), snapshot and load a chat
-//! ([`Store::save_chat`], [`Store::load_chat`]), erase ([`Store::erase`]), recover ([`Store::open`]).
-//! It takes its own [`Options`] and answers [`StoreError`]; it knows nothing above it.
+//! ([`Store::save_chat`], [`Store::load_chat`]), delete ([`Store::delete_chat`]), recover
+//! ([`Store::open`]). It takes its own [`Options`] and answers [`StoreError`]; it knows nothing
+//! above it.
+//!
+//! Checkpoints and backups take turns through [`Store::maintenance`] (`maintenance.rs`); a
+//! backup (`backup.rs`) copies a running store, and `check.rs` verifies a stopped one's files.
 
+pub mod backup;
 pub mod chats;
+pub mod check;
 pub mod codec;
 pub mod index;
+pub mod maintenance;
 pub mod record;
 pub mod recovery;
 pub mod scan;
@@ -46,6 +53,7 @@ use std::time::Duration;
 use crate::model::{ChatMeta, Message};
 pub use chats::Loaded;
 use codec::Frame;
+use maintenance::Maintenance;
 use record::{Catalog, ChatNo, IndexEntry, IndexMark, Loc, Pos, Record};
 pub use recovery::Recovered;
 use tail::Tail;
@@ -64,6 +72,9 @@ pub enum StoreError {
     /// The record was erased in place: its chat was deleted.
     #[error("the record was erased")]
     Erased,
+    /// Other maintenance holds what this needs (see `maintenance.rs`).
+    #[error("{0}")]
+    Busy(String),
 }
 
 /// When an append counts as done.
@@ -201,6 +212,8 @@ pub struct Store {
     /// Chats whose tail could not be folded in (their files and the log disagree): held out
     /// of service, and listed so in each catalog from now on.
     held: Mutex<HashSet<ChatNo>>,
+    /// Checkpoints and backups taking turns, and what a backup holds back (`maintenance.rs`).
+    maintenance: Maintenance,
 }
 
 impl Store {
@@ -224,6 +237,7 @@ impl Store {
             catalog_lock: Mutex::new(()),
             tails: Mutex::new(tails.into_iter().map(|(chat, tail)| (chat, Arc::new(Mutex::new(Some(tail))))).collect()),
             held: Mutex::new(HashSet::new()),
+            maintenance: Maintenance::default(),
         };
         Ok((Arc::new(store), recovered))
     }
@@ -300,6 +314,8 @@ impl Store {
     /// A chat from its files with its recovery tail folded in (and written to them), or the chat
     /// rebuilt from the whole log if its files are damaged or missing. Blocking.
     pub fn load_chat(&self, chat: ChatNo) -> Result<Loaded, StoreError> {
+        // Loading may write the chat's files (a tail folded in, a rebuild).
+        let _written = self.maintenance.snap_write();
         if lock(&self.held).contains(&chat) {
             return Err(StoreError::Corrupt(format!("chat {chat}'s files and the log disagree")));
         }
@@ -346,15 +362,26 @@ impl Store {
         Ok(())
     }
 
-    /// Overwrites records in place with [`Record::Erased`] frames of the same length and fsyncs:
-    /// a deleted chat's messages leave the disk at once, and nobody else's positions move. Blocking.
-    pub fn erase(&self, locs: &[Loc]) -> Result<(), StoreError> {
-        erase_in_place(&self.layout, locs)
+    /// Finishes a chat's deletion (its deletion record is durable): overwrites its message
+    /// records at `locs` in place with [`Record::Erased`] frames of the same length, fsyncs, and
+    /// removes its files. A deleted chat's messages leave the disk at once, and nobody else's
+    /// positions move; while a backup runs, this is queued until it ends (`maintenance.rs`).
+    /// Blocking.
+    pub fn delete_chat(&self, chat: ChatNo, locs: &[Loc]) -> Result<(), StoreError> {
+        let mut deletions = lock(&self.maintenance.deletions);
+        if deletions.backup {
+            tracing::info!(chat, "a backup is running; the deleted chat's records are erased once it ends");
+            deletions.queued.push((chat, locs.to_vec()));
+            return Ok(());
+        }
+        erase_in_place(&self.layout, locs)?;
+        chats::remove(&self.layout, chat)
     }
 
-    /// Removes a deleted chat's files. Blocking.
-    pub fn remove_chat(&self, chat: ChatNo) -> Result<(), StoreError> {
-        chats::remove(&self.layout, chat)
+    /// Whose turn it is to change what is on disk: a checkpoint's (and the compaction in it)
+    /// or a backup's (see `maintenance.rs`).
+    pub fn maintenance(&self) -> &Maintenance {
+        &self.maintenance
     }
 
     /// Appends a chat's index entries since `mark` (durably), then replaces its metadata
@@ -366,6 +393,7 @@ impl Store {
         entries: &[IndexEntry],
         mark: IndexMark,
     ) -> Result<IndexMark, StoreError> {
+        let _written = self.maintenance.snap_write();
         chats::save(&self.layout, chat, meta, entries, mark)
     }
 

@@ -180,7 +180,7 @@ fn read_from(path: &Path, offset: u64) -> Result<Vec<u8>, StoreError> {
 }
 
 /// The offset of the first whole, checksummed commit record at or after `from`.
-fn next_commit(bytes: &[u8], from: usize) -> Option<usize> {
+pub(super) fn next_commit(bytes: &[u8], from: usize) -> Option<usize> {
     (from..bytes.len()).find(|&at| match codec::read_frame(&bytes[at..]) {
         Frame::Valid { payload, .. } => {
             matches!(codec::decode_record_view::<RecordView>(payload), Ok(RecordView::Commit))
@@ -190,7 +190,7 @@ fn next_commit(bytes: &[u8], from: usize) -> Option<usize> {
 }
 
 /// The first offset at or after `from` where a whole, checksummed, decodable record starts.
-fn next_valid(bytes: &[u8], from: usize) -> Option<usize> {
+pub(super) fn next_valid(bytes: &[u8], from: usize) -> Option<usize> {
     (from..bytes.len()).find(|&at| match codec::read_frame(&bytes[at..]) {
         Frame::Valid { payload, .. } => codec::decode_record_view::<RecordView>(payload).is_ok(),
         _ => false,

@@ -1,0 +1,71 @@
+//! `GET /admin/backup`: a consistent copy of the running server's data dir, streamed as a tar
+//! (`store/backup.rs` says what it holds and why it is consistent). An admin endpoint: loopback,
+//! or `authorization: Bearer <auth.admin_key>`. `chatd backup --out DIR` writes it out; so does
+//! `curl -o chatd.tar http://127.0.0.1:8080/admin/backup` then `tar -xf chatd.tar -C DIR`.
+//!
+//! The status is sent once the backup has its turn (a checkpoint under way may hold it up to
+//! `TURN_WAIT`: else 503); a failure after that cuts the stream off, so a copy is whole exactly
+//! when it ends with its manifest (`chatd-backup.json`).
+
+use std::io;
+
+use actix_web::web::{self, Bytes};
+use actix_web::{HttpRequest, HttpResponse};
+use tokio::sync::mpsc;
+
+use super::admin::{admitted, Ops};
+use super::error::{ApiError, At};
+use crate::error::Error;
+use crate::store::backup::TURN_WAIT;
+
+const ID: &str = "chatd.Backup";
+
+/// Chunks (of up to the backup's 64 KiB buffer) in flight to the client: the memory bound.
+const CHUNKS_IN_FLIGHT: usize = 8;
+
+async fn backup(req: HttpRequest, ops: web::Data<Ops>) -> Result<HttpResponse, ApiError> {
+    admitted(&req, ID)?;
+    let turn = ops.store.maintenance().turn(TURN_WAIT).await.map_err(|e| Error::from(e).at(ID))?;
+    let (tx, rx) = mpsc::channel::<Result<Bytes, io::Error>>(CHUNKS_IN_FLIGHT);
+    let store = ops.store.clone();
+    actix_web::rt::spawn(async move {
+        let sink = tx.clone();
+        match store.backup(turn, Chunks(tx)).await {
+            Ok(manifest) => tracing::info!(?manifest.end, manifest.files, manifest.bytes, "backup streamed"),
+            Err(err) => {
+                tracing::error!(error = %err, "backup failed; its stream is cut off");
+                let _ = sink.send(Err(io::Error::other(err.to_string()))).await;
+            }
+        }
+    });
+    let body = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|chunk| (chunk, rx)) });
+    Ok(HttpResponse::Ok()
+        .content_type("application/x-tar")
+        .insert_header(("content-disposition", "attachment; filename=\"chatd-backup.tar\""))
+        .streaming(body))
+}
+
+/// The backup's writer: each write goes to the response as a chunk, waiting while the client
+/// is behind. Fails once the client is gone, which ends the backup. Blocking.
+struct Chunks(mpsc::Sender<Result<Bytes, io::Error>>);
+
+impl io::Write for Chunks {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0
+            .blocking_send(Ok(Bytes::copy_from_slice(buf)))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/admin/backup")
+            .route(web::get().to(backup))
+            .default_service(web::to(|| async { Err::<HttpResponse, _>(Error::MethodNotAllowed("GET").at(ID)) })),
+    );
+}
