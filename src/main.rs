@@ -31,6 +31,12 @@ enum Command {
     /// Run the server (the default).
     #[command(after_help = "Example:\n  chatd serve --config config/default.toml")]
     Serve,
+    /// Copy a running server's data into an empty directory, without stopping writes.
+    #[command(after_help = "Example:\n  chatd backup --out /var/backups/chatd-2026-12-01")]
+    Backup(cli::backup::BackupArgs),
+    /// Verify every checksum of a stopped server's data dir (or a backup); non-zero exit on damage.
+    #[command(after_help = "Example:\n  chatd check --data /var/lib/chatd")]
+    Check(cli::check::CheckArgs),
     #[command(flatten)]
     Client(ClientCommand),
 }
@@ -39,6 +45,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let command = match &cli.command {
         None | Some(Command::Serve) => return serve(&cli.config),
+        Some(Command::Check(args)) => return check(args),
+        Some(Command::Backup(args)) => return backup(&cli, args),
         Some(Command::Client(command)) => command,
     };
     match actix_web::rt::System::new().block_on(cli::run(&cli.target, command)) {
@@ -46,6 +54,33 @@ fn main() -> ExitCode {
         Err(failure) => {
             failure.print();
             ExitCode::FAILURE
+        }
+    }
+}
+
+fn backup(cli: &Cli, args: &cli::backup::BackupArgs) -> ExitCode {
+    // The admin key of the config file, when it has one.
+    let config_key = Settings::load(&cli.config).ok().map(|s| s.auth.admin_key.expose().to_string());
+    let config_key = config_key.filter(|k| !k.is_empty());
+    match actix_web::rt::System::new().block_on(cli::backup::run(&cli.target, args, config_key)) {
+        Ok(answer) => {
+            cli::print_answer(&answer);
+            ExitCode::SUCCESS
+        }
+        Err(failure) => {
+            failure.print();
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check(args: &cli::check::CheckArgs) -> ExitCode {
+    match cli::check::run(args) {
+        Ok(false) => ExitCode::SUCCESS,
+        Ok(true) => ExitCode::FAILURE,
+        Err(failure) => {
+            failure.print();
+            ExitCode::from(2)
         }
     }
 }

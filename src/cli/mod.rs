@@ -5,8 +5,12 @@
 //! - this module: the command tree and [`run`], which turns a command into a call;
 //! - `requests`: each unary command's flags and the JSON body it posts;
 //! - `stream`: `connect` and `join`, which print each frame as a line;
-//! - `output`: how answers and errors are printed, and the errors the client itself makes.
+//! - `output`: how answers and errors are printed, and the errors the client itself makes;
+//! - `backup` and `check`: the operator's `chatd backup --out DIR` (of a running server) and
+//!   `chatd check --data DIR` (offline).
 
+pub mod backup;
+pub mod check;
 mod output;
 mod requests;
 mod stream;
