@@ -72,7 +72,8 @@ pub async fn run(target: &Target, args: &BackupArgs, config_key: Option<String>)
     }
     drop(tx);
     let written = writer.await.map_err(|e| client_error("Failed", &format!("the writer failed: {e}")))?;
-    let failed = |why: String| client_error("Failed", &format!("{why}; {} holds an incomplete copy", args.out.display()));
+    let failed =
+        |why: String| client_error("Failed", &format!("{why}; {} holds an incomplete copy", args.out.display()));
     received.map_err(failed)?;
     let manifest = written.map_err(failed)?;
     Ok(json!({ "out": args.out, "end": manifest.end, "files": manifest.files, "bytes": manifest.bytes }))
