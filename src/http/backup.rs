@@ -20,8 +20,9 @@ use crate::store::backup::TURN_WAIT;
 
 const ID: &str = "chatd.Backup";
 
-/// Chunks (of up to the backup's 64 KiB buffer) in flight to the client: the memory bound.
+/// Chunks in flight to the client, and the bytes of each: the memory bound.
 const CHUNKS_IN_FLIGHT: usize = 8;
+const CHUNK_BYTES: usize = 64 << 10;
 
 async fn backup(req: HttpRequest, ops: web::Data<Ops>) -> Result<HttpResponse, ApiError> {
     admitted(&req, ID)?;
@@ -30,7 +31,7 @@ async fn backup(req: HttpRequest, ops: web::Data<Ops>) -> Result<HttpResponse, A
     let store = ops.store.clone();
     actix_web::rt::spawn(async move {
         let sink = tx.clone();
-        match store.backup(turn, Chunks(tx)).await {
+        match store.backup(turn, io::BufWriter::with_capacity(CHUNK_BYTES, Chunks(tx))).await {
             Ok(manifest) => tracing::info!(?manifest.end, manifest.files, manifest.bytes, "backup streamed"),
             Err(err) => {
                 tracing::error!(error = %err, "backup failed; its stream is cut off");

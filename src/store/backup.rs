@@ -13,10 +13,11 @@
 //! and recovering the copy replays the log after its catalog, as after any stop. The copy is the
 //! data dir itself: restore it by putting it in place of one.
 //!
-//! It is written file by file through a bounded buffer: memory stays the same whatever the size.
+//! It is written file by file, straight to `out` (which buffers as its sink needs): memory
+//! stays the same whatever the size.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -98,7 +99,7 @@ async fn blocking<T: Send + 'static>(
 
 /// The tar stream itself. Blocking.
 fn write(layout: &Layout, end: Pos, frozen: SnapFrozen, out: impl Write) -> Result<Manifest, StoreError> {
-    let mut tar = tar::Builder::new(BufWriter::with_capacity(1 << 16, out));
+    let mut tar = tar::Builder::new(out);
     tar.mode(tar::HeaderMode::Deterministic);
     let mut manifest = Manifest { end, files: 0, bytes: 0 };
     for dir in ["snap", "wal"] {
