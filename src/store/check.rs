@@ -9,18 +9,19 @@
 //!   last commit of the newest segment is a write a crash left before its fsync, never
 //!   acknowledged under `fsync = "always"`: a warning (the server cuts it at start), not damage;
 //! - the catalog, each chat's metadata snapshot and index (a torn last index append is a warning:
-//!   the next one cuts it off), and each old-format chat snapshot;
+//!   the next one cuts it off; an entry naming a place past the end of the log, or in a missing
+//!   segment, is damage), and each old-format chat snapshot;
 //! - the catalog's held-out chats: damage the server found before.
 //!
 //! Chats are named by namespace and id from the catalog and the log's creation records.
 //! Nothing here opens a file for writing, and recovery's repairs do not run.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::path::Path;
 
 use super::codec::{self, Frame};
-use super::record::{Catalog, ChatHead, ChatNo, ChatSnapshot, RecordView, NO_CHAT};
+use super::record::{Catalog, ChatHead, ChatNo, ChatSnapshot, IndexEntry, Pos, RecordView, NO_CHAT};
 use super::scan::{list_segments, next_commit, next_valid};
 use super::{index, io_error, snapshot, Layout, StoreError};
 
@@ -66,15 +67,16 @@ pub fn check(data_dir: &Path) -> Result<Report, StoreError> {
         return Err(StoreError::Io(format!("{} is not a chatd data dir (it has no wal/)", data_dir.display())));
     }
     let mut report = Report::default();
-    check_catalog(&layout, &mut report);
-    check_log(&layout, &mut report)?;
+    let checkpoint = check_catalog(&layout, &mut report);
+    let segments = check_log(&layout, checkpoint, &mut report)?;
     if layout.snap.is_dir() {
-        check_chat_files(&layout, &mut report)?;
+        check_chat_files(&layout, &segments, &mut report)?;
     }
     Ok(report)
 }
 
-fn check_catalog(layout: &Layout, report: &mut Report) {
+/// Answers the catalog's replay point.
+fn check_catalog(layout: &Layout, report: &mut Report) -> Option<Pos> {
     match snapshot::read::<Catalog>(&layout.catalog()) {
         Ok(Some(catalog)) => {
             for entry in &catalog.chats {
@@ -88,17 +90,25 @@ fn check_catalog(layout: &Layout, report: &mut Report) {
                     .damage
                     .push("the server holds this chat out of service: a check failed before".into());
             }
+            catalog.pos
         }
-        Ok(None) => {}
-        Err(err) => report.damage.push(format!("snap/catalog.snap: {err} (the server rebuilds it from the whole log)")),
+        Ok(None) => None,
+        Err(err) => {
+            report.damage.push(format!("snap/catalog.snap: {err} (the server rebuilds it from the whole log)"));
+            None
+        }
     }
 }
 
-fn check_log(layout: &Layout, report: &mut Report) -> Result<(), StoreError> {
+/// Answers each segment's length.
+fn check_log(layout: &Layout, checkpoint: Option<Pos>, report: &mut Report) -> Result<HashMap<u64, u64>, StoreError> {
     let segments = list_segments(&layout.wal)?;
     report.segments = segments.len() as u64;
     let last = segments.last().copied().unwrap_or(0);
-    for missing in (1..=last).filter(|n| segments.binary_search(n).is_err()) {
+    // The catalog's segment existed when it was written.
+    let highest = last.max(checkpoint.map_or(0, |pos| pos.segment));
+    let mut lens = HashMap::new();
+    for missing in (1..=highest).filter(|n| segments.binary_search(n).is_err()) {
         report.damage.push(format!("log segment {missing} is missing: its records are lost"));
     }
     for &segment in &segments {
@@ -106,8 +116,21 @@ fn check_log(layout: &Layout, report: &mut Report) -> Result<(), StoreError> {
         let name = format!("wal/{}", path.file_name().and_then(|n| n.to_str()).unwrap_or_default());
         let bytes = fs::read(&path).map_err(io_error)?;
         check_segment(&name, &bytes, segment == last, report);
+        lens.insert(segment, bytes.len() as u64);
     }
-    Ok(())
+    Ok(lens)
+}
+
+/// Damage, if an index entry names a place the log does not have.
+fn outside_log(entry: &IndexEntry, segments: &HashMap<u64, u64>) -> Option<String> {
+    let Pos { segment, offset } = entry.loc.pos;
+    match segments.get(&segment) {
+        None => Some(format!("names a message in log segment {segment}, which is missing")),
+        Some(&len) if offset + u64::from(entry.loc.len) > len => {
+            Some(format!("names a message at {segment}:{offset}, past the end of that log segment"))
+        }
+        Some(_) => None,
+    }
 }
 
 /// One segment's frames (see the module comment).
@@ -199,7 +222,7 @@ fn visit(report: &mut Report, record: RecordView<'_>) {
     }
 }
 
-fn check_chat_files(layout: &Layout, report: &mut Report) -> Result<(), StoreError> {
+fn check_chat_files(layout: &Layout, segments: &HashMap<u64, u64>, report: &mut Report) -> Result<(), StoreError> {
     let mut names: Vec<String> = fs::read_dir(&layout.snap)
         .map_err(io_error)?
         .filter_map(Result::ok)
@@ -230,11 +253,17 @@ fn check_chat_files(layout: &Layout, report: &mut Report) -> Result<(), StoreErr
                 Err(err) => report.chat(chat).damage.push(format!("{shown}: {err}")),
             },
             "idx" => match index::read(&path, chat, false) {
-                Ok(read) if read.torn > 0 => report.chat(chat).warnings.push(format!(
-                    "{shown} ends in a torn append of {} bytes (a crash mid-checkpoint): the next one cuts it off",
-                    read.torn
-                )),
-                Ok(_) => {}
+                Ok(read) => {
+                    if let Some(why) = read.entries.iter().find_map(|e| outside_log(e, segments)) {
+                        report.chat(chat).damage.push(format!("{shown} {why}"));
+                    }
+                    if read.torn > 0 {
+                        report.chat(chat).warnings.push(format!(
+                            "{shown} ends in a torn append of {} bytes (a crash mid-checkpoint): the next one cuts it off",
+                            read.torn
+                        ));
+                    }
+                }
                 Err(err) => report.chat(chat).damage.push(format!("{shown}: {err}")),
             },
             "snap" => match snapshot::read::<ChatSnapshot>(&path) {
