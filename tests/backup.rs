@@ -278,3 +278,22 @@ async fn check_names_the_chat_whose_record_a_flipped_byte_damaged() {
     assert_eq!(lines.last().expect("summary")["summary"], "damaged"); // ok: test
     assert!(contents(&data) == before, "check changed the data dir");
 }
+
+/// Proves `chatd backup` refuses a directory that holds anything (a micro error on stderr, a
+/// non-zero exit, nothing written into it) and that the endpoint takes GET only.
+#[actix_web::test]
+async fn a_backup_refuses_a_non_empty_directory() {
+    let dir = tempfile::tempdir().expect("tempdir"); // ok: test
+    let port = free_port();
+    let server = Chatd::start(dir.path(), port).await;
+    let out = dir.path().join("taken");
+    fs::create_dir_all(&out).expect("mkdir"); // ok: test
+    fs::write(out.join("keep.txt"), "mine").expect("write"); // ok: test
+    let run = chatd(port, &["backup", "--out", out.to_str().expect("utf-8")]).await; // ok: test
+    assert!(!run.status.success());
+    let error: Value = serde_json::from_slice(&run.stderr).expect("a micro error"); // ok: test
+    assert_eq!((error["id"].as_str(), error["code"].as_u64()), (Some("chatd.Client.BadRequest"), Some(400)), "{error}");
+    assert_eq!(files_under(&out), vec![out.join("keep.txt")]);
+    let (status, body) = server.api.post("/admin/backup", json!({})).await.expect("POST"); // ok: test
+    assert_eq!((status, body["id"].as_str()), (405, Some("chatd.Backup.MethodNotAllowed")), "{body}");
+}

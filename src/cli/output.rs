@@ -10,10 +10,11 @@ use serde_json::{json, Value};
 pub struct Failure(pub Value);
 
 /// A micro error made by the client itself (`chatd.Client.{reason}`), e.g. when the server
-/// cannot be reached; code 503 for those, 500 for anything else.
+/// cannot be reached; code 503 for those, 400 for a request it refuses itself, 500 for anything else.
 pub fn client_error(reason: &str, detail: &str) -> Failure {
     let (code, status) = match reason {
         "Unreachable" => (503, "Service Unavailable"),
+        "BadRequest" => (400, "Bad Request"),
         _ => (500, "Internal Server Error"),
     };
     Failure(json!({ "id": format!("chatd.Client.{reason}"), "code": code, "detail": detail, "status": status }))
