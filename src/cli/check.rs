@@ -1,6 +1,7 @@
 //! `chatd check --data DIR`: verifies a stopped server's data dir offline (`store/check.rs`)
-//! and prints a line per chat (pretty on a terminal), then a summary. Exits non-zero on damage;
-//! warnings (a torn write at the end of the log, what a crash leaves) are not damage.
+//! and prints a line per chat (pretty on a terminal), then a summary. Exits 1 on damage (0 if
+//! there is none: warnings, such as a torn write at the end of the log, what a crash leaves, are
+//! not damage), 2 with a micro error on stderr if DIR is no data dir or cannot be read.
 
 use std::path::PathBuf;
 
