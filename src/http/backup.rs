@@ -8,10 +8,11 @@
 //! when it ends with its manifest (`chatd-backup.json`).
 
 use std::io;
+use std::time::{Duration, Instant};
 
 use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
-use tokio::sync::mpsc;
+use tokio::sync::mpsc::{self, error::TrySendError};
 
 use super::admin::{admitted, Ops};
 use super::error::{ApiError, At};
@@ -23,6 +24,8 @@ const ID: &str = "chatd.Backup";
 /// Chunks in flight to the client, and the bytes of each: the memory bound.
 const CHUNKS_IN_FLIGHT: usize = 8;
 const CHUNK_BYTES: usize = 64 << 10;
+/// A client that reads nothing for this long is dropped: the backup holds checkpoints back.
+const STALL: Duration = Duration::from_secs(60);
 
 async fn backup(req: HttpRequest, ops: web::Data<Ops>) -> Result<HttpResponse, ApiError> {
     admitted(&req, ID)?;
@@ -47,15 +50,30 @@ async fn backup(req: HttpRequest, ops: web::Data<Ops>) -> Result<HttpResponse, A
 }
 
 /// The backup's writer: each write goes to the response as a chunk, waiting while the client
-/// is behind. Fails once the client is gone, which ends the backup. Blocking.
+/// is behind (up to [`STALL`]). Fails once the client is gone or stalled, which ends the
+/// backup. Blocking.
 struct Chunks(mpsc::Sender<Result<Bytes, io::Error>>);
 
 impl io::Write for Chunks {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0
-            .blocking_send(Ok(Bytes::copy_from_slice(buf)))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))?;
-        Ok(buf.len())
+        let deadline = Instant::now() + STALL;
+        let mut chunk = Ok(Bytes::copy_from_slice(buf));
+        loop {
+            match self.0.try_send(chunk) {
+                Ok(()) => return Ok(buf.len()),
+                Err(TrySendError::Closed(_)) => {
+                    return Err(io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))
+                }
+                Err(TrySendError::Full(back)) if Instant::now() < deadline => {
+                    chunk = back;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(TrySendError::Full(_)) => {
+                    let why = format!("the client read nothing for {} s", STALL.as_secs());
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, why));
+                }
+            }
+        }
     }
 
     fn flush(&mut self) -> io::Result<()> {

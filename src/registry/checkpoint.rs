@@ -50,6 +50,7 @@ impl Handler<Checkpoint> for Registry {
     fn handle(&mut self, _: Checkpoint, ctx: &mut Self::Context) -> Self::Result {
         // Another checkpoint, or a backup, is running.
         let Some(turn) = self.store.maintenance().try_turn() else {
+            tracing::debug!("checkpoint skipped: another checkpoint or a backup holds the maintenance turn");
             return Box::pin(actix::fut::ready(Ok(())));
         };
         self.checkpointed_bytes = self.store.log_bytes();
