@@ -1,4 +1,4 @@
-//! The operator page's lists (src/http/admin.rs, src/registry/tally.rs): `/admin/namespaces`
+//! The operator page's lists (src/http/admin.rs, src/telemetry/tally.rs): `/admin/namespaces`
 //! counts each namespace's chats exactly and the messages of the chats opened since the start
 //! (an idle chat's join when it is next loaded), through deletion and restart; it answers at
 //! most 100 rows and says how many more there are; `/admin/held` lists the chats held out of

@@ -41,9 +41,9 @@ use tokio::sync::oneshot;
 use crate::error::Error;
 use crate::model::{ChatId, ChatMeta, Members, Message, Namespace};
 use crate::rate::RateLimiter;
-use crate::registry::NsTally;
 use crate::store::record::{ChatNo, IndexMark, Record};
 use crate::store::{Store, StoreError};
+use crate::telemetry::tally::NsTally;
 use tail::Tail;
 
 /// What a chat tells the directory. Sent in the order things happen, from the chat's thread.

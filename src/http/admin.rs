@@ -131,7 +131,7 @@ async fn page(req: HttpRequest) -> HttpResponse {
         .body(PAGE)
 }
 
-/// The first namespaces by name with their chats and messages (see `registry/tally.rs`).
+/// The first namespaces by name with their chats and messages (see `telemetry/tally.rs`).
 async fn namespaces(req: HttpRequest, ops: web::Data<Ops>) -> Result<HttpResponse, ApiError> {
     admitted(&req, "chatd.AdminNamespaces")?;
     let asked = ops.registry.send(Namespaces { after: None, limit: LIST_LIMIT }).await;

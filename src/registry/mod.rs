@@ -11,14 +11,12 @@
 //! restart: the lowest-numbered unnamed chat whose current members are that set.
 //!
 //! It also runs checkpoints (`checkpoint.rs`), which bound what a restart replays, and keeps
-//! the operator's counts per namespace (`tally.rs`) and the list of chats held out of service.
+//! the operator's counts per namespace (`telemetry/tally.rs`) and the list of chats held out of service.
 
 mod checkpoint;
 mod directory;
-mod tally;
 
 pub use checkpoint::{Checkpoint, Shutdown};
-pub use tally::{NsCounts, NsTally};
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -33,8 +31,8 @@ use crate::names::ChatNames;
 use crate::rate::RateLimiter;
 use crate::store::record::{Catalog, CatalogEntry, ChatNo, Pos};
 use crate::store::{Recovered, Store};
+use crate::telemetry::tally::{NsCounts, Tally};
 use directory::{Directory, Entry};
-use tally::Tally;
 
 type ChatKey = (Namespace, ChatId);
 
@@ -113,7 +111,7 @@ impl Registry {
             return Ok(actor.clone());
         }
         self.next_arbiter += 1;
-        // Its stored messages join the namespace's count on the chat's first start (`tally.rs`).
+        // Its stored messages join the namespace's count on the chat's first start (`telemetry/tally.rs`).
         let count_stored = self.chats.get_mut(no).is_some_and(|e| !std::mem::replace(&mut e.counted, true));
         let init = ChatInit {
             no,

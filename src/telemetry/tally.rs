@@ -1,9 +1,10 @@
 //! What the operator page (`/admin`) lists per namespace: its chats and their messages, kept as
 //! counters as things happen, so an answer costs the namespaces it shows, never the chats.
 //!
-//! Chats are counted exactly by the registry as its directory gains and loses them. Messages
-//! are counted by the chats themselves: a chat's stored messages join its namespace's count
-//! the first time it is loaded after a start (an idle chat's are on disk only, and reading a
+//! The registry owns the counters and hands each chat actor its namespace's. Chats are counted
+//! exactly by the registry as its directory gains and loses them. Messages are counted by the
+//! chats themselves: a chat's stored messages join its namespace's count the first time it is
+//! loaded after a start (an idle chat's are on disk only, and reading a
 //! million chats' indexes to count them is what this avoids), and each durable send adds one.
 //! So `messages` covers the `counted` chats of `chats`; the page says so.
 
