@@ -2,7 +2,7 @@
 //! counts each namespace's chats exactly and the messages of the chats opened since the start
 //! (an idle chat's join when it is next loaded), through deletion and restart; it answers at
 //! most 100 rows and says how many more there are; `/admin/held` lists the chats held out of
-//! service after corruption, and only them. (Off-loopback refusal: tests/ops.rs; the page in a
+//! service after corruption, and only them; no other origin may read them. (Off-loopback refusal: tests/ops.rs; the page in a
 //! browser: tests/browser.rs.)
 
 mod helpers;
@@ -135,5 +135,23 @@ async fn a_chat_held_out_after_corruption_is_listed() {
     assert_eq!(held["chats"][0]["namespace"], "micro", "{held}");
     assert_eq!(held["chats"][0]["id"], early.as_str(), "{held}");
     assert!(held["chats"][0]["chat"].is_u64(), "{held}");
+    app.stop().await;
+}
+
+/// A browser on the server's host is a loopback peer: no other origin may read what the
+/// operator's resources answer it (no `Access-Control-Allow-Origin`), while the API keeps CORS.
+#[actix_web::test]
+async fn no_other_origin_may_read_the_operators_resources() {
+    let app = spawn_app().await;
+    let origin = [("origin", "http://elsewhere.example")];
+    for path in ["/admin", "/admin/namespaces", "/admin/held", "/metrics", "/ready"] {
+        let reply = app.request(Method::GET, path, &origin, "").await;
+        assert_eq!(reply.status, 200, "GET {path}");
+        assert_eq!(reply.header("access-control-allow-origin"), None, "GET {path} from another origin");
+        let preflight = app.request(Method::OPTIONS, path, &origin, "").await;
+        assert_eq!(preflight.header("access-control-allow-origin"), None, "OPTIONS {path}");
+    }
+    let reply = app.post_raw("/chat/List", "{}", &origin).await;
+    assert_eq!(reply.header("access-control-allow-origin"), Some("*"), "the API keeps CORS");
     app.stop().await;
 }
