@@ -306,5 +306,5 @@ async fn a_backup_refuses_a_non_empty_directory() {
     assert_eq!((error["id"].as_str(), error["code"].as_u64()), (Some("chatd.Client.BadRequest"), Some(400)), "{error}");
     assert_eq!(files_under(&out), vec![out.join("keep.txt")]);
     let (status, body) = server.api.post("/admin/backup", json!({})).await.expect("POST"); // ok: test
-    assert_eq!((status, body["id"].as_str()), (405, Some("chatd.Backup.MethodNotAllowed")), "{body}");
+    assert_eq!((status, body["id"].as_str()), (405, Some("chatd.AdminBackup.MethodNotAllowed")), "{body}");
 }

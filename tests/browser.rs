@@ -1,7 +1,8 @@
 //! The chat page in a real browser: `node e2e/chat.spec.mjs` drives headless Chromium
 //! (Debian's `chromium`, through playwright-core) against a server started here. Two pages talk
 //! to each other, then one loses its connection and must show every message once after it
-//! reconnects.
+//! reconnects. And the operator page: `node e2e/admin.spec.mjs` opens `/admin`, runs a send
+//! load, and sees the charts and the namespace's message count move.
 //!
 //! Needs `/usr/bin/chromium` (`apt-get install chromium`) and `e2e/node_modules` (`npm ci` in
 //! `e2e/`). Without them the test is skipped with a note, so `cargo test` passes on a fresh
@@ -40,6 +41,18 @@ async fn two_pages_talk_and_a_dropped_connection_loses_and_repeats_nothing() {
     let run = run_node("chat.spec.mjs", &[], &[("CHATD_URL", &address), ("CHROMIUM_PATH", CHROMIUM)], LIMIT).await;
     println!("{}", run.report());
     assert!(run.success(), "e2e/chat.spec.mjs failed against {address}: {}", run.failure());
+}
+
+#[actix_web::test]
+async fn the_operator_page_charts_a_send_load_as_it_runs() {
+    if !can_run("the operator page's browser test", &missing()) {
+        return;
+    }
+    let app = spawn_app().await;
+    let address = app.address.clone();
+    let run = run_node("admin.spec.mjs", &[], &[("CHATD_URL", &address), ("CHROMIUM_PATH", CHROMIUM)], LIMIT).await;
+    println!("{}", run.report());
+    assert!(run.success(), "e2e/admin.spec.mjs failed against {address}: {}", run.failure());
 }
 
 /// The page and the client are served from the binary, whatever is installed.

@@ -194,6 +194,15 @@ fn is_type(value: &Value, t: &str) -> bool {
 
 // ---- the document ----
 
+/// The operator's resources (`src/http/admin.rs`) and the names their errors carry.
+const ADMIN: [(&str, &str); 5] = [
+    ("/ready", "chatd.Ready"),
+    ("/metrics", "chatd.Metrics"),
+    ("/admin", "chatd.Admin"),
+    ("/admin/namespaces", "chatd.AdminNamespaces"),
+    ("/admin/held", "chatd.AdminHeld"),
+];
+
 async fn document(app: &TestApp) -> Value {
     let reply = app.request(Method::GET, "/openapi.json", &[], "").await;
     assert_eq!(reply.status, 200, "{}", reply.body);
@@ -261,7 +270,10 @@ async fn every_route_of_the_table_is_described_and_nothing_else() {
     let unrouted: Vec<_> = described.difference(&table).collect();
     assert!(unrouted.is_empty(), "described paths that are no route: {unrouted:?}");
     // Every endpoint on its three paths, and the table's routes are the app's: none is a 404.
-    assert_eq!(table.len(), chatd::http::ENDPOINTS.len() * 3 + 4 + 2, "{table:?}");
+    assert_eq!(table.len(), chatd::http::ENDPOINTS.len() * 3 + 4 + 2 + ADMIN.len(), "{table:?}");
+    for (path, _) in ADMIN {
+        assert!(table.contains(&(path.to_owned(), "GET".to_owned())), "{path} is in the route table");
+    }
     for (path, _) in &table {
         let reply = app.request(Method::PATCH, path, &[], "").await;
         assert_eq!(reply.status, 405, "{path}: PATCH answers {} {}", reply.status, reply.body);
@@ -293,7 +305,7 @@ async fn the_document_is_well_formed() {
                     match path.as_str() {
                         "/health" => "chatd.Health".to_owned(),
                         "/openapi.json" => "chatd.OpenAPI".to_owned(),
-                        _ => "chatd.Web".to_owned(),
+                        path => ADMIN.iter().find(|(p, _)| *p == path).map_or("chatd.Web", |(_, id)| id).to_owned(),
                     }
                 };
                 let reason = actix_web::http::StatusCode::from_u16(code).expect("a status").canonical_reason();
@@ -480,6 +492,15 @@ async fn a_keyed_server_describes_its_bearer_and_its_401s() {
     for (path, method, op) in operations(&doc) {
         let what = format!("{method} {path}");
         let pages = method == "get" && !path.ends_with("/Connect") && !path.ends_with("/Join");
+        if ADMIN.iter().any(|(p, _)| *p == path) {
+            // The operator's take the admin key, not an API key; loopback needs neither.
+            assert_eq!(op["security"], json!([{}, { "admin": [] }, { "adminBasic": [] }]), "{what}");
+            assert!(op["responses"]["401"].is_object(), "{what}: no 401");
+            let reply = app.request(Method::GET, &path, &[], "").await;
+            assert_eq!(reply.status, 200, "{what} on loopback without a bearer");
+            assert_described(&doc, &op, &reply, &what);
+            continue;
+        }
         if pages {
             assert_eq!(op["security"], json!([]), "{what}: a page needs no bearer");
             continue;

@@ -1,5 +1,6 @@
 //! What an operator relies on (src/http/admin.rs, src/http/observe.rs, src/telemetry/): `/health`,
-//! `/ready` and `/metrics` answer loopback or the admin key only; `/ready` turns 503 once the log
+//! `/ready`, `/metrics` and the operator page with its lists answer loopback or the admin key
+//! (a bearer, or a Basic password) only; `/ready` turns 503 once the log
 //! fails an fsync; `/metrics` parses as Prometheus text and moves with traffic; every answer
 //! carries an `x-request-id`; JSON logs parse line by line and hold no secret and no message text.
 
@@ -8,6 +9,7 @@ mod helpers;
 use std::net::{IpAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
+use base64::Engine;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 
@@ -55,13 +57,31 @@ async fn admin_endpoints_answer_loopback_or_the_admin_key_only() {
         ("CHATD__AUTH__ADMIN_KEY", "the-admin-key"),
     ];
     let server = Chatd::start_with(dir.path(), port, &env).await;
-    for (path, id) in [("/health", "chatd.Health"), ("/ready", "chatd.Ready"), ("/metrics", "chatd.Metrics")] {
+    let admin = [
+        ("/health", "chatd.Health"),
+        ("/ready", "chatd.Ready"),
+        ("/metrics", "chatd.Metrics"),
+        ("/admin", "chatd.Admin"),
+        ("/admin/namespaces", "chatd.AdminNamespaces"),
+        ("/admin/held", "chatd.AdminHeld"),
+    ];
+    // The key as a Basic password (any user name): how a browser opens the operator page.
+    let basic = |key: &str| format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("ops:{key}")));
+    for (path, id) in admin {
         let (status, _, body) = get(&format!("http://127.0.0.1:{port}{path}"), &[]).await;
         assert_eq!(status, 200, "{path} on loopback: {body}");
         let outside = format!("http://{ip}:{port}{path}");
-        let (status, _, body) = get(&outside, &[]).await;
+        let (status, headers, body) = get(&outside, &[]).await;
         assert_eq!(status, 401, "{path} off loopback without a key: {body}");
         assert_micro(&body, 401, &format!("{id}.Unauthorized"));
+        // The page's 401 asks a browser for the key; the others leave that to their clients.
+        let challenge = headers.get("www-authenticate").and_then(|v| v.to_str().ok());
+        assert_eq!(challenge.is_some_and(|c| c.starts_with("Basic ")), path == "/admin", "{path}: {challenge:?}");
+        let (status, _, body) = get(&outside, &[("authorization", &basic("not-the-key"))]).await;
+        assert_eq!(status, 403, "{path} off loopback with another Basic password: {body}");
+        assert_micro(&body, 403, &format!("{id}.Forbidden"));
+        let (status, _, body) = get(&outside, &[("authorization", &basic("the-admin-key"))]).await;
+        assert_eq!(status, 200, "{path} off loopback with the admin key as Basic password: {body}");
         let (status, _, body) = get(&outside, &[("authorization", "Bearer not-the-key")]).await;
         assert_micro(&body, 403, &format!("{id}.Forbidden"));
         assert_eq!(status, 403);

@@ -177,6 +177,7 @@ impl Handler<Erase> for ChatActor {
         ctx.wait(actix::fut::wrap_future(work).map(move |res, act: &mut Self, ctx: &mut Context<Self>| {
             match res {
                 Ok(()) => {
+                    act.init.tally.uncounted(act.core.durable_len());
                     act.tell_directory(act.gone());
                     let _ = reply.send(Ok(act.core.meta().clone()));
                     ctx.stop();

@@ -43,6 +43,7 @@ use crate::model::{ChatId, ChatMeta, Members, Message, Namespace};
 use crate::rate::RateLimiter;
 use crate::store::record::{ChatNo, IndexMark, Record};
 use crate::store::{Store, StoreError};
+use crate::telemetry::tally::NsTally;
 use tail::Tail;
 
 /// What a chat tells the directory. Sent in the order things happen, from the chat's thread.
@@ -76,6 +77,10 @@ pub struct ChatInit {
     pub idle_timeout: Duration,
     pub limiter: Arc<RateLimiter>,
     pub tail: TailLimits,
+    /// Its namespace's counters for `/admin`: each durable message adds one.
+    pub tally: Arc<NsTally>,
+    /// Its first start since the server's: its stored messages join the count once loaded.
+    pub count_stored: bool,
 }
 
 type Reply = oneshot::Sender<Result<Message, Error>>;
@@ -225,6 +230,9 @@ impl ChatActor {
         ctx.wait(actix::fut::wrap_future(durable).map(|res, act: &mut Self, _| match res {
             Ok(_) => {
                 act.core.touch();
+                if act.init.count_stored {
+                    act.init.tally.counted(0);
+                }
                 act.tell_directory(act.members_notice());
             }
             Err(err) => {
@@ -245,6 +253,9 @@ impl ChatActor {
                 act.core = ChatCore::from_snapshot(loaded.snapshot, act.init.rules);
                 act.index_mark = loaded.mark;
                 act.snapshotted = act.core.version();
+                if act.init.count_stored {
+                    act.init.tally.counted(act.core.durable_len());
+                }
             }
             Err(err) => {
                 tracing::error!(chat = act.init.no, error = %err, "chat could not be loaded; holding it out of service");

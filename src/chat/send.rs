@@ -105,6 +105,7 @@ impl Handler<Durable> for ChatActor {
         match done.result {
             Ok(loc) => {
                 if let Some(msg) = self.core.durable(done.seq, loc) {
+                    self.init.tally.message();
                     for waiter in self.waiters.remove(&msg.seq).unwrap_or_default() {
                         let _ = waiter.send(Ok(msg.clone()));
                     }

@@ -19,7 +19,7 @@ use super::error::{ApiError, At};
 use crate::error::Error;
 use crate::store::backup::TURN_WAIT;
 
-const ID: &str = "chatd.Backup";
+const ID: &str = "chatd.AdminBackup";
 
 /// Chunks in flight to the client, and the bytes of each: the memory bound.
 const CHUNKS_IN_FLIGHT: usize = 8;

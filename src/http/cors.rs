@@ -1,5 +1,9 @@
 //! CORS: browsers call chatd from the application's own origin.
 //! Every response carries `Access-Control-Allow-Origin`; any `OPTIONS` is a preflight answered 204.
+//!
+//! Except the operator's (`/ready`, `/metrics`, `/admin...`): they answer loopback peers without
+//! a key, and a browser on the server's host is a loopback peer, so allowing other origins would
+//! let any page it opens read them. Only the operator page itself, same-origin, reads them.
 
 use std::future::{ready, Ready};
 use std::rc::Rc;
@@ -46,6 +50,11 @@ where
     }
 }
 
+/// The operator's paths, which no other origin may read.
+fn operators(path: &str) -> bool {
+    matches!(path, "/ready" | "/metrics" | "/admin") || path.starts_with("/admin/")
+}
+
 pub struct CorsService<S> {
     service: Rc<S>,
     cors: Cors,
@@ -64,7 +73,7 @@ where
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
         let origin = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok());
-        let allow = self.cors.allow(origin);
+        let allow = if operators(req.path()) { None } else { self.cors.allow(origin) };
         if req.method() == Method::OPTIONS {
             let mut preflight = HttpResponse::NoContent();
             if let Some(allow) = allow {

@@ -29,13 +29,7 @@ fn sane(id: &str) -> bool {
 /// Route pattern → endpoint (or page) name, from the route table: a bounded set of labels.
 fn endpoint_of(pattern: Option<&str>) -> &'static str {
     static NAMES: OnceLock<HashMap<String, &'static str>> = OnceLock::new();
-    let names = NAMES.get_or_init(|| {
-        let mut names: HashMap<String, &'static str> =
-            super::route_table().into_iter().map(|route| (route.path, route.id)).collect();
-        names.insert("/ready".into(), "chatd.Ready");
-        names.insert("/metrics".into(), "chatd.Metrics");
-        names
-    });
+    let names = NAMES.get_or_init(|| super::route_table().into_iter().map(|route| (route.path, route.id)).collect());
     pattern.and_then(|p| names.get(p).copied()).unwrap_or("chatd.Unrouted")
 }
 

@@ -1,9 +1,10 @@
 //! The route table. Every unary endpoint answers POST on three equivalent paths, as m3o's
 //! gateway did: `/{service}/{Endpoint}`, `/{service}/{Service}/{Endpoint}`, `/v1/{service}/{Endpoint}`;
 //! the streams answer GET on theirs. Besides them: the web assets (`web.rs`), `/health` and
-//! `/openapi.json`, and the operator's `/ready` and `/metrics` (`admin.rs`).
+//! `/openapi.json`, and the operator's `/ready`, `/metrics` and `/admin` pages (`admin.rs`).
 //!
-//! Every route is registered from the lists here ([`ENDPOINTS`], [`PAGES`], the web assets), and
+//! Every route is registered from the lists here ([`ENDPOINTS`], [`PAGES`], the web assets,
+//! the operator's paths), and
 //! [`table`] lists the same routes from the same lists: `/openapi.json` describes each of them,
 //! and `tests/openapi.rs` checks both that it does and that each answers as described.
 
@@ -109,6 +110,7 @@ pub fn table() -> Vec<Route> {
     }
     table.extend(super::web::paths().map(|path| Route { path: path.to_owned(), method: "GET", id: "chatd.Web" }));
     table.extend(PAGES.iter().map(|page| Route { path: page.path.to_owned(), method: "GET", id: page.id }));
+    table.extend(super::admin::PATHS.iter().map(|&(path, id)| Route { path: path.to_owned(), method: "GET", id }));
     table
 }
 
@@ -169,7 +171,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     register_endpoints(cfg);
     // The chat page and the browser client.
     super::web::routes(cfg);
-    // `/ready` and `/metrics`.
+    // `/ready`, `/metrics` and the operator page.
     super::admin::routes(cfg);
     // `/admin/backup`.
     super::backup::routes(cfg);

@@ -24,6 +24,8 @@ pub struct Entry {
     pub durable: bool,
     /// Its stored data failed a check at recovery.
     pub unavailable: bool,
+    /// An actor of it has started since the server did: its messages are in the tally.
+    pub counted: bool,
 }
 
 #[derive(Default)]
@@ -175,7 +177,13 @@ mod tests {
     fn entry(ns: &str, id: &str, users: &[&str], group: bool) -> Entry {
         let ns = Namespace::parse(ns, 256).expect("ns"); // ok: test
         let id = ChatId::parse(id, 256).expect("id"); // ok: test
-        Entry { names: ChatNames::new(&ns, &id, &members(users)), group, durable: true, unavailable: false }
+        Entry {
+            names: ChatNames::new(&ns, &id, &members(users)),
+            group,
+            durable: true,
+            unavailable: false,
+            counted: false,
+        }
     }
 
     #[test]

@@ -10,14 +10,15 @@
 //! Which chat `New` answers for a member set is decided the same way before and after a
 //! restart: the lowest-numbered unnamed chat whose current members are that set.
 //!
-//! It also runs checkpoints (`checkpoint.rs`), which bound what a restart replays.
+//! It also runs checkpoints (`checkpoint.rs`), which bound what a restart replays, and keeps
+//! the operator's counts per namespace (`telemetry/tally.rs`) and the list of chats held out of service.
 
 mod checkpoint;
 mod directory;
 
 pub use checkpoint::{Checkpoint, Shutdown};
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,6 +31,7 @@ use crate::names::ChatNames;
 use crate::rate::RateLimiter;
 use crate::store::record::{Catalog, CatalogEntry, ChatNo, Pos};
 use crate::store::{Recovered, Store};
+use crate::telemetry::tally::{NsCounts, Tally};
 use directory::{Directory, Entry};
 
 type ChatKey = (Namespace, ChatId);
@@ -56,6 +58,10 @@ pub struct Registry {
     next_arbiter: usize,
     /// The log's byte count when the last checkpoint began.
     checkpointed_bytes: u64,
+    /// Chats and messages by namespace, for `/admin`.
+    tally: Tally,
+    /// The chats recovery held out of service (the store adds those that fail later).
+    held: BTreeSet<ChatNo>,
 }
 
 impl Registry {
@@ -71,11 +77,14 @@ impl Registry {
                 .collect(),
             next_arbiter: 0,
             checkpointed_bytes: 0,
+            tally: Tally::default(),
+            held: recovered.unavailable.iter().copied().collect(),
         };
         let catalog = compact(recovered.catalog.chats);
         for CatalogEntry { chat, group, names } in catalog {
             let unavailable = recovered.unavailable.contains(&chat);
-            registry.chats.insert(chat, Entry { names, group, durable: true, unavailable });
+            registry.tally.chat_added(names.ns());
+            registry.chats.insert(chat, Entry { names, group, durable: true, unavailable, counted: false });
         }
         registry.chats.shrink_to_fit();
         release_freed_memory();
@@ -100,6 +109,8 @@ impl Registry {
             return Ok(actor.clone());
         }
         self.next_arbiter += 1;
+        // Its stored messages join the namespace's count on the chat's first start (`telemetry/tally.rs`).
+        let count_stored = self.chats.get_mut(no).is_some_and(|e| !std::mem::replace(&mut e.counted, true));
         let init = ChatInit {
             no,
             ns: key.0.clone(),
@@ -110,6 +121,8 @@ impl Registry {
             idle_timeout: self.options.idle_timeout,
             limiter: self.options.limiter.clone(),
             tail: self.options.tail,
+            tally: self.tally.of(key.0.as_str()),
+            count_stored,
         };
         let actor = ChatActor::start_in_arbiter(&arbiter, move |_| ChatActor::new(init, start));
         self.live.insert(no, actor.clone());
@@ -216,7 +229,8 @@ impl Handler<Open> for Registry {
         self.next_chat += 1;
         let by_members = (!meta.group).then(|| msg.members.clone());
         let names = ChatNames::new(&msg.ns, &id, &msg.members);
-        self.chats.insert(no, Entry { names, group: meta.group, durable: false, unavailable: false });
+        self.tally.chat_added(msg.ns.as_str());
+        self.chats.insert(no, Entry { names, group: meta.group, durable: false, unavailable: false, counted: false });
         // The chat actor writes its own creation; it answers nothing until that is durable.
         let actor = self.actor(&(msg.ns, id.clone()), &me, Start::Create(meta))?;
         Ok(Opened { id, actor, by_members })
@@ -245,8 +259,10 @@ impl Handler<Notice> for Registry {
                 }
             }
             Notice::Gone { ns, id, no } => {
-                if self.find(&(ns, id)) == Some(no) {
-                    self.chats.remove(no);
+                if self.find(&(ns.clone(), id)) == Some(no) {
+                    if self.chats.remove(no).is_some() {
+                        self.tally.chat_removed(ns.as_str());
+                    }
                     self.live.remove(&no);
                 }
             }
@@ -288,6 +304,55 @@ impl Handler<LiveCount> for Registry {
 
     fn handle(&mut self, _: LiveCount, _: &mut Self::Context) -> usize {
         self.live.values().filter(|a| a.connected()).count()
+    }
+}
+
+/// The namespaces by name, `limit` of them from `after` (exclusive), and how many there are.
+#[derive(Message)]
+#[rtype(result = "(Vec<NsCounts>, usize)")]
+pub struct Namespaces {
+    pub after: Option<String>,
+    pub limit: usize,
+}
+
+impl Handler<Namespaces> for Registry {
+    type Result = MessageResult<Namespaces>;
+
+    fn handle(&mut self, msg: Namespaces, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.tally.list(msg.after.as_deref(), msg.limit))
+    }
+}
+
+/// A chat held out of service because its stored data failed a check.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HeldChat {
+    /// Its number on disk (its files are `snap/chat-{chat:016x}.*`).
+    pub chat: ChatNo,
+    pub namespace: String,
+    pub id: String,
+}
+
+/// The chats held out of service, the lowest-numbered `limit` of them, and how many there are.
+#[derive(Message)]
+#[rtype(result = "(Vec<HeldChat>, usize)")]
+pub struct Held {
+    pub limit: usize,
+}
+
+impl Handler<Held> for Registry {
+    type Result = MessageResult<Held>;
+
+    fn handle(&mut self, msg: Held, _: &mut Self::Context) -> Self::Result {
+        let mut held = self.held.clone();
+        held.extend(self.store.held());
+        let chats = held
+            .iter()
+            .filter_map(|&chat| self.chats.get(chat).map(|e| (chat, e)))
+            .take(msg.limit)
+            .map(|(chat, e)| HeldChat { chat, namespace: e.names.ns().to_owned(), id: e.names.id().to_owned() })
+            .collect();
+        let total = held.iter().filter(|&&chat| self.chats.get(chat).is_some()).count();
+        MessageResult((chats, total))
     }
 }
 

@@ -311,6 +311,11 @@ impl Store {
         Ok(file)
     }
 
+    /// The chats held out of service since the start (recovery's own are in [`Recovered`]).
+    pub fn held(&self) -> Vec<ChatNo> {
+        lock(&self.held).iter().copied().collect()
+    }
+
     /// A chat from its files with its recovery tail folded in (and written to them), or the chat
     /// rebuilt from the whole log if its files are damaged or missing. Blocking.
     pub fn load_chat(&self, chat: ChatNo) -> Result<Loaded, StoreError> {

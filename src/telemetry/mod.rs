@@ -1,4 +1,5 @@
-//! What an operator watches: Prometheus metrics (`measure.rs`) and the log lines (`logs.rs`).
+//! What an operator watches: Prometheus metrics (`measure.rs`), the log lines (`logs.rs`), and
+//! the chats and messages of each namespace (`tally.rs`, which `/admin/namespaces` lists).
 //!
 //! Metrics are recorded into one process-wide recorder through the `metrics` crate's macros
 //! (each a few atomic operations, so the send path and the log writer call them freely) and
@@ -7,5 +8,6 @@
 
 pub mod logs;
 pub mod measure;
+pub mod tally;
 
 pub use measure::{render, OpenStream};

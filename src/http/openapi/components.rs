@@ -66,6 +66,16 @@ impl Describe {
                         HS256 user token signed with the namespace's secret, carrying sub, exp and ns (acts only \
                         as sub). Ignored in anonymous mode.",
                 },
+                "admin": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "auth.admin_key, for the operator's resources off loopback (loopback needs none)",
+                },
+                "adminBasic": {
+                    "type": "http",
+                    "scheme": "basic",
+                    "description": "auth.admin_key as the password (any user name): how a browser opens /admin",
+                },
                 "token": {
                     "type": "apiKey",
                     "in": "query",

@@ -45,6 +45,7 @@ pub fn document(settings: &Settings) -> Value {
             { "name": "chat", "description": "The chat service: New, Send, History, Connect, and the chat v2 group calls" },
             { "name": "chats", "description": "The chats service: the same chats, with author_id for user_id" },
             { "name": "chatd", "description": "The health check, this description and the chat page" },
+            { "name": "admin", "description": "The operator's: readiness, metrics, the operator page and its lists" },
         ],
         "paths": paths,
         "components": d.components(),

@@ -1,5 +1,5 @@
 //! The streams (WebSocket or Server-Sent Events on GET) and the pages: the web assets,
-//! `/health` and `/openapi.json` itself.
+//! `/health`, `/openapi.json` itself, and the operator's (`/ready`, `/metrics`, `/admin`...).
 
 use serde_json::{json, Map, Value};
 
@@ -94,6 +94,9 @@ impl Describe {
     // ---- pages ----
 
     pub(super) fn page_operation(&self, route: &Route) -> Option<Value> {
+        if let Some(op) = self.admin_operation(route) {
+            return Some(op);
+        }
         let (summary, ok) = match route.path.as_str() {
             "/health" => (
                 "Health check",
@@ -144,6 +147,101 @@ impl Describe {
             "parameters": parameters,
             "responses": responses,
             "security": [],
+        }))
+    }
+
+    /// The operator's resources: loopback peers, or the admin key (`src/http/admin.rs`).
+    fn admin_operation(&self, route: &Route) -> Option<Value> {
+        let count = || json!({ "type": "integer", "minimum": 0 });
+        let list = |field: &str, row: Value, what: &str| {
+            json!({ "description": format!("The first {} {what} and how many there are", super::super::admin::LIST_LIMIT),
+                "content": json_content(exact(json!({
+                    field: { "type": "array", "items": row, "maxItems": super::super::admin::LIST_LIMIT },
+                    "total": count(),
+                    "more": { "type": "integer", "minimum": 0, "description": "total minus the rows answered" },
+                }))) })
+        };
+        let (summary, description, ok, mut errors) = match route.path.as_str() {
+            "/ready" => (
+                "Readiness",
+                "200 once recovery is done and while the log takes writes; 503 naming why not.",
+                json!({ "description": "Taking writes", "content": json_content(exact(json!({
+                    "status": { "const": "ready" } }))) }),
+                vec![503],
+            ),
+            "/metrics" => (
+                "Prometheus metrics",
+                "The Prometheus text format (0.0.4): requests by endpoint and status, the send latency \
+                 histogram (`chatd_send_seconds`), log batches and fsyncs, live chats, open streams by kind, \
+                 bytes on disk by kind, whether the log takes writes.",
+                json!({ "description": "The metrics", "content": { "text/plain": { "schema": { "type": "string" } } } }),
+                vec![503],
+            ),
+            "/admin" => (
+                "The operator page",
+                "An HTML page charting `/metrics` every second and listing `/admin/namespaces` and `/admin/held`. \
+                 Off loopback its 401 asks for HTTP Basic credentials: the admin key as the password.",
+                json!({ "description": "The page", "headers": {
+                    "Cache-Control": { "required": true, "schema": { "const": "no-store" } },
+                }, "content": { "text/html": { "schema": { "type": "string" } } } }),
+                vec![],
+            ),
+            "/admin/namespaces" => (
+                "Namespaces with their chats and messages",
+                "By name. `messages` counts the stored messages of the `counted_chats` chats opened since the \
+                 server started, and every message sent since; idle chats are counted when next opened.",
+                list(
+                    "namespaces",
+                    exact(json!({ "namespace": { "type": "string" }, "chats": count(), "messages": count(),
+                        "counted_chats": count() })),
+                    "namespaces",
+                ),
+                vec![500],
+            ),
+            "/admin/held" => (
+                "Chats held out of service",
+                "Chats whose stored data failed a check (at recovery, or when first loaded); they answer 503. \
+                 Lowest number first.",
+                list(
+                    "chats",
+                    exact(json!({ "chat": count(), "namespace": { "type": "string" }, "id": { "type": "string" } })),
+                    "held chats",
+                ),
+                vec![500],
+            ),
+            _ => return None,
+        };
+        errors.extend([401, 403, 405]);
+        errors.sort_unstable();
+        let mut responses = json!({ "200": ok });
+        for status in errors {
+            let mut response = self.error_response(route.id, status);
+            match status {
+                401 => response["description"] = json!("Off loopback without the admin key (`Unauthorized`)"),
+                403 => {
+                    response["description"] =
+                        json!("Off loopback with another key, or no auth.admin_key configured (`Forbidden`)")
+                }
+                503 if route.path == "/ready" => {
+                    response["description"] = json!("The log takes no more writes (`Unavailable`)")
+                }
+                503 => response["description"] = json!("Metrics are off: see the log (`Unavailable`)"),
+                _ => {}
+            }
+            if status == 401 && route.path == "/admin" {
+                response["headers"] = json!({ "WWW-Authenticate": {
+                    "required": true, "description": "Basic, realm \"chatd admin\"", "schema": { "type": "string" },
+                } });
+            }
+            responses[status.to_string()] = response;
+        }
+        Some(json!({
+            "tags": ["admin"],
+            "summary": summary,
+            "description": format!("{description} GET or HEAD; any other method is 405."),
+            "parameters": [],
+            "responses": responses,
+            "security": [{}, { "admin": [] }, { "adminBasic": [] }],
         }))
     }
 }
