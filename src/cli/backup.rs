@@ -171,3 +171,56 @@ fn unpack(out: &Path, reader: impl Read) -> Result<Manifest, String> {
     }
     Ok(manifest)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::record::Pos;
+
+    /// A tar of `files` (name, bytes), with the manifest last if `manifest`.
+    fn tar_of(files: &[(&str, &[u8])], manifest: bool) -> Vec<u8> {
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut add = |name: &str, bytes: &[u8]| {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(bytes.len() as u64);
+            header.set_entry_type(tar::EntryType::Regular);
+            tar.append_data(&mut header, name, bytes).expect("append"); // ok: test
+        };
+        for (name, bytes) in files {
+            add(name, bytes);
+        }
+        let bytes = files.iter().map(|(_, b)| b.len() as u64).sum();
+        let summary = Manifest { end: Pos { segment: 1, offset: 3 }, files: files.len() as u64, bytes };
+        if manifest {
+            add(MANIFEST, &serde_json::to_vec(&summary).expect("json")); // ok: test
+        }
+        tar.into_inner().expect("tar") // ok: test
+    }
+
+    fn unpacked(tar: &[u8]) -> (tempfile::TempDir, Result<Manifest, String>) {
+        let dir = tempfile::tempdir().expect("tmp"); // ok: test
+        for sub in ["snap", "wal"] {
+            fs::create_dir(dir.path().join(sub)).expect("mkdir"); // ok: test
+        }
+        let res = unpack(dir.path(), tar);
+        (dir, res)
+    }
+
+    /// Proves a copy counts as whole only with its manifest, and matching it: a stream cut off
+    /// before it (a server stopped mid-backup) or holding anything but data dir files fails.
+    #[test]
+    fn a_backup_is_whole_only_with_its_manifest_and_only_data_dir_files() {
+        let files: [(&str, &[u8]); 2] = [("snap/catalog.snap", b"cat"), ("wal/00000000000000000001.wal", b"log")];
+        let (dir, res) = unpacked(&tar_of(&files, true));
+        assert_eq!(res.expect("whole").files, 2); // ok: test
+        assert_eq!(fs::read(dir.path().join("wal/00000000000000000001.wal")).expect("read"), b"log"); // ok: test
+
+        let (_, res) = unpacked(&tar_of(&files, false));
+        assert!(res.expect_err("no manifest").contains("before its manifest")); // ok: test
+        let whole = tar_of(&files, true);
+        let (_, res) = unpacked(&whole[..whole.len() - 2048]);
+        assert!(res.is_err(), "a cut stream");
+        let (_, res) = unpacked(&tar_of(&[("etc/passwd", b"x")], true));
+        assert!(res.expect_err("outside").contains("no data dir has")); // ok: test
+    }
+}
