@@ -1,8 +1,10 @@
 //! Checkpoints: take the log's durable end, have every live chat snapshot all it has up to
 //! there, then record that position in the catalog, so a restart replays only the log after it.
 //! They run every `checkpoint_interval` and after every `checkpoint_bytes` of log (so the log a
-//! restart replays stays short at any send rate), and once more at shutdown.
+//! restart replays stays short at any send rate), and once more at shutdown. Each but the last
+//! then compacts the log its catalog no longer needs (`compaction.rs`), in the same task.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -11,7 +13,8 @@ use futures_util::stream::{self, StreamExt};
 use super::Registry;
 use crate::chat::{ChatActor, Snapshot};
 use crate::error::Error;
-use crate::store::record::{Catalog, Pos};
+use crate::store::record::{Catalog, ChatNo, Pos};
+use crate::store::StoreError;
 
 impl Registry {
     /// Starts the timers that ask for checkpoints.
@@ -44,7 +47,7 @@ impl Handler<Checkpoint> for Registry {
         }
         self.checkpoint_running = true;
         self.checkpointed_bytes = self.store.log_bytes();
-        Box::pin(actix::fut::wrap_future(self.checkpoint(ctx.address())).map(|res, act: &mut Self, _| {
+        Box::pin(actix::fut::wrap_future(self.checkpoint(ctx.address(), true)).map(|res, act: &mut Self, _| {
             act.checkpoint_running = false;
             res
         }))
@@ -52,7 +55,12 @@ impl Handler<Checkpoint> for Registry {
 }
 
 impl Registry {
-    fn checkpoint(&mut self, me: Addr<Registry>) -> impl std::future::Future<Output = Result<(), Error>> {
+    /// A checkpoint, then (with `compact`) compaction of the log before its catalog's position.
+    fn checkpoint(
+        &mut self,
+        me: Addr<Registry>,
+        compact: bool,
+    ) -> impl std::future::Future<Output = Result<(), Error>> {
         let store = self.store.clone();
         let live: Vec<Addr<ChatActor>> = self.live.values().cloned().collect();
         async move {
@@ -70,15 +78,33 @@ impl Registry {
             }
             // Through the mailbox, so every notice the chats sent before their snapshots is in.
             let catalog = me.send(CatalogAt(pos)).await.map_err(|e| Error::Internal(format!("registry: {e}")))?;
-            let saved = tokio::task::spawn_blocking(move || store.save_catalog(&catalog)).await;
+            let saving = store.clone();
+            let saved = tokio::task::spawn_blocking(move || {
+                saving.save_catalog(&catalog)?;
+                let chats: HashSet<ChatNo> = catalog.chats.iter().map(|entry| entry.chat).collect();
+                Ok::<_, StoreError>((chats, catalog.unavailable.iter().copied().collect::<HashSet<ChatNo>>()))
+            })
+            .await;
             let res = match saved {
                 Ok(res) => res.map_err(Error::from),
                 Err(e) => Err(Error::Internal(format!("checkpoint task failed: {e}"))),
             };
-            if let Err(err) = &res {
-                tracing::error!(error = %err, "checkpoint failed");
+            let (chats, held) = match res {
+                Ok(sets) => sets,
+                Err(err) => {
+                    tracing::error!(error = %err, "checkpoint failed");
+                    return Err(err);
+                }
+            };
+            if !compact {
+                return Ok(());
             }
-            res
+            // The checkpoint is done whatever happens here: a failed compaction is tried again
+            // after the next one.
+            if let Err(err) = super::compaction::compact(store, me, pos, chats, held).await {
+                tracing::error!(error = %err, "log compaction failed");
+            }
+            Ok(())
         }
     }
 }
@@ -108,7 +134,7 @@ impl Handler<Shutdown> for Registry {
     type Result = ResponseActFuture<Self, Result<(), Error>>;
 
     fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) -> Self::Result {
-        Box::pin(actix::fut::wrap_future(self.checkpoint(ctx.address())).map(
+        Box::pin(actix::fut::wrap_future(self.checkpoint(ctx.address(), false)).map(
             |res, act: &mut Self, ctx: &mut Context<Self>| {
                 for arbiter in &act.arbiters {
                     arbiter.stop();

@@ -10,9 +10,11 @@
 //! Which chat `New` answers for a member set is decided the same way before and after a
 //! restart: the lowest-numbered unnamed chat whose current members are that set.
 //!
-//! It also runs checkpoints (`checkpoint.rs`), which bound what a restart replays.
+//! It also runs checkpoints (`checkpoint.rs`), which bound what a restart replays, and after
+//! each the compaction of the log they no longer need (`compaction.rs`).
 
 mod checkpoint;
+mod compaction;
 mod directory;
 
 pub use checkpoint::{Checkpoint, Shutdown};

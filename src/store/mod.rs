@@ -22,11 +22,13 @@
 //! second backend, such as a JetStream cluster, would stand behind the same ones): append
 //! records and learn when they are durable ([`Store::append`], [`Store::append_durable`]), read
 //! a message by position ([`Store::read_message`]), snapshot and load a chat
-//! ([`Store::save_chat`], [`Store::load_chat`]), erase ([`Store::erase`]), recover ([`Store::open`]).
+//! ([`Store::save_chat`], [`Store::load_chat`]), erase ([`Store::erase`]), recover ([`Store::open`]),
+//! and compact old segments away ([`Store::compaction_plan`] and the steps after it, `compact.rs`).
 //! It takes its own [`Options`] and answers [`StoreError`]; it knows nothing above it.
 
 pub mod chats;
 pub mod codec;
+pub mod compact;
 pub mod index;
 pub mod record;
 pub mod recovery;
@@ -41,7 +43,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::model::{ChatMeta, Message};
 pub use chats::Loaded;
@@ -96,7 +98,12 @@ fn erase_in_place(layout: &Layout, locs: &[Loc]) -> Result<(), StoreError> {
             Some(at) => at,
             None => {
                 let path = wal::segment_path(&layout.wal, loc.pos.segment);
-                let file = std::fs::OpenOptions::new().write(true).open(path).map_err(io_error)?;
+                let file = match std::fs::OpenOptions::new().write(true).open(path) {
+                    Ok(file) => file,
+                    // Compaction removed the segment: the record left the disk with it.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(io_error(e)),
+                };
                 touched.push((loc.pos.segment, file));
                 touched.len() - 1
             }
@@ -201,6 +208,11 @@ pub struct Store {
     /// Chats whose tail could not be folded in (their files and the log disagree): held out
     /// of service, and listed so in each catalog from now on.
     held: Mutex<HashSet<ChatNo>>,
+    /// What each sealed segment compaction looked at holds (segments never change but by
+    /// erasure, which only makes less of them live).
+    summaries: Mutex<HashMap<u64, compact::Summary>>,
+    /// Segments compaction removed, and when: their files stay open in `segments` for a while.
+    retired: Mutex<Vec<(u64, Instant)>>,
 }
 
 impl Store {
@@ -224,6 +236,8 @@ impl Store {
             catalog_lock: Mutex::new(()),
             tails: Mutex::new(tails.into_iter().map(|(chat, tail)| (chat, Arc::new(Mutex::new(Some(tail))))).collect()),
             held: Mutex::new(HashSet::new()),
+            summaries: Mutex::new(HashMap::new()),
+            retired: Mutex::new(Vec::new()),
         };
         Ok((Arc::new(store), recovered))
     }
@@ -281,7 +295,7 @@ impl Store {
             return Err(corrupt());
         };
         match codec::decode_record::<Record>(payload)? {
-            Record::Message { chat: c, msg } if c == chat => Ok(msg),
+            Record::Message { chat: c, msg } | Record::Copied { chat: c, msg } if c == chat => Ok(msg),
             Record::Erased(_) => Err(StoreError::Erased),
             _ => Err(corrupt()),
         }
@@ -382,6 +396,91 @@ impl Store {
         let more: Vec<ChatNo> = held.iter().filter(|chat| !catalog.unavailable.contains(chat)).copied().collect();
         catalog.unavailable.extend(more);
         snapshot::write(&self.layout.catalog(), &catalog)
+    }
+
+    /// The sealed segments wholly before segment `before` that are worth compacting (see
+    /// `compact.rs`), oldest first, each with an upper bound of its live bytes: those of the
+    /// messages of `chats` (the directory) and `held` (chats out of service). Blocking.
+    pub fn compaction_plan(
+        &self,
+        before: u64,
+        chats: &HashSet<ChatNo>,
+        held: &HashSet<ChatNo>,
+    ) -> Result<Vec<(u64, u64)>, StoreError> {
+        let segments: Vec<u64> = scan::list_segments(&self.layout.wal)?.into_iter().filter(|&s| s < before).collect();
+        let mut plan = Vec::new();
+        for segment in segments {
+            let known = lock(&self.summaries).get(&segment).cloned();
+            let summary = match known {
+                Some(summary) => summary,
+                None => {
+                    let summary = compact::summarize(&self.layout, segment)?;
+                    lock(&self.summaries).insert(segment, summary.clone());
+                    summary
+                }
+            };
+            let live = summary.bytes_of(chats) + summary.bytes_of(held);
+            if summary.worth_it(live) {
+                plan.push((segment, live));
+            }
+        }
+        Ok(plan)
+    }
+
+    /// The live messages of a segment, or `None` if it must stay (see `compact.rs`). Blocking.
+    pub fn live_records(
+        &self,
+        segment: u64,
+        held: &HashSet<ChatNo>,
+        indexes: &mut compact::Indexes,
+    ) -> Result<Option<Vec<compact::Live>>, StoreError> {
+        compact::live_records(&self.layout, segment, held, indexes)
+    }
+
+    /// Moves a chat's index onto copies (only its chat actor calls this). Blocking.
+    pub fn relocate_index(
+        &self,
+        chat: ChatNo,
+        mark: IndexMark,
+        moves: &[compact::Move],
+    ) -> Result<(IndexMark, Vec<compact::Move>), StoreError> {
+        compact::relocate_index(&self.layout, chat, mark, moves)
+    }
+
+    /// Removes segments no index points into: listed as removed (durably), kept open for
+    /// readers that still hold a position in them, then unlinked. Answers the bytes freed.
+    /// Blocking.
+    pub fn retire(&self, segments: &[u64]) -> Result<u64, StoreError> {
+        if segments.is_empty() {
+            return Ok(0);
+        }
+        compact::note_removed(&self.layout, segments)?;
+        let mut freed = 0;
+        for &segment in segments {
+            // A page read may have taken a position in it just before its chat moved.
+            match self.segment(segment) {
+                Ok(file) => freed += file.metadata().map(|m| m.len()).unwrap_or(0),
+                Err(err) => tracing::debug!(segment, error = %err, "a compacted segment is already gone"),
+            }
+            snapshot::remove(&wal::segment_path(&self.layout.wal, segment))?;
+            lock(&self.summaries).remove(&segment);
+            lock(&self.retired).push((segment, Instant::now()));
+        }
+        sync_dir(&self.layout.wal)?;
+        Ok(freed)
+    }
+
+    /// Closes the files of segments removed more than `grace` ago (their space returns then).
+    pub fn evict_retired(&self, grace: Duration) {
+        let mut retired = lock(&self.retired);
+        let mut open = lock(&self.segments);
+        retired.retain(|(segment, at)| {
+            let keep = at.elapsed() < grace;
+            if !keep {
+                open.remove(segment);
+            }
+            keep
+        });
     }
 }
 

@@ -87,7 +87,8 @@ pub fn recover(layout: &Layout) -> Result<(Recovered, HashMap<ChatNo, Tail>), St
                 let tail = tails.remove(&chat).unwrap_or_default();
                 deleted.push((chat, tail.messages.into_iter().map(|(_, e)| e.loc).collect::<Vec<Loc>>()));
             }
-            RecordView::Erased(_) | RecordView::Commit => {}
+            // A copy is read where its chat's index points; replaying it would index it twice.
+            RecordView::Copied { .. } | RecordView::Erased(_) | RecordView::Commit => {}
         }
     })?;
     tracing::info!(
@@ -130,7 +131,8 @@ pub fn recover(layout: &Layout) -> Result<(Recovered, HashMap<ChatNo, Tail>), St
     Ok((Recovered { catalog, end, unavailable }, tails.into_iter().collect()))
 }
 
-/// Segments are numbered from 1 with no gaps (none is ever removed), so a missing number is lost
+/// Segments are numbered from 1 with no gaps, and only compaction removes one (listed in
+/// `snap/compacted.snap` before it goes, see `compact.rs`), so any other missing number is lost
 /// records: every chat whose snapshot points into it is held out, and if it was part of the log
 /// replayed since the checkpoint (whose records no snapshot names), every chat is, since any of
 /// them may have lost messages there. Reported loudly, never passed over.
@@ -143,7 +145,9 @@ fn held_by_missing_segments(
     // The checkpoint's segment existed when it was written, whether or not it is still there.
     let replayed_from = checkpoint.map_or(1, |pos| pos.segment);
     let last = segments.last().copied().unwrap_or(0).max(checkpoint.map_or(0, |pos| pos.segment));
-    let missing: Vec<u64> = (1..=last).filter(|n| segments.binary_search(n).is_err()).collect();
+    let removed = super::compact::removed(layout);
+    let missing: Vec<u64> =
+        (1..=last).filter(|n| segments.binary_search(n).is_err() && removed.binary_search(n).is_err()).collect();
     let mut held = HashSet::new();
     if missing.is_empty() {
         return held;
@@ -189,7 +193,7 @@ fn message_locs(layout: &Layout, segments: &[u64], chat: ChatNo) -> Result<Vec<I
     let mut found = Vec::new();
     let from = Pos { segment: segments.first().copied().unwrap_or(1), offset: 0 };
     scan(layout, segments, from, Repair::ReadOnly, Chats::Only(chat), |loc, record| {
-        if let RecordView::Message { chat: c, msg } = record {
+        if let RecordView::Message { chat: c, msg } | RecordView::Copied { chat: c, msg } = record {
             if c == chat {
                 found.push(msg.entry(loc));
             }
@@ -213,7 +217,8 @@ pub fn rebuild_chat(layout: &Layout, segments: &[u64], chat: ChatNo) -> Result<C
             }
         }
         RecordView::ChatUpdated { chat: c, meta: new } if c == chat => meta = Some(new),
-        RecordView::Message { chat: c, msg } if c == chat => {
+        // A copy (compaction's) of a message the log also holds where it was: the first one counts.
+        RecordView::Message { chat: c, msg } | RecordView::Copied { chat: c, msg } if c == chat => {
             let expected = entries.len() as u64 + 1;
             if msg.seq == expected {
                 entries.push(msg.entry(loc));
