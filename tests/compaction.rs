@@ -64,7 +64,7 @@ fn data_bytes(data: &Path) -> u64 {
 /// message is still served, once and in order, from copies, before and after a restart and a
 /// second compaction there. Chats are idle (their actors stopped) when compaction moves them,
 /// so it starts them. Without compaction the dir stays at about 2x (checked first); with the
-/// index rewrite skipped, the surviving messages 500 or vanish once their segments go.
+/// index rewrite skipped (positions moved in memory only), surviving messages answer 500.
 #[actix_web::test]
 async fn deleting_half_the_chats_then_compacting_leaves_at_most_one_and_a_half_times_the_live_data() {
     let app = spawn_app_with(|s| {
@@ -171,8 +171,8 @@ async fn check_acked(api: &Api, acked: &HashMap<String, Vec<String>>, deleted: &
 /// chats, and once every chat moved but before the segments go: after a restart (and the next
 /// compaction, and another restart) every acknowledged message is there once, in order,
 /// including those acknowledged while compaction was paused (sends are not held up by it).
-/// Fails with the segment removed before the chats move (messages lost) or with copies
-/// replayed by recovery (messages twice).
+/// Fails (500, the segment is gone) with the segments removed right after the copies, before
+/// the chats move, and with the index rewrite skipped.
 #[actix_web::test]
 async fn a_kill_at_each_step_of_a_compaction_loses_and_repeats_nothing() {
     for step in ["copied", "swapping", "swapped"] {
