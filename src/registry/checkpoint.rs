@@ -4,7 +4,6 @@
 //! restart replays stays short at any send rate), and once more at shutdown. Each but the last
 //! then compacts the log its catalog no longer needs (`compaction.rs`), in the same task.
 
-use std::collections::HashSet;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -13,8 +12,7 @@ use futures_util::stream::{self, StreamExt};
 use super::Registry;
 use crate::chat::{ChatActor, Snapshot};
 use crate::error::Error;
-use crate::store::record::{Catalog, ChatNo, Pos};
-use crate::store::StoreError;
+use crate::store::record::{Catalog, Pos};
 
 impl Registry {
     /// Starts the timers that ask for checkpoints.
@@ -79,18 +77,13 @@ impl Registry {
             // Through the mailbox, so every notice the chats sent before their snapshots is in.
             let catalog = me.send(CatalogAt(pos)).await.map_err(|e| Error::Internal(format!("registry: {e}")))?;
             let saving = store.clone();
-            let saved = tokio::task::spawn_blocking(move || {
-                saving.save_catalog(&catalog)?;
-                let chats: HashSet<ChatNo> = catalog.chats.iter().map(|entry| entry.chat).collect();
-                Ok::<_, StoreError>((chats, catalog.unavailable.iter().copied().collect::<HashSet<ChatNo>>()))
-            })
-            .await;
+            let saved = tokio::task::spawn_blocking(move || saving.save_catalog(&catalog).map(|()| catalog)).await;
             let res = match saved {
                 Ok(res) => res.map_err(Error::from),
                 Err(e) => Err(Error::Internal(format!("checkpoint task failed: {e}"))),
             };
-            let (chats, held) = match res {
-                Ok(sets) => sets,
+            let catalog = match res {
+                Ok(catalog) => catalog,
                 Err(err) => {
                     tracing::error!(error = %err, "checkpoint failed");
                     return Err(err);
@@ -101,7 +94,7 @@ impl Registry {
             }
             // The checkpoint is done whatever happens here: a failed compaction is tried again
             // after the next one.
-            if let Err(err) = super::compaction::compact(store, me, pos, chats, held).await {
+            if let Err(err) = super::compaction::compact(store, me, catalog).await {
                 tracing::error!(error = %err, "log compaction failed");
             }
             Ok(())

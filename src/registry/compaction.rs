@@ -6,7 +6,8 @@
 //!    two thirds of their size (an upper bound, from a summary of each segment kept in memory);
 //! 2. per round of a few MiB of live messages: find exactly which records chats' indexes point at;
 //! 3. copy them forward through the log writer, [`COPY_BATCH`] at a time (sends wait behind one
-//!    such batch at most), then make the copies durable;
+//!    such batch at most), with the metadata of each chat whose creation or changes the round's
+//!    segments hold (so the log alone still rebuilds it), then make the copies durable;
 //! 4. have each chat with a copied message move onto its copies: through its chat actor, the only
 //!    owner of its index and positions (an idle chat is started for it, and stops again later);
 //! 5. remove the round's segments whose every moved chat moved (or is gone): listed as removed,
@@ -26,8 +27,9 @@ use futures_util::future::join_all;
 use super::Registry;
 use crate::chat::{Relocate, Start};
 use crate::error::Error;
-use crate::store::compact::{Indexes, Live, Move};
-use crate::store::record::{ChatNo, Pos, Record};
+use crate::model::Namespace;
+use crate::store::compact::{Found, Indexes, Live, Move};
+use crate::store::record::{Catalog, ChatNo, Pos, Record};
 use crate::store::{Store, StoreError};
 use crate::telemetry::measure;
 
@@ -55,21 +57,29 @@ async fn fault_pause(step: &str) {
     }
 }
 
-/// Compacts the log before `before` (the durable catalog's position); `chats` is its directory,
-/// `held` its chats out of service (their records all stay).
-pub(super) async fn compact(
-    store: Arc<Store>,
-    me: Addr<Registry>,
-    before: Pos,
-    chats: HashSet<ChatNo>,
-    held: HashSet<ChatNo>,
-) -> Result<(), Error> {
+/// Compacts the log before the position of `catalog`, which is durable; the chats it holds out
+/// of service keep all their records.
+pub(super) async fn compact(store: Arc<Store>, me: Addr<Registry>, catalog: Catalog) -> Result<(), Error> {
     let started = Instant::now();
-    let held = Arc::new(held);
-    let plan = {
-        let (store, held) = (store.clone(), held.clone());
-        blocking(move || store.compaction_plan(before.segment, &chats, &held)).await?
+    let Some(before) = catalog.pos else {
+        return Ok(());
     };
+    let held: Arc<HashSet<ChatNo>> = Arc::new(catalog.unavailable.iter().copied().collect());
+    let (plan, catalog) = {
+        let (store, held) = (store.clone(), held.clone());
+        blocking(move || {
+            let chats: HashSet<ChatNo> = catalog.chats.iter().map(|entry| entry.chat).collect();
+            Ok((store.compaction_plan(before.segment, &chats, &held)?, catalog))
+        })
+        .await?
+    };
+    if plan.is_empty() {
+        measure::compaction_ran(started.elapsed());
+        return Ok(());
+    }
+    let namespaces: HashMap<ChatNo, Namespace> =
+        catalog.chats.iter().map(|entry| (entry.chat, entry.names.namespace())).collect();
+    drop(catalog);
     let mut pending = plan.len();
     measure::compaction_pending(pending);
     let mut indexes = Indexes::default();
@@ -97,7 +107,7 @@ pub(super) async fn compact(
             })
             .await?
         };
-        let (removed, freed, copied) = compact_round(&store, &me, found).await?;
+        let (removed, freed, copied) = compact_round(&store, &me, before, &namespaces, found).await?;
         measure::compacted(removed, freed, copied);
         pending = pending.saturating_sub(take);
         measure::compaction_pending(pending);
@@ -111,18 +121,23 @@ pub(super) async fn compact(
     Ok(())
 }
 
-/// Copies the live messages of `found`'s segments forward, moves their chats onto the copies,
-/// removes the segments. Answers the segments removed, the bytes freed and the bytes copied.
+/// Copies the live messages of `found`'s segments forward (and the metadata of the chats
+/// whose creation or changes they hold, as of snapshots covering `before`), moves their chats
+/// onto the copies, removes the segments. Answers the segments removed, the bytes freed and the
+/// bytes copied.
 async fn compact_round(
     store: &Arc<Store>,
     me: &Addr<Registry>,
-    found: Vec<(u64, Vec<Live>)>,
+    before: Pos,
+    namespaces: &HashMap<ChatNo, Namespace>,
+    found: Vec<(u64, Found)>,
 ) -> Result<(usize, u64, u64), Error> {
     let mut moves: HashMap<ChatNo, Vec<Move>> = HashMap::new();
     let mut chats_in: HashMap<u64, HashSet<ChatNo>> = HashMap::new();
+    let mut stuck: HashSet<ChatNo> = HashSet::new();
     let mut copied = 0;
     let all: Vec<(u64, Live)> =
-        found.iter().flat_map(|(segment, live)| live.iter().map(|l| (*segment, l.clone()))).collect();
+        found.iter().flat_map(|(segment, f)| f.live.iter().map(|l| (*segment, l.clone()))).collect();
     for batch in all.chunks(COPY_BATCH) {
         let appends =
             batch.iter().map(|(_, l)| store.append_durable(&Record::Copied { chat: l.chat, msg: l.msg.clone() }));
@@ -133,11 +148,45 @@ async fn compact_round(
             chats_in.entry(*segment).or_default().insert(live.chat);
         }
     }
+    let mut meta_chats: Vec<ChatNo> = Vec::new();
+    for (segment, f) in &found {
+        chats_in.entry(*segment).or_default().extend(f.meta_chats.iter().copied());
+        meta_chats.extend(f.meta_chats.iter().copied());
+    }
+    meta_chats.sort_unstable();
+    meta_chats.dedup();
+    for batch in meta_chats.chunks(COPY_BATCH) {
+        let chats = batch.to_vec();
+        let reading = store.clone();
+        let metas =
+            blocking(move || Ok(chats.into_iter().map(|c| (c, reading.stored_meta(c))).collect::<Vec<_>>())).await?;
+        let mut appends = Vec::new();
+        for (chat, meta) in metas {
+            match (meta, namespaces.get(&chat)) {
+                (Ok(None), _) => {} // deleted: nothing of it must outlive the segment
+                (Ok(Some(meta)), Some(ns)) => {
+                    let record = Record::Recreated { chat, ns: ns.clone(), meta, covers: before };
+                    appends.push(store.append_durable(&record));
+                }
+                (Ok(Some(_)), None) | (Err(_), _) => {
+                    tracing::warn!(chat, "compaction: a chat's metadata cannot be written forward; its segments stay");
+                    stuck.insert(chat);
+                }
+            }
+        }
+        for res in join_all(appends).await {
+            res?;
+        }
+    }
     // Durable whatever the fsync mode, before any index points at them.
     store.mark().await?;
     fault_pause("copied").await;
-    let mut stuck: HashSet<ChatNo> = HashSet::new();
+    let mut stopped = false;
     for (i, (chat, moves)) in moves.into_iter().enumerate() {
+        if stopped {
+            stuck.insert(chat);
+            continue;
+        }
         match me.send(RelocateChat { chat, moves }).await {
             Ok(Ok(_)) => {}
             Ok(Err(err)) => {
@@ -147,7 +196,7 @@ async fn compact_round(
             Err(err) => {
                 tracing::warn!(chat, error = %err, "compaction: the registry did not answer; stopping");
                 stuck.insert(chat);
-                break;
+                stopped = true;
             }
         }
         if i == 0 {

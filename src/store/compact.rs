@@ -9,6 +9,11 @@
 //! catalog's position are candidates, and a segment holding a record of a chat held out of
 //! service, or of a chat whose index cannot be read, is left alone.
 //!
+//! The log must still rebuild a chat whose files are damaged (storage rule 5), so before a
+//! segment holding a chat's creation or changes goes, the chat's metadata as its `.meta`
+//! snapshot holds it is written forward ([`Record::Recreated`]): that snapshot covers every
+//! change logged before the catalog's position, and the rebuild applies those after it.
+//!
 //! Live messages of a mostly-dead segment are copied forward *through the log writer*, as
 //! [`Record::Copied`] records: in small batches, so a send waits behind a batch of copies at
 //! most, and with the log's own framing, checksums, group commit and crash handling, so no
@@ -34,11 +39,11 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 
 use super::codec::{self, Frame};
-use super::record::{ChatNo, IndexEntry, IndexMark, Loc, Pos, Record, RecordView};
+use super::record::{ChatHead, ChatNo, ChatSnapshot, IndexEntry, IndexMark, Loc, Pos, Record, RecordView};
 use super::scan::{scan, Chats, Repair};
 use super::wal::segment_path;
 use super::{chats, index, io_error, snapshot, Layout, StoreError};
-use crate::model::Message;
+use crate::model::{ChatMeta, Message};
 
 /// What one sealed segment holds, by chat: the bytes of its message records (copies too).
 #[derive(Debug, Clone)]
@@ -108,36 +113,65 @@ impl Indexes {
     }
 }
 
-/// The live messages of `segment`, or `None` if it must stay as it is (a record of a chat in
-/// `held`, or of one whose index cannot be read). Blocking.
+/// What of a segment must outlive it.
+#[derive(Debug, Clone, Default)]
+pub struct Found {
+    /// The messages chats' indexes point at: copied forward.
+    pub live: Vec<Live>,
+    /// The chats whose creation or changes it holds: their metadata is written forward
+    /// ([`Record::Recreated`]) so the log alone still rebuilds them.
+    pub meta_chats: Vec<ChatNo>,
+}
+
+/// What of `segment` must outlive it, or `None` if it must stay as it is (a record of a chat
+/// in `held`, or of one whose index cannot be read). Blocking.
 pub fn live_records(
     layout: &Layout,
     segment: u64,
     held: &HashSet<ChatNo>,
     indexes: &mut Indexes,
-) -> Result<Option<Vec<Live>>, StoreError> {
-    let mut found: Vec<(ChatNo, u64, Loc)> = Vec::new();
+) -> Result<Option<Found>, StoreError> {
+    let mut messages: Vec<(ChatNo, u64, Loc)> = Vec::new();
+    let mut meta_chats: HashSet<ChatNo> = HashSet::new();
     let mut untouchable = false;
     let from = Pos { segment, offset: 0 };
-    let scanned = scan(layout, &[segment], from, Repair::ReadOnly, Chats::All, |loc, record| {
-        if let RecordView::Message { chat, msg } | RecordView::Copied { chat, msg } = record {
+    let scanned = scan(layout, &[segment], from, Repair::ReadOnly, Chats::All, |loc, record| match record {
+        RecordView::Message { chat, msg } | RecordView::Copied { chat, msg } => {
             untouchable |= held.contains(&chat);
-            found.push((chat, msg.seq, loc));
+            messages.push((chat, msg.seq, loc));
         }
+        RecordView::ChatCreated { chat, .. }
+        | RecordView::Member { chat, .. }
+        | RecordView::ChatUpdated { chat, .. }
+        | RecordView::Recreated { chat, .. } => {
+            untouchable |= held.contains(&chat);
+            meta_chats.insert(chat);
+        }
+        RecordView::ChatDeleted { .. } | RecordView::Erased(_) | RecordView::Commit => {}
     })?;
     if untouchable || !scanned.damaged.is_empty() {
         return Ok(None);
     }
     let file = File::open(segment_path(&layout.wal, segment)).map_err(io_error)?;
     let mut live = Vec::new();
-    for (chat, seq, loc) in found {
+    for (chat, seq, loc) in messages {
         match indexes.points_at(layout, chat, seq, loc) {
             None => return Ok(None),
             Some(false) => {}
             Some(true) => live.push(Live { chat, loc, msg: read_message(&file, chat, loc)? }),
         }
     }
-    Ok(Some(live))
+    let mut meta_chats: Vec<ChatNo> = meta_chats.into_iter().collect();
+    meta_chats.sort_unstable();
+    Ok(Some(Found { live, meta_chats }))
+}
+
+/// A chat's metadata as its files hold it, or `None` if it has none (it was deleted). Blocking.
+pub fn stored_meta(layout: &Layout, chat: ChatNo) -> Result<Option<ChatMeta>, StoreError> {
+    if let Some(head) = snapshot::read::<ChatHead>(&layout.head(chat))? {
+        return Ok(Some(head.meta));
+    }
+    Ok(snapshot::read::<ChatSnapshot>(&layout.chat(chat))?.map(|old| old.meta))
 }
 
 fn read_message(file: &File, chat: ChatNo, loc: Loc) -> Result<Message, StoreError> {

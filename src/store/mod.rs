@@ -427,14 +427,19 @@ impl Store {
         Ok(plan)
     }
 
-    /// The live messages of a segment, or `None` if it must stay (see `compact.rs`). Blocking.
+    /// What of a segment must outlive it, or `None` if it must stay (see `compact.rs`). Blocking.
     pub fn live_records(
         &self,
         segment: u64,
         held: &HashSet<ChatNo>,
         indexes: &mut compact::Indexes,
-    ) -> Result<Option<Vec<compact::Live>>, StoreError> {
+    ) -> Result<Option<compact::Found>, StoreError> {
         compact::live_records(&self.layout, segment, held, indexes)
+    }
+
+    /// A chat's metadata as its files hold it (`None`: it has no files). Blocking.
+    pub fn stored_meta(&self, chat: ChatNo) -> Result<Option<ChatMeta>, StoreError> {
+        compact::stored_meta(&self.layout, chat)
     }
 
     /// Moves a chat's index onto copies (only its chat actor calls this). Blocking.

@@ -46,6 +46,15 @@ pub enum Record {
         chat: ChatNo,
         msg: Message,
     },
+    /// A chat's metadata as its `.meta` snapshot holds it, which covers every change logged
+    /// before `covers`: compaction writes it before removing a segment that holds the chat's
+    /// creation or changes, so the log alone still rebuilds the chat (`recovery.rs`).
+    Recreated {
+        chat: ChatNo,
+        ns: Namespace,
+        meta: ChatMeta,
+        covers: Pos,
+    },
 }
 
 impl Record {
@@ -57,7 +66,8 @@ impl Record {
             | Record::ChatUpdated { chat, .. }
             | Record::ChatDeleted { chat }
             | Record::Member { chat, .. }
-            | Record::Copied { chat, .. } => *chat,
+            | Record::Copied { chat, .. }
+            | Record::Recreated { chat, .. } => *chat,
             Record::Erased(_) | Record::Commit => NO_CHAT,
         }
     }
@@ -94,6 +104,12 @@ pub enum RecordView<'a> {
         chat: ChatNo,
         #[serde(borrow)]
         msg: MessageView<'a>,
+    },
+    Recreated {
+        chat: ChatNo,
+        ns: Namespace,
+        meta: ChatMeta,
+        covers: Pos,
     },
 }
 

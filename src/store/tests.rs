@@ -254,7 +254,7 @@ fn copied_messages_are_read_once_from_their_copies_after_a_restart() {
     let mut removed = Vec::new();
     for (segment, _) in plan {
         let live = store.live_records(segment, &Default::default(), &mut indexes).expect("live"); // ok: test
-        for l in live.expect("not held") {
+        for l in live.expect("not held").live {
             // ok: test
             let to = block_on(store.append_durable(&Record::Copied { chat: l.chat, msg: l.msg.clone() }));
             moves.push(super::compact::Move { seq: l.msg.seq, from: l.loc, to: to.expect("copy") });
