@@ -13,7 +13,9 @@
 //! 5. remove the round's segments whose every moved chat moved (or is gone): listed as removed,
 //!    kept open [`GRACE`] for page reads that took a position in them just before, then closed.
 //!
-//! A failure stops the run and removes nothing more; the next checkpoint tries again. Debug
+//! A run does at most [`ROUNDS_PER_RUN`] rounds and reads at most [`SUMMARY_BYTES_PER_RUN`] of
+//! segments it has not looked at before; what is left waits for the next checkpoint. A failure
+//! stops the run and removes nothing more; the next checkpoint tries again. Debug
 //! builds pause at a step named by `CHATD_FAULT_COMPACT_PAUSE` (`copied`, `swapping`, `swapped`)
 //! so a test can kill the server there.
 
@@ -35,6 +37,10 @@ use crate::telemetry::measure;
 
 /// Live bytes copied per round before its segments are removed.
 const ROUND_BYTES: u64 = 4 << 20;
+/// Rounds per run, and bytes of segments not looked at before read per run: the checkpoint
+/// task waits for its compaction, so one run stays short and the next goes on.
+const ROUNDS_PER_RUN: usize = 16;
+const SUMMARY_BYTES_PER_RUN: u64 = 512 << 20;
 /// Copies appended to the log at once.
 const COPY_BATCH: usize = 64;
 /// How long a removed segment's file stays open for readers holding a position in it.
@@ -69,11 +75,12 @@ pub(super) async fn compact(store: Arc<Store>, me: Addr<Registry>, catalog: Cata
         let (store, held) = (store.clone(), held.clone());
         blocking(move || {
             let chats: HashSet<ChatNo> = catalog.chats.iter().map(|entry| entry.chat).collect();
-            Ok((store.compaction_plan(before.segment, &chats, &held)?, catalog))
+            Ok((store.compaction_plan(before.segment, &chats, &held, SUMMARY_BYTES_PER_RUN)?, catalog))
         })
         .await?
     };
     if plan.is_empty() {
+        measure::compaction_pending(0);
         measure::compaction_ran(started.elapsed());
         return Ok(());
     }
@@ -84,7 +91,9 @@ pub(super) async fn compact(store: Arc<Store>, me: Addr<Registry>, catalog: Cata
     measure::compaction_pending(pending);
     let mut indexes = Indexes::default();
     let mut rest = plan.as_slice();
-    while !rest.is_empty() {
+    let mut rounds = 0;
+    while !rest.is_empty() && rounds < ROUNDS_PER_RUN {
+        rounds += 1;
         let mut take = 0;
         let mut bytes = 0;
         while take < rest.len() && (take == 0 || bytes + rest[take].1 <= ROUND_BYTES) {

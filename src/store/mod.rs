@@ -400,21 +400,27 @@ impl Store {
 
     /// The sealed segments wholly before segment `before` that are worth compacting (see
     /// `compact.rs`), oldest first, each with an upper bound of its live bytes: those of the
-    /// messages of `chats` (the directory) and `held` (chats out of service). Blocking.
+    /// messages of `chats` (the directory) and `held` (chats out of service). Segments not yet
+    /// looked at are read up to `read_budget` bytes per call (the rest wait for the next), so a
+    /// first pass over a long log does not hold up the checkpoints behind it. Blocking.
     pub fn compaction_plan(
         &self,
         before: u64,
         chats: &HashSet<ChatNo>,
         held: &HashSet<ChatNo>,
+        read_budget: u64,
     ) -> Result<Vec<(u64, u64)>, StoreError> {
         let segments: Vec<u64> = scan::list_segments(&self.layout.wal)?.into_iter().filter(|&s| s < before).collect();
         let mut plan = Vec::new();
+        let mut read = 0;
         for segment in segments {
             let known = lock(&self.summaries).get(&segment).cloned();
             let summary = match known {
                 Some(summary) => summary,
+                None if read >= read_budget => continue,
                 None => {
                     let summary = compact::summarize(&self.layout, segment)?;
+                    read += summary.len;
                     lock(&self.summaries).insert(segment, summary.clone());
                     summary
                 }

@@ -247,7 +247,7 @@ fn copied_messages_are_read_once_from_their_copies_after_a_restart() {
     store.save_catalog(&catalog(pos, &[1])).expect("catalog"); // ok: test
 
     let chats = [1].into_iter().collect();
-    let plan = store.compaction_plan(pos.segment, &chats, &Default::default()).expect("plan"); // ok: test
+    let plan = store.compaction_plan(pos.segment, &chats, &Default::default(), u64::MAX).expect("plan"); // ok: test
     assert!(!plan.is_empty(), "half-dead segments are worth compacting");
     let mut indexes = super::compact::Indexes::default();
     let mut moves = Vec::new();

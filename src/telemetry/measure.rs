@@ -35,7 +35,7 @@ pub const COMPACTION_RECLAIMED: &str = "chatd_compaction_reclaimed_bytes_total";
 pub const COMPACTION_REMOVED: &str = "chatd_compaction_segments_removed_total";
 /// Bytes of live messages compaction copied forward, since the server started.
 pub const COMPACTION_COPIED: &str = "chatd_compaction_copied_bytes_total";
-/// Segments the running compaction still has to remove (0 between runs).
+/// Segments worth compacting that the running (or last) compaction run has not got to yet.
 pub const COMPACTION_PENDING: &str = "chatd_compaction_pending_segments";
 /// When the last compaction run ended (Unix seconds), and how long it took.
 pub const COMPACTION_LAST_RUN: &str = "chatd_compaction_last_run_timestamp_seconds";
@@ -99,7 +99,7 @@ fn describe() {
     describe_counter!(COMPACTION_RECLAIMED, Unit::Bytes, "Log bytes freed by compaction");
     describe_counter!(COMPACTION_REMOVED, "Log segments removed by compaction");
     describe_counter!(COMPACTION_COPIED, Unit::Bytes, "Live message bytes compaction copied forward");
-    describe_gauge!(COMPACTION_PENDING, "Segments the running compaction has yet to remove");
+    describe_gauge!(COMPACTION_PENDING, "Segments worth compacting the running or last compaction run has not got to");
     describe_gauge!(COMPACTION_LAST_RUN, Unit::Seconds, "When the last compaction run ended (Unix time)");
     describe_gauge!(COMPACTION_SECONDS, Unit::Seconds, "How long the last compaction run took");
 }
@@ -136,7 +136,6 @@ pub fn compaction_pending(segments: usize) {
 
 /// A compaction run ended, after `elapsed`.
 pub fn compaction_ran(elapsed: Duration) {
-    gauge!(COMPACTION_PENDING).set(0.0);
     gauge!(COMPACTION_LAST_RUN).set(crate::model::now_secs() as f64);
     gauge!(COMPACTION_SECONDS).set(elapsed.as_secs_f64());
 }
