@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use serde_json::{json, Value};
 
-use helpers::{check_chat, files_under, free_port, server_log, sleep_ms, spawn_app_with, Api, Chatd, TestApp};
+use helpers::{check_chat, files_under, free_port, grep, server_log, sleep_ms, spawn_app_with, Api, Chatd, TestApp};
 
 /// Every message of a chat, in pages of 1000.
 async fn all_messages(app: &TestApp, chat: &str) -> Vec<Value> {
@@ -247,4 +247,58 @@ async fn a_kill_at_each_step_of_a_compaction_loses_and_repeats_nothing() {
         }
         drop(server);
     }
+}
+
+/// A chat deleted while compaction is copying its messages leaves no copy behind: once its
+/// actor says it is gone, compaction erases the copies in place, as Delete erased the rest.
+/// Fails without that erasure (the deleted chat's texts stay on disk in the copies).
+#[actix_web::test]
+async fn a_chat_deleted_mid_compaction_leaves_no_copy_of_its_messages() {
+    let dir = tempfile::tempdir().expect("temp dir"); // ok: test
+    let port = free_port();
+    let env = [
+        ("CHATD__STORAGE__SEGMENT_BYTES", "8192"),
+        ("CHATD__STORAGE__CHECKPOINT_INTERVAL_SECS", "1"),
+        ("CHATD_FAULT_COMPACT_PAUSE", "copied:4"),
+    ];
+    let server = Chatd::start_with(dir.path(), port, &env).await;
+    let api = server.api.clone();
+    let mut chats = Vec::new();
+    for c in 0..6 {
+        chats.push(api.new_chat(&[&format!("m{c}"), "u"]).await);
+    }
+    for n in 0..25 {
+        for (c, chat) in chats.iter().enumerate() {
+            api.send_ok(chat, &format!("del-{c}-{n}")).await;
+        }
+    }
+    let delete = |chat: String| {
+        let api = api.clone();
+        async move {
+            let (status, body) = api.post("/chat/Delete", json!({ "group_id": chat })).await.expect("Delete"); // ok: test
+            assert_eq!(status, 200, "Delete: {body}");
+        }
+    };
+    for c in [0, 2, 4] {
+        delete(chats[c].clone()).await;
+    }
+    wait_for_pause(dir.path(), "copied").await;
+    let removals = server_log(dir.path()).matches("compaction removed log segments").count();
+    delete(chats[1].clone()).await; // its messages are being copied right now
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while server_log(dir.path()).matches("compaction removed log segments").count() <= removals {
+        assert!(Instant::now() < deadline, "the paused compaction never finished");
+        sleep_ms(100).await;
+    }
+    let data = dir.path().join("data");
+    for c in [0, 1, 2, 4] {
+        let found = grep(&data, &format!("text of del-{c}-"));
+        assert_eq!(found, 0, "deleted chat {c}'s messages are still on disk in {found} files");
+    }
+    for c in [3, 5] {
+        let msgs = api.history(&chats[c]).await;
+        check_chat(&chats[c], &msgs);
+        assert_eq!(msgs.len(), 25);
+    }
+    drop(server);
 }

@@ -16,8 +16,8 @@
 //! A run does at most [`ROUNDS_PER_RUN`] rounds and reads at most [`SUMMARY_BYTES_PER_RUN`] of
 //! segments it has not looked at before; what is left waits for the next checkpoint. A failure
 //! stops the run and removes nothing more; the next checkpoint tries again. Debug
-//! builds pause at a step named by `CHATD_FAULT_COMPACT_PAUSE` (`copied`, `swapping`, `swapped`)
-//! so a test can kill the server there.
+//! builds pause at a step named by `CHATD_FAULT_COMPACT_PAUSE` (`copied`, `swapping`, `swapped`,
+//! optionally `:seconds`) so a test can kill the server there, or act meanwhile.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -31,7 +31,7 @@ use crate::chat::{Relocate, Start};
 use crate::error::Error;
 use crate::model::Namespace;
 use crate::store::compact::{Found, Indexes, Live, Move};
-use crate::store::record::{Catalog, ChatNo, Pos, Record};
+use crate::store::record::{Catalog, ChatNo, Loc, Pos, Record};
 use crate::store::{Store, StoreError};
 use crate::telemetry::measure;
 
@@ -55,11 +55,19 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-/// Debug builds only: waits at `step` for a test to kill the server.
+/// Debug builds only: waits at `step` for a test to kill the server (or act meanwhile):
+/// `CHATD_FAULT_COMPACT_PAUSE=step` waits 600 s, `step:N` N seconds.
 async fn fault_pause(step: &str) {
-    if cfg!(debug_assertions) && std::env::var("CHATD_FAULT_COMPACT_PAUSE").is_ok_and(|s| s == step) {
-        tracing::warn!(step, "fault injection: compaction paused (CHATD_FAULT_COMPACT_PAUSE)");
-        actix::clock::sleep(Duration::from_secs(600)).await;
+    if !cfg!(debug_assertions) {
+        return;
+    }
+    let Ok(fault) = std::env::var("CHATD_FAULT_COMPACT_PAUSE") else {
+        return;
+    };
+    let (at, secs) = fault.split_once(':').map_or((fault.as_str(), 600), |(at, n)| (at, n.parse().unwrap_or(600)));
+    if at == step {
+        tracing::warn!(step, secs, "fault injection: compaction paused (CHATD_FAULT_COMPACT_PAUSE)");
+        actix::clock::sleep(Duration::from_secs(secs)).await;
     }
 }
 
@@ -196,8 +204,16 @@ async fn compact_round(
             stuck.insert(chat);
             continue;
         }
+        let copies: Vec<Loc> = moves.iter().map(|m| m.to).collect();
         match me.send(RelocateChat { chat, moves }).await {
-            Ok(Ok(_)) => {}
+            Ok(Ok(true)) => {}
+            // Deleted meanwhile: its copies go as its records went (erased in place).
+            Ok(Ok(false)) => {
+                let erasing = store.clone();
+                if let Err(err) = blocking(move || erasing.erase(&copies)).await {
+                    tracing::warn!(chat, error = %err, "compaction: could not erase the copies of a deleted chat");
+                }
+            }
             Ok(Err(err)) => {
                 tracing::warn!(chat, error = %err, "compaction: a chat could not move onto its copies; its segments stay");
                 stuck.insert(chat);

@@ -26,6 +26,8 @@
 //!   they are compacted away like any dead record.
 //! - some indexes moved: those chats read their copies, the others still read the old segment,
 //!   which stays until every chat with a live record in it has moved.
+//! - a chat deleted while its messages were being copied: its copies are erased in place
+//!   like its other records once its actor says it is gone.
 //! - the segment listed as removed (`snap/compacted.snap`) but not yet unlinked: it is simply
 //!   removed again. The list tells recovery that a missing segment was compacted, not lost.
 //!
@@ -158,7 +160,12 @@ pub fn live_records(
         match indexes.points_at(layout, chat, seq, loc) {
             None => return Ok(None),
             Some(false) => {}
-            Some(true) => live.push(Live { chat, loc, msg: read_message(&file, chat, loc)? }),
+            // Nothing to copy if erased since: its chat was just deleted.
+            Some(true) => {
+                if let Some(msg) = read_message(&file, chat, loc)? {
+                    live.push(Live { chat, loc, msg });
+                }
+            }
         }
     }
     let mut meta_chats: Vec<ChatNo> = meta_chats.into_iter().collect();
@@ -174,7 +181,8 @@ pub fn stored_meta(layout: &Layout, chat: ChatNo) -> Result<Option<ChatMeta>, St
     Ok(snapshot::read::<ChatSnapshot>(&layout.chat(chat))?.map(|old| old.meta))
 }
 
-fn read_message(file: &File, chat: ChatNo, loc: Loc) -> Result<Message, StoreError> {
+/// The message at `loc`, or `None` if it was erased.
+fn read_message(file: &File, chat: ChatNo, loc: Loc) -> Result<Option<Message>, StoreError> {
     let mut buf = vec![0u8; loc.len as usize];
     file.read_exact_at(&mut buf, loc.pos.offset).map_err(io_error)?;
     let corrupt =
@@ -183,7 +191,8 @@ fn read_message(file: &File, chat: ChatNo, loc: Loc) -> Result<Message, StoreErr
         return Err(corrupt());
     };
     match codec::decode_record::<Record>(payload)? {
-        Record::Message { chat: c, msg } | Record::Copied { chat: c, msg } if c == chat => Ok(msg),
+        Record::Message { chat: c, msg } | Record::Copied { chat: c, msg } if c == chat => Ok(Some(msg)),
+        Record::Erased(_) => Ok(None),
         _ => Err(corrupt()),
     }
 }
