@@ -47,7 +47,8 @@ use super::wal::segment_path;
 use super::{chats, index, io_error, snapshot, Layout, StoreError};
 use crate::model::{ChatMeta, Message};
 
-/// What one sealed segment holds, by chat: the bytes of its message records (copies too).
+/// What one sealed segment holds, by chat: the bytes of its message records (copies too) and
+/// of the metadata compaction wrote forward.
 #[derive(Debug, Clone)]
 pub struct Summary {
     /// The segment file's length.
@@ -77,7 +78,11 @@ pub fn summarize(layout: &Layout, segment: u64) -> Result<Summary, StoreError> {
     let mut by_chat: HashMap<ChatNo, u64> = HashMap::new();
     let from = Pos { segment, offset: 0 };
     let scanned = scan(layout, &[segment], from, Repair::ReadOnly, Chats::All, |loc, record| {
-        if let RecordView::Message { chat, .. } | RecordView::Copied { chat, .. } = record {
+        // A chat's metadata written forward counts as live too: were it dead, a segment of
+        // them would be removed and each written forward again, at every checkpoint.
+        if let RecordView::Message { chat, .. } | RecordView::Copied { chat, .. } | RecordView::Recreated { chat, .. } =
+            record
+        {
             *by_chat.entry(chat).or_default() += u64::from(loc.len);
         }
     })?;
