@@ -79,11 +79,11 @@ pub(super) async fn compact(store: Arc<Store>, me: Addr<Registry>, catalog: Cata
         return Ok(());
     };
     let held: Arc<HashSet<ChatNo>> = Arc::new(catalog.unavailable.iter().copied().collect());
-    let (plan, catalog) = {
+    let (plan, catalog, directory) = {
         let (store, held) = (store.clone(), held.clone());
         blocking(move || {
             let chats: HashSet<ChatNo> = catalog.chats.iter().map(|entry| entry.chat).collect();
-            Ok((store.compaction_plan(before.segment, &chats, &held, SUMMARY_BYTES_PER_RUN)?, catalog))
+            Ok((store.compaction_plan(before.segment, &chats, &held, SUMMARY_BYTES_PER_RUN)?, catalog, chats))
         })
         .await?
     };
@@ -97,7 +97,7 @@ pub(super) async fn compact(store: Arc<Store>, me: Addr<Registry>, catalog: Cata
     drop(catalog);
     let mut pending = plan.len();
     measure::compaction_pending(pending);
-    let mut indexes = Indexes::default();
+    let mut indexes = Indexes::new(Arc::new(directory));
     let mut rest = plan.as_slice();
     let mut rounds = 0;
     while !rest.is_empty() && rounds < ROUNDS_PER_RUN {
@@ -180,12 +180,13 @@ async fn compact_round(
         let mut appends = Vec::new();
         for (chat, meta) in metas {
             match (meta, namespaces.get(&chat)) {
-                (Ok(None), _) => {} // deleted: nothing of it must outlive the segment
+                (Ok(None), None) => {} // deleted: nothing of it must outlive the segment
                 (Ok(Some(meta)), Some(ns)) => {
                     let record = Record::Recreated { chat, ns: ns.clone(), meta, covers: before };
                     appends.push(store.append_durable(&record));
                 }
-                (Ok(Some(_)), None) | (Err(_), _) => {
+                // No files yet (created, not snapshotted yet), or no namespace known: it stays.
+                (Ok(None), Some(_)) | (Ok(Some(_)), None) | (Err(_), _) => {
                     tracing::warn!(chat, "compaction: a chat's metadata cannot be written forward; its segments stay");
                     stuck.insert(chat);
                 }

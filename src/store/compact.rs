@@ -39,6 +39,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
+use std::sync::Arc;
 
 use super::codec::{self, Frame};
 use super::record::{ChatHead, ChatNo, ChatSnapshot, IndexEntry, IndexMark, Loc, Pos, Record, RecordView};
@@ -100,24 +101,43 @@ pub struct Live {
 }
 
 /// Each chat's indexed positions, read once per compaction run.
-#[derive(Default)]
 pub struct Indexes {
     locs: HashMap<ChatNo, Option<Vec<Pos>>>,
+    /// The directory's chats: one of them with no files yet (not snapshotted since its
+    /// creation) is not a deleted chat, and nothing of it may go.
+    directory: Arc<HashSet<ChatNo>>,
 }
 
 impl Indexes {
+    pub fn new(directory: Arc<HashSet<ChatNo>>) -> Indexes {
+        Indexes { locs: HashMap::new(), directory }
+    }
+
     /// Whether message `seq` of `chat` at `loc` is the one its index points at; `None` when the
-    /// chat's index cannot be read (then nothing of its records may go).
+    /// chat's index cannot be read, or the directory has the chat and it has no files (then
+    /// nothing of its records may go).
     fn points_at(&mut self, layout: &Layout, chat: ChatNo, seq: u64, loc: Loc) -> Option<bool> {
-        let locs = self.locs.entry(chat).or_insert_with(|| match chats::stored_entries(layout, chat) {
-            Ok(entries) => Some(entries.iter().map(|e| e.loc.pos).collect()),
-            Err(err) => {
-                tracing::warn!(chat, error = %err, "compaction: a chat's index is unreadable; its segments stay");
-                None
+        let directory = &self.directory;
+        let locs = self.locs.entry(chat).or_insert_with(|| {
+            if directory.contains(&chat) && !has_files(layout, chat) {
+                tracing::info!(chat, "compaction: a chat has no files yet; its segments stay");
+                return None;
+            }
+            match chats::stored_entries(layout, chat) {
+                Ok(entries) => Some(entries.iter().map(|e| e.loc.pos).collect()),
+                Err(err) => {
+                    tracing::warn!(chat, error = %err, "compaction: a chat's index is unreadable; its segments stay");
+                    None
+                }
             }
         });
         locs.as_ref().map(|locs| locs.get((seq as usize).wrapping_sub(1)) == Some(&loc.pos))
     }
+}
+
+/// Whether a chat has a metadata snapshot (or one in the old format).
+fn has_files(layout: &Layout, chat: ChatNo) -> bool {
+    layout.head(chat).exists() || layout.chat(chat).exists()
 }
 
 /// What of a segment must outlive it.

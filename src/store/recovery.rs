@@ -49,6 +49,7 @@ pub fn recover(layout: &Layout) -> Result<(Recovered, HashMap<ChatNo, Tail>), St
         }
     };
     let segments = list_segments(&layout.wal)?;
+    let from_scratch = catalog.pos.is_none();
     let from = catalog.pos.unwrap_or(Pos { segment: segments.first().copied().unwrap_or(1), offset: 0 });
 
     let mut directory: BTreeMap<ChatNo, CatalogEntry> =
@@ -87,12 +88,16 @@ pub fn recover(layout: &Layout) -> Result<(Recovered, HashMap<ChatNo, Tail>), St
                 let tail = tails.remove(&chat).unwrap_or_default();
                 deleted.push((chat, tail.messages.into_iter().map(|(_, e)| e.loc).collect::<Vec<Loc>>()));
             }
-            // Only a directory rebuilt from the whole log (a damaged catalog) lacks the chat.
+            // Only a directory rebuilt from the whole log (the catalog is damaged) needs it; a
+            // catalog that lacks the chat had it deleted, as has a replayed deletion before it
+            // (compaction may write it forward while the chat is being deleted).
             RecordView::Recreated { chat, ns, meta, .. } => {
                 next_chat = next_chat.max(chat + 1);
-                directory
-                    .entry(chat)
-                    .or_insert_with(|| CatalogEntry::new(chat, &ns, &meta.id, meta.group, &meta.user_ids));
+                if from_scratch && !deleted.iter().any(|(gone, _)| *gone == chat) {
+                    directory
+                        .entry(chat)
+                        .or_insert_with(|| CatalogEntry::new(chat, &ns, &meta.id, meta.group, &meta.user_ids));
+                }
             }
             // A copy is read where its chat's index points; replaying it would index it twice.
             RecordView::Copied { .. } | RecordView::Erased(_) | RecordView::Commit => {}

@@ -249,7 +249,7 @@ fn copied_messages_are_read_once_from_their_copies_after_a_restart() {
     let chats = [1].into_iter().collect();
     let plan = store.compaction_plan(pos.segment, &chats, &Default::default(), u64::MAX).expect("plan"); // ok: test
     assert!(!plan.is_empty(), "half-dead segments are worth compacting");
-    let mut indexes = super::compact::Indexes::default();
+    let mut indexes = super::compact::Indexes::new(Arc::new(chats.clone()));
     let mut moves = Vec::new();
     let mut removed = Vec::new();
     for (segment, _) in plan {
@@ -278,4 +278,25 @@ fn copied_messages_are_read_once_from_their_copies_after_a_restart() {
         assert_eq!(store.read_message(1, entry.loc).expect("read").seq, i as u64 + 1);
         // ok: test
     }
+}
+
+/// Compaction may write a chat's metadata forward while the chat is being deleted, so a
+/// `Recreated` record can follow the chat's deletion in the log: replaying it must not bring
+/// the chat back. Fails if recovery adds every `Recreated` chat its directory lacks.
+#[test]
+fn metadata_written_forward_after_a_deletion_does_not_bring_the_chat_back() {
+    let dir = tempfile::tempdir().expect("tmp"); // ok: test
+    let store = open(dir.path());
+    create(&store, 1);
+    create(&store, 2);
+    let mut saves = vec![(1, IndexMark::default(), Vec::new()), (2, IndexMark::default(), Vec::new())];
+    checkpoint(&store, &mut saves);
+    let ns = Namespace::parse("ns", 64).expect("ns"); // ok: test
+    block_on(store.append_durable(&Record::ChatDeleted { chat: 2 })).expect("delete"); // ok: test
+    let covers = block_on(store.mark()).expect("mark"); // ok: test
+    block_on(store.append_durable(&Record::Recreated { chat: 2, ns, meta: meta(2), covers })).expect("forward"); // ok: test
+    drop(store);
+    let (_, recovered) = Store::open(&options(dir.path())).expect("reopen"); // ok: test
+    let chats: Vec<ChatNo> = recovered.catalog.chats.iter().map(|e| e.chat).collect();
+    assert_eq!(chats, vec![1], "a deleted chat came back");
 }
