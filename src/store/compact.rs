@@ -12,7 +12,10 @@
 //! The log must still rebuild a chat whose files are damaged (storage rule 5), so before a
 //! segment holding a chat's creation or changes goes, the chat's metadata as its `.meta`
 //! snapshot holds it is written forward ([`Record::Recreated`]): that snapshot covers every
-//! change logged before the catalog's position, and the rebuild applies those after it.
+//! change logged before the catalog's position, and the rebuild applies those after it. Such
+//! a record counts as live while its chat lives (else a segment of them would be removed and
+//! written forward again at every checkpoint); recovery reads it only to rebuild a directory
+//! from the whole log (a damaged catalog), never after the chat's deletion.
 //!
 //! Live messages of a mostly-dead segment are copied forward *through the log writer*, as
 //! [`Record::Copied`] records: in small batches, so a send waits behind a batch of copies at
