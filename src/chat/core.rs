@@ -9,6 +9,7 @@ use std::collections::{HashMap, VecDeque};
 
 use crate::error::Error;
 use crate::model::{ChatMeta, ClientId, MemberEdit, Members, Message, MessageId, UserId};
+use crate::store::compact::Move;
 use crate::store::record::{ChatSnapshot, IndexEntry, Loc};
 
 /// A message to send, parsed and bounded at the edge (see `http/draft.rs`).
@@ -133,6 +134,22 @@ impl ChatCore {
     /// Where message `seq` lies, if it is durable.
     pub fn loc(&self, seq: u64) -> Option<Loc> {
         self.index.get((seq as usize).wrapping_sub(1)).copied()
+    }
+
+    /// Compaction copied these messages forward: each is read at its copy from now on.
+    pub fn relocate(&mut self, moves: &[Move]) {
+        for m in moves {
+            if let Some(loc) = self.index.get_mut((m.seq as usize).wrapping_sub(1)) {
+                if *loc == m.from {
+                    *loc = m.to;
+                }
+            }
+        }
+        for entry in &mut self.unsaved {
+            if let Some(m) = moves.iter().find(|m| m.from == entry.loc) {
+                entry.loc = m.to;
+            }
+        }
     }
 
     /// Every durable message's place in the log (what deletion erases).

@@ -15,11 +15,12 @@
 //! registry starts it again from the snapshot when it is next needed.
 //!
 //! `send.rs` holds the write path, `page.rs` the reads, `subscribers.rs` the streams,
-//! `membership.rs` membership changes and deletion.
+//! `membership.rs` membership changes and deletion, `relocate.rs` compaction's index moves.
 
 mod core;
 mod membership;
 mod page;
+mod relocate;
 mod send;
 mod subscribers;
 mod tail;
@@ -27,6 +28,7 @@ mod tail;
 pub use self::core::{Change, ChatCore, Draft, Rules};
 pub use membership::{Delete, Describe, Update};
 pub use page::{Fetch, Page, Read};
+pub use relocate::Relocate;
 pub use send::{Post, Receipt};
 pub use subscribers::{Delivered, Event, Subscribe, SHAPES};
 pub use tail::TailLimits;

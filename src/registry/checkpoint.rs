@@ -1,7 +1,8 @@
 //! Checkpoints: take the log's durable end, have every live chat snapshot all it has up to
 //! there, then record that position in the catalog, so a restart replays only the log after it.
 //! They run every `checkpoint_interval` and after every `checkpoint_bytes` of log (so the log a
-//! restart replays stays short at any send rate), and once more at shutdown.
+//! restart replays stays short at any send rate), and once more at shutdown. Each but the last
+//! then compacts the log its catalog no longer needs (`compaction.rs`), in the same task.
 //!
 //! Each holds the store's maintenance turn while it runs (`store/maintenance.rs`): one at a
 //! time, never during a backup, and whatever else a checkpoint does to the files already on
@@ -54,13 +55,19 @@ impl Handler<Checkpoint> for Registry {
             return Box::pin(actix::fut::ready(Ok(())));
         };
         self.checkpointed_bytes = self.store.log_bytes();
-        Box::pin(actix::fut::wrap_future(self.checkpoint(ctx.address(), turn)))
+        Box::pin(actix::fut::wrap_future(self.checkpoint(ctx.address(), turn, true)))
     }
 }
 
 impl Registry {
-    /// A checkpoint, holding `turn` until it is done.
-    fn checkpoint(&mut self, me: Addr<Registry>, turn: Turn) -> impl std::future::Future<Output = Result<(), Error>> {
+    /// A checkpoint, then (with `compact`) compaction of the log before its catalog's position,
+    /// holding `turn` until both are done.
+    fn checkpoint(
+        &mut self,
+        me: Addr<Registry>,
+        turn: Turn,
+        compact: bool,
+    ) -> impl std::future::Future<Output = Result<(), Error>> {
         let store = self.store.clone();
         let live: Vec<Addr<ChatActor>> = self.live.values().cloned().collect();
         async move {
@@ -79,15 +86,28 @@ impl Registry {
             }
             // Through the mailbox, so every notice the chats sent before their snapshots is in.
             let catalog = me.send(CatalogAt(pos)).await.map_err(|e| Error::Internal(format!("registry: {e}")))?;
-            let saved = tokio::task::spawn_blocking(move || store.save_catalog(&catalog)).await;
+            let saving = store.clone();
+            let saved = tokio::task::spawn_blocking(move || saving.save_catalog(&catalog).map(|()| catalog)).await;
             let res = match saved {
                 Ok(res) => res.map_err(Error::from),
                 Err(e) => Err(Error::Internal(format!("checkpoint task failed: {e}"))),
             };
-            if let Err(err) = &res {
-                tracing::error!(error = %err, "checkpoint failed");
+            let catalog = match res {
+                Ok(catalog) => catalog,
+                Err(err) => {
+                    tracing::error!(error = %err, "checkpoint failed");
+                    return Err(err);
+                }
+            };
+            if !compact {
+                return Ok(());
             }
-            res
+            // The checkpoint is done whatever happens here: a failed compaction is tried again
+            // after the next one.
+            if let Err(err) = super::compaction::compact(store, me, catalog).await {
+                tracing::error!(error = %err, "log compaction failed");
+            }
+            Ok(())
         }
     }
 }
@@ -122,7 +142,7 @@ impl Handler<Shutdown> for Registry {
         let checkpoint = actix::fut::wrap_future(turn).then(|turn, act: &mut Self, ctx: &mut Context<Self>| {
             let me = ctx.address();
             let run = match turn {
-                Ok(turn) => Some(act.checkpoint(me, turn)),
+                Ok(turn) => Some(act.checkpoint(me, turn, false)),
                 Err(err) => {
                     tracing::warn!(error = %err, "no final checkpoint: the next start replays the log since the last one");
                     None

@@ -10,10 +10,12 @@
 //! Which chat `New` answers for a member set is decided the same way before and after a
 //! restart: the lowest-numbered unnamed chat whose current members are that set.
 //!
-//! It also runs checkpoints (`checkpoint.rs`), which bound what a restart replays, and keeps
-//! the operator's counts per namespace (`telemetry/tally.rs`) and the list of chats held out of service.
+//! It also runs checkpoints (`checkpoint.rs`), which bound what a restart replays, and after
+//! each the compaction of the log they no longer need (`compaction.rs`); and it keeps the
+//! operator's counts per namespace (`telemetry/tally.rs`) and the list of chats held out of service.
 
 mod checkpoint;
+mod compaction;
 mod directory;
 
 pub use checkpoint::{Checkpoint, Shutdown};

@@ -5,9 +5,10 @@
 //! - each log segment, frame by frame (`codec.rs`): a frame whose payload fails its checksum, or
 //!   that does not decode, is damage to the chat its header names; bytes whose header fails too
 //!   cannot be pinned on one chat, so (as recovery does) every chat with records in that segment
-//!   is named. A segment missing from the numbering is damage to the whole log. What follows the
-//!   last commit of the newest segment is a write a crash left before its fsync, never
-//!   acknowledged under `fsync = "always"`: a warning (the server cuts it at start), not damage;
+//!   is named. A segment missing from the numbering, and not listed as compacted away, is damage
+//!   to the whole log. What follows the last commit of the newest segment is a write a crash left
+//!   before its fsync, never acknowledged under `fsync = "always"`: a warning (the server cuts it
+//!   at start), not damage;
 //! - the catalog, each chat's metadata snapshot and index (a torn last index append is a warning:
 //!   the next one cuts it off; an entry naming a place past the end of the log, or in a missing
 //!   segment, is damage), and each old-format chat snapshot;
@@ -108,7 +109,10 @@ fn check_log(layout: &Layout, checkpoint: Option<Pos>, report: &mut Report) -> R
     // The catalog's segment existed when it was written.
     let highest = last.max(checkpoint.map_or(0, |pos| pos.segment));
     let mut lens = HashMap::new();
-    for missing in (1..=highest).filter(|n| segments.binary_search(n).is_err()) {
+    // Segments log compaction removed are listed in `snap/compacted.snap` (`compact.rs`).
+    let compacted = super::compact::removed(layout);
+    let lost = |n: &u64| segments.binary_search(n).is_err() && compacted.binary_search(n).is_err();
+    for missing in (1..=highest).filter(lost) {
         report.damage.push(format!("log segment {missing} is missing: its records are lost"));
     }
     for &segment in &segments {
@@ -215,7 +219,16 @@ fn visit(report: &mut Report, record: RecordView<'_>) {
             found.deleted = true;
             found.records += 1;
         }
-        RecordView::Message { chat, .. } | RecordView::ChatUpdated { chat, .. } | RecordView::Member { chat, .. } => {
+        RecordView::Recreated { chat, ns, meta, .. } => {
+            let found = report.chat(chat);
+            found.namespace.get_or_insert_with(|| ns.as_str().to_string());
+            found.id.get_or_insert_with(|| meta.id.as_str().to_string());
+            found.records += 1;
+        }
+        RecordView::Message { chat, .. }
+        | RecordView::Copied { chat, .. }
+        | RecordView::ChatUpdated { chat, .. }
+        | RecordView::Member { chat, .. } => {
             report.chat(chat).records += 1;
         }
         RecordView::Erased(_) | RecordView::Commit => {}

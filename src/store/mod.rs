@@ -23,8 +23,9 @@
 //! records and learn when they are durable ([`Store::append`], [`Store::append_durable`]), read
 //! a message by position ([`Store::read_message`]), snapshot and load a chat
 //! ([`Store::save_chat`], [`Store::load_chat`]), delete ([`Store::delete_chat`]), recover
-//! ([`Store::open`]). It takes its own [`Options`] and answers [`StoreError`]; it knows nothing
-//! above it.
+//! ([`Store::open`]), and compact old segments away ([`Store::compaction_plan`] and the steps
+//! after it, `compact.rs`). It takes its own [`Options`] and answers [`StoreError`]; it knows
+//! nothing above it.
 //!
 //! Checkpoints and backups take turns through [`Store::maintenance`] (`maintenance.rs`); a
 //! backup (`backup.rs`) copies a running store, and `check.rs` verifies a stopped one's files.
@@ -33,6 +34,7 @@ pub mod backup;
 pub mod chats;
 pub mod check;
 pub mod codec;
+pub mod compact;
 pub mod index;
 pub mod maintenance;
 pub mod record;
@@ -48,7 +50,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::model::{ChatMeta, Message};
 pub use chats::Loaded;
@@ -107,7 +109,12 @@ fn erase_in_place(layout: &Layout, locs: &[Loc]) -> Result<(), StoreError> {
             Some(at) => at,
             None => {
                 let path = wal::segment_path(&layout.wal, loc.pos.segment);
-                let file = std::fs::OpenOptions::new().write(true).open(path).map_err(io_error)?;
+                let file = match std::fs::OpenOptions::new().write(true).open(path) {
+                    Ok(file) => file,
+                    // Compaction removed the segment: the record left the disk with it.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(io_error(e)),
+                };
                 touched.push((loc.pos.segment, file));
                 touched.len() - 1
             }
@@ -214,6 +221,11 @@ pub struct Store {
     held: Mutex<HashSet<ChatNo>>,
     /// Checkpoints and backups taking turns, and what a backup holds back (`maintenance.rs`).
     maintenance: Maintenance,
+    /// What each sealed segment compaction looked at holds (segments never change but by
+    /// erasure, which only makes less of them live).
+    summaries: Mutex<HashMap<u64, compact::Summary>>,
+    /// Segments compaction removed, and when: their files stay open in `segments` for a while.
+    retired: Mutex<Vec<(u64, Instant)>>,
 }
 
 impl Store {
@@ -238,6 +250,8 @@ impl Store {
             tails: Mutex::new(tails.into_iter().map(|(chat, tail)| (chat, Arc::new(Mutex::new(Some(tail))))).collect()),
             held: Mutex::new(HashSet::new()),
             maintenance: Maintenance::default(),
+            summaries: Mutex::new(HashMap::new()),
+            retired: Mutex::new(Vec::new()),
         };
         Ok((Arc::new(store), recovered))
     }
@@ -295,7 +309,7 @@ impl Store {
             return Err(corrupt());
         };
         match codec::decode_record::<Record>(payload)? {
-            Record::Message { chat: c, msg } if c == chat => Ok(msg),
+            Record::Message { chat: c, msg } | Record::Copied { chat: c, msg } if c == chat => Ok(msg),
             Record::Erased(_) => Err(StoreError::Erased),
             _ => Err(corrupt()),
         }
@@ -383,6 +397,13 @@ impl Store {
         chats::remove(&self.layout, chat)
     }
 
+    /// Overwrites the records at `locs` in place, as [`Store::delete_chat`] does, at once:
+    /// for compaction's copies of a chat deleted while it ran (compaction holds the maintenance
+    /// turn, so no backup is copying). Blocking.
+    pub fn erase(&self, locs: &[Loc]) -> Result<(), StoreError> {
+        erase_in_place(&self.layout, locs)
+    }
+
     /// Whose turn it is to change what is on disk: a checkpoint's (and the compaction in it)
     /// or a backup's (see `maintenance.rs`).
     pub fn maintenance(&self) -> &Maintenance {
@@ -415,6 +436,102 @@ impl Store {
         let more: Vec<ChatNo> = held.iter().filter(|chat| !catalog.unavailable.contains(chat)).copied().collect();
         catalog.unavailable.extend(more);
         snapshot::write(&self.layout.catalog(), &catalog)
+    }
+
+    /// The sealed segments wholly before segment `before` that are worth compacting (see
+    /// `compact.rs`), oldest first, each with an upper bound of its live bytes: those of the
+    /// messages of `chats` (the directory) and `held` (chats out of service). Segments not yet
+    /// looked at are read up to `read_budget` bytes per call (the rest wait for the next), so a
+    /// first pass over a long log does not hold up the checkpoints behind it. Blocking.
+    pub fn compaction_plan(
+        &self,
+        before: u64,
+        chats: &HashSet<ChatNo>,
+        held: &HashSet<ChatNo>,
+        read_budget: u64,
+    ) -> Result<Vec<(u64, u64)>, StoreError> {
+        let segments: Vec<u64> = scan::list_segments(&self.layout.wal)?.into_iter().filter(|&s| s < before).collect();
+        let mut plan = Vec::new();
+        let mut read = 0;
+        for segment in segments {
+            let known = lock(&self.summaries).get(&segment).cloned();
+            let summary = match known {
+                Some(summary) => summary,
+                None if read >= read_budget => continue,
+                None => {
+                    let summary = compact::summarize(&self.layout, segment)?;
+                    read += summary.len;
+                    lock(&self.summaries).insert(segment, summary.clone());
+                    summary
+                }
+            };
+            let live = summary.bytes_of(chats) + summary.bytes_of(held);
+            if summary.worth_it(live) {
+                plan.push((segment, live));
+            }
+        }
+        Ok(plan)
+    }
+
+    /// What of a segment must outlive it, or `None` if it must stay (see `compact.rs`). Blocking.
+    pub fn live_records(
+        &self,
+        segment: u64,
+        held: &HashSet<ChatNo>,
+        indexes: &mut compact::Indexes,
+    ) -> Result<Option<compact::Found>, StoreError> {
+        compact::live_records(&self.layout, segment, held, indexes)
+    }
+
+    /// A chat's metadata as its files hold it (`None`: it has no files). Blocking.
+    pub fn stored_meta(&self, chat: ChatNo) -> Result<Option<ChatMeta>, StoreError> {
+        compact::stored_meta(&self.layout, chat)
+    }
+
+    /// Moves a chat's index onto copies (only its chat actor calls this). Blocking.
+    pub fn relocate_index(
+        &self,
+        chat: ChatNo,
+        mark: IndexMark,
+        moves: &[compact::Move],
+    ) -> Result<(IndexMark, Vec<compact::Move>), StoreError> {
+        compact::relocate_index(&self.layout, chat, mark, moves)
+    }
+
+    /// Removes segments no index points into: listed as removed (durably), kept open for
+    /// readers that still hold a position in them, then unlinked. Answers the bytes freed.
+    /// Blocking.
+    pub fn retire(&self, segments: &[u64]) -> Result<u64, StoreError> {
+        if segments.is_empty() {
+            return Ok(0);
+        }
+        compact::note_removed(&self.layout, segments)?;
+        let mut freed = 0;
+        for &segment in segments {
+            // A page read may have taken a position in it just before its chat moved.
+            match self.segment(segment) {
+                Ok(file) => freed += file.metadata().map(|m| m.len()).unwrap_or(0),
+                Err(err) => tracing::debug!(segment, error = %err, "a compacted segment is already gone"),
+            }
+            snapshot::remove(&wal::segment_path(&self.layout.wal, segment))?;
+            lock(&self.summaries).remove(&segment);
+            lock(&self.retired).push((segment, Instant::now()));
+        }
+        sync_dir(&self.layout.wal)?;
+        Ok(freed)
+    }
+
+    /// Closes the files of segments removed more than `grace` ago (their space returns then).
+    pub fn evict_retired(&self, grace: Duration) {
+        let mut retired = lock(&self.retired);
+        let mut open = lock(&self.segments);
+        retired.retain(|(segment, at)| {
+            let keep = at.elapsed() < grace;
+            if !keep {
+                open.remove(segment);
+            }
+            keep
+        });
     }
 }
 

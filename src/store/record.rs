@@ -40,6 +40,21 @@ pub enum Record {
         chat: ChatNo,
         edit: MemberEdit,
     },
+    /// A message compaction copied forward out of a segment it removes (`compact.rs`): the same
+    /// message, read where the chat's index points, never replayed as a new one.
+    Copied {
+        chat: ChatNo,
+        msg: Message,
+    },
+    /// A chat's metadata as its `.meta` snapshot holds it, which covers every change logged
+    /// before `covers`: compaction writes it before removing a segment that holds the chat's
+    /// creation or changes, so the log alone still rebuilds the chat (`recovery.rs`).
+    Recreated {
+        chat: ChatNo,
+        ns: Namespace,
+        meta: ChatMeta,
+        covers: Pos,
+    },
 }
 
 impl Record {
@@ -50,7 +65,9 @@ impl Record {
             | Record::Message { chat, .. }
             | Record::ChatUpdated { chat, .. }
             | Record::ChatDeleted { chat }
-            | Record::Member { chat, .. } => *chat,
+            | Record::Member { chat, .. }
+            | Record::Copied { chat, .. }
+            | Record::Recreated { chat, .. } => *chat,
             Record::Erased(_) | Record::Commit => NO_CHAT,
         }
     }
@@ -82,6 +99,17 @@ pub enum RecordView<'a> {
     Member {
         chat: ChatNo,
         edit: MemberEdit,
+    },
+    Copied {
+        chat: ChatNo,
+        #[serde(borrow)]
+        msg: MessageView<'a>,
+    },
+    Recreated {
+        chat: ChatNo,
+        ns: Namespace,
+        meta: ChatMeta,
+        covers: Pos,
     },
 }
 
@@ -252,6 +280,7 @@ mod tests {
             Record::Erased(vec![9; 70]),
             Record::Commit,
             Record::Member { chat: 5, edit: MemberEdit::Add(msg.user_id.clone()) },
+            Record::Copied { chat: 6, msg: msg.clone() },
         ];
         for record in &records {
             let bytes = codec::frame(record, record.tag()).expect("frame"); // ok: test
@@ -275,6 +304,9 @@ mod tests {
                 (Record::Erased(fill), RecordView::Erased(f)) => fill.as_slice() == f,
                 (Record::Commit, RecordView::Commit) => true,
                 (Record::Member { chat, edit }, RecordView::Member { chat: c, edit: e }) => (chat, edit) == (&c, &e),
+                (Record::Copied { chat, msg }, RecordView::Copied { chat: c, msg: v }) => {
+                    *chat == c && (v.seq, v.text) == (msg.seq, msg.text.as_str())
+                }
                 _ => false,
             };
             assert!(same, "{record:?} reads back differently");

@@ -49,6 +49,7 @@ pub fn recover(layout: &Layout) -> Result<(Recovered, HashMap<ChatNo, Tail>), St
         }
     };
     let segments = list_segments(&layout.wal)?;
+    let from_scratch = catalog.pos.is_none();
     let from = catalog.pos.unwrap_or(Pos { segment: segments.first().copied().unwrap_or(1), offset: 0 });
 
     let mut directory: BTreeMap<ChatNo, CatalogEntry> =
@@ -87,7 +88,19 @@ pub fn recover(layout: &Layout) -> Result<(Recovered, HashMap<ChatNo, Tail>), St
                 let tail = tails.remove(&chat).unwrap_or_default();
                 deleted.push((chat, tail.messages.into_iter().map(|(_, e)| e.loc).collect::<Vec<Loc>>()));
             }
-            RecordView::Erased(_) | RecordView::Commit => {}
+            // Only a directory rebuilt from the whole log (the catalog is damaged) needs it; a
+            // catalog that lacks the chat had it deleted, as has a replayed deletion before it
+            // (compaction may write it forward while the chat is being deleted).
+            RecordView::Recreated { chat, ns, meta, .. } => {
+                next_chat = next_chat.max(chat + 1);
+                if from_scratch && !deleted.iter().any(|(gone, _)| *gone == chat) {
+                    directory
+                        .entry(chat)
+                        .or_insert_with(|| CatalogEntry::new(chat, &ns, &meta.id, meta.group, &meta.user_ids));
+                }
+            }
+            // A copy is read where its chat's index points; replaying it would index it twice.
+            RecordView::Copied { .. } | RecordView::Erased(_) | RecordView::Commit => {}
         }
     })?;
     tracing::info!(
@@ -130,7 +143,8 @@ pub fn recover(layout: &Layout) -> Result<(Recovered, HashMap<ChatNo, Tail>), St
     Ok((Recovered { catalog, end, unavailable }, tails.into_iter().collect()))
 }
 
-/// Segments are numbered from 1 with no gaps (none is ever removed), so a missing number is lost
+/// Segments are numbered from 1 with no gaps, and only compaction removes one (listed in
+/// `snap/compacted.snap` before it goes, see `compact.rs`), so any other missing number is lost
 /// records: every chat whose snapshot points into it is held out, and if it was part of the log
 /// replayed since the checkpoint (whose records no snapshot names), every chat is, since any of
 /// them may have lost messages there. Reported loudly, never passed over.
@@ -143,7 +157,9 @@ fn held_by_missing_segments(
     // The checkpoint's segment existed when it was written, whether or not it is still there.
     let replayed_from = checkpoint.map_or(1, |pos| pos.segment);
     let last = segments.last().copied().unwrap_or(0).max(checkpoint.map_or(0, |pos| pos.segment));
-    let missing: Vec<u64> = (1..=last).filter(|n| segments.binary_search(n).is_err()).collect();
+    let removed = super::compact::removed(layout);
+    let missing: Vec<u64> =
+        (1..=last).filter(|n| segments.binary_search(n).is_err() && removed.binary_search(n).is_err()).collect();
     let mut held = HashSet::new();
     if missing.is_empty() {
         return held;
@@ -189,7 +205,7 @@ fn message_locs(layout: &Layout, segments: &[u64], chat: ChatNo) -> Result<Vec<I
     let mut found = Vec::new();
     let from = Pos { segment: segments.first().copied().unwrap_or(1), offset: 0 };
     scan(layout, segments, from, Repair::ReadOnly, Chats::Only(chat), |loc, record| {
-        if let RecordView::Message { chat: c, msg } = record {
+        if let RecordView::Message { chat: c, msg } | RecordView::Copied { chat: c, msg } = record {
             if c == chat {
                 found.push(msg.entry(loc));
             }
@@ -199,38 +215,48 @@ fn message_locs(layout: &Layout, segments: &[u64], chat: ChatNo) -> Result<Vec<I
 }
 
 /// The slow path: a chat from every record of the log. Fails on any gap in seq, or if the log
-/// never created the chat.
+/// holds neither the chat's creation nor its metadata as compaction copied it forward.
+///
+/// Compaction leaves the log out of seq order (copies lie after later messages) and may have
+/// removed the creation: so messages are gathered by seq (an original and its copy are the same
+/// message: the first found counts), and the metadata is the latest base (the creation, a
+/// whole replacement, or compaction's [`RecordView::Recreated`], which covers every change
+/// logged before its `covers`) with every change logged after that base applied in log order.
 pub fn rebuild_chat(layout: &Layout, segments: &[u64], chat: ChatNo) -> Result<ChatSnapshot, StoreError> {
-    let mut meta: Option<ChatMeta> = None;
-    let mut entries = Vec::new();
-    let mut gap = None;
+    let mut base: Option<(Pos, ChatMeta)> = None;
+    let mut edits: Vec<(Pos, MemberEdit)> = Vec::new();
+    let mut by_seq: BTreeMap<u64, IndexEntry> = BTreeMap::new();
+    let mut newer_base = |covers: Pos, meta: ChatMeta| {
+        if base.as_ref().is_none_or(|(at, _)| *at < covers) {
+            base = Some((covers, meta));
+        }
+    };
     let from = Pos { segment: segments.first().copied().unwrap_or(1), offset: 0 };
     let scanned = scan(layout, segments, from, Repair::ReadOnly, Chats::Only(chat), |loc, record| match record {
-        RecordView::ChatCreated { chat: c, meta: created, .. } if c == chat => meta = Some(created),
-        RecordView::Member { chat: c, edit } if c == chat => {
-            if let Some(meta) = meta.as_mut() {
-                meta.apply(&edit);
-            }
+        RecordView::ChatCreated { chat: c, meta, .. } | RecordView::ChatUpdated { chat: c, meta } if c == chat => {
+            newer_base(loc.pos, meta)
         }
-        RecordView::ChatUpdated { chat: c, meta: new } if c == chat => meta = Some(new),
-        RecordView::Message { chat: c, msg } if c == chat => {
-            let expected = entries.len() as u64 + 1;
-            if msg.seq == expected {
-                entries.push(msg.entry(loc));
-            } else if msg.seq > expected && gap.is_none() {
-                gap = Some((expected, msg.seq));
-            }
+        RecordView::Recreated { chat: c, meta, covers, .. } if c == chat => newer_base(covers, meta),
+        RecordView::Member { chat: c, edit } if c == chat => edits.push((loc.pos, edit)),
+        RecordView::Message { chat: c, msg } | RecordView::Copied { chat: c, msg } if c == chat => {
+            by_seq.entry(msg.seq).or_insert_with(|| msg.entry(loc));
         }
         _ => {}
     })?;
     if scanned.damaged.contains(&chat) {
         return Err(StoreError::Corrupt(format!("a record of chat {chat} in the log is damaged")));
     }
-    if let Some((expected, found)) = gap {
+    if let Some(expected) = (1..).zip(by_seq.keys()).find(|(want, got)| want != *got).map(|(want, _)| want) {
+        let found = by_seq.range(expected..).next().map_or(0, |(seq, _)| *seq);
         return Err(StoreError::Corrupt(format!(
             "the log lacks message {expected} of chat {chat} (next found: {found})"
         )));
     }
-    let meta = meta.ok_or_else(|| StoreError::Corrupt(format!("the log does not hold the creation of chat {chat}")))?;
+    let entries: Vec<IndexEntry> = by_seq.into_values().collect();
+    let (covers, mut meta) =
+        base.ok_or_else(|| StoreError::Corrupt(format!("the log does not hold the creation of chat {chat}")))?;
+    for (_, edit) in edits.iter().filter(|(at, _)| *at >= covers) {
+        meta.apply(edit);
+    }
     Ok(ChatSnapshot { chat, meta, entries })
 }

@@ -336,8 +336,12 @@ impl Writer {
         fail_all(batch, &err);
     }
 
-    /// Closes the full segment (durably) and starts the next one.
+    /// Closes the full segment (durably, cut to its data: the zeros laid ahead of it would
+    /// otherwise stay on disk as long as it does) and starts the next one.
     fn rotate(&mut self) {
+        if let Err(e) = self.file.set_len(self.offset) {
+            tracing::warn!(error = %e, segment = self.segment, "could not cut a full log segment to its data");
+        }
         self.sync();
         if self.failed.is_some() {
             return;

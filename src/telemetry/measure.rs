@@ -29,6 +29,18 @@ pub const DISK_BYTES: &str = "chatd_disk_bytes";
 /// Seconds the last start spent recovering the data dir.
 pub const RECOVERY_SECONDS: &str = "chatd_recovery_seconds";
 
+/// Log bytes compaction freed (segments removed), since the server started.
+pub const COMPACTION_RECLAIMED: &str = "chatd_compaction_reclaimed_bytes_total";
+/// Log segments compaction removed, since the server started.
+pub const COMPACTION_REMOVED: &str = "chatd_compaction_segments_removed_total";
+/// Bytes of live messages compaction copied forward, since the server started.
+pub const COMPACTION_COPIED: &str = "chatd_compaction_copied_bytes_total";
+/// Segments worth compacting that the running (or last) compaction run has not got to yet.
+pub const COMPACTION_PENDING: &str = "chatd_compaction_pending_segments";
+/// When the last compaction run ended (Unix seconds), and how long it took.
+pub const COMPACTION_LAST_RUN: &str = "chatd_compaction_last_run_timestamp_seconds";
+pub const COMPACTION_SECONDS: &str = "chatd_compaction_last_run_duration_seconds";
+
 /// How often histogram samples are folded into their buckets.
 const UPKEEP: Duration = Duration::from_secs(5);
 
@@ -84,6 +96,12 @@ fn describe() {
     describe_gauge!(OPEN_STREAMS, "Open streams, by kind");
     describe_gauge!(DISK_BYTES, Unit::Bytes, "Bytes in the data dir, by kind of file");
     describe_gauge!(RECOVERY_SECONDS, Unit::Seconds, "Time the last start spent recovering the data dir");
+    describe_counter!(COMPACTION_RECLAIMED, Unit::Bytes, "Log bytes freed by compaction");
+    describe_counter!(COMPACTION_REMOVED, "Log segments removed by compaction");
+    describe_counter!(COMPACTION_COPIED, Unit::Bytes, "Live message bytes compaction copied forward");
+    describe_gauge!(COMPACTION_PENDING, "Segments worth compacting the running or last compaction run has not got to");
+    describe_gauge!(COMPACTION_LAST_RUN, Unit::Seconds, "When the last compaction run ended (Unix time)");
+    describe_gauge!(COMPACTION_SECONDS, Unit::Seconds, "How long the last compaction run took");
 }
 
 /// One answered request.
@@ -102,6 +120,24 @@ pub fn log_batch(records: usize) {
 /// One fsync of the log (called by the log writer).
 pub fn fsync(elapsed: Duration) {
     histogram!(FSYNC_SECONDS).record(elapsed.as_secs_f64());
+}
+
+/// Compaction removed `segments` segments, freeing `bytes`, after copying `copied` bytes forward.
+pub fn compacted(segments: usize, bytes: u64, copied: u64) {
+    counter!(COMPACTION_REMOVED).increment(segments as u64);
+    counter!(COMPACTION_RECLAIMED).increment(bytes);
+    counter!(COMPACTION_COPIED).increment(copied);
+}
+
+/// The running compaction has `segments` segments left to remove.
+pub fn compaction_pending(segments: usize) {
+    gauge!(COMPACTION_PENDING).set(segments as f64);
+}
+
+/// A compaction run ended, after `elapsed`.
+pub fn compaction_ran(elapsed: Duration) {
+    gauge!(COMPACTION_LAST_RUN).set(crate::model::now_secs() as f64);
+    gauge!(COMPACTION_SECONDS).set(elapsed.as_secs_f64());
 }
 
 pub fn recovered(elapsed: Duration) {
