@@ -121,6 +121,7 @@ impl Handler<Delete> for ChatActor {
     type Result = ResponseFuture<Result<ChatMeta, Error>>;
 
     fn handle(&mut self, delete: Delete, ctx: &mut Self::Context) -> Self::Result {
+        self.last_used = Instant::now();
         if let Some(err) = self.unservable() {
             return ready(Err(err));
         }

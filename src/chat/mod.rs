@@ -213,6 +213,11 @@ impl ChatActor {
     }
 
     fn check_idle(&mut self, ctx: &mut Context<Self>) {
+        // A deletion in flight is not idleness: stopping now would drop the erasure that
+        // follows its record (and the Delete's answer); the chat stops once it is erased.
+        if self.deleted {
+            return;
+        }
         if !self.core.has_pending() && !self.has_subscribers() && self.last_used.elapsed() >= self.init.idle_timeout {
             tracing::debug!(chat = self.init.no, "idle; snapshotting and stopping");
             // A chat whose snapshot failed stays up: its state is the only one that is current.
