@@ -69,10 +69,12 @@ impl Registry {
         compact: bool,
     ) -> impl std::future::Future<Output = Result<(), Error>> {
         let store = self.store.clone();
-        let live: Vec<Addr<ChatActor>> = self.live.values().cloned().collect();
         async move {
             let _turn = turn;
             let pos = store.mark().await?;
+            // The live chats as of now, not as of the start: a chat started while the mark
+            // waited may have records before `pos`, and must snapshot them.
+            let live = me.send(LiveChats).await.map_err(|e| Error::Internal(format!("registry: {e}")))?;
             // Many chats at once: their snapshots' fsyncs then share the filesystem's journal
             // commits, where one chat after another paid a commit each (minutes for 1M chats).
             let mut snapshots =
@@ -114,6 +116,19 @@ impl Registry {
 
 /// How many chats a checkpoint snapshots concurrently.
 const SNAPSHOTS_AT_ONCE: usize = 8;
+
+/// The addresses of the chats running now.
+#[derive(Message)]
+#[rtype(result = "Vec<Addr<ChatActor>>")]
+struct LiveChats;
+
+impl Handler<LiveChats> for Registry {
+    type Result = MessageResult<LiveChats>;
+
+    fn handle(&mut self, _: LiveChats, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.live.values().cloned().collect())
+    }
+}
 
 /// The directory as a catalog whose replay point is `pos`.
 #[derive(Message)]
