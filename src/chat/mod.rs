@@ -29,7 +29,7 @@ pub use self::core::{Change, ChatCore, Draft, Rules};
 pub use membership::{Delete, Describe, Update};
 pub use page::{Fetch, Page, Read};
 pub use relocate::Relocate;
-pub use send::{Post, Receipt};
+pub use send::{Post, Posting, Receipt};
 pub use subscribers::{Delivered, Event, Subscribe, SHAPES};
 pub use tail::TailLimits;
 

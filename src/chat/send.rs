@@ -1,8 +1,8 @@
 //! The write path, kept straight: the HTTP task hands a [`Draft`] to the chat, which assigns its
-//! seq and appends its record at once, then answers with a [`Receipt`] without waiting. The HTTP
-//! task waits on the receipt; the log writer completes it directly once the record is durable.
-//! So a send crosses threads three times (HTTP worker → chat → log writer → HTTP worker), and the
-//! fsync wait never sits on a chat's thread.
+//! seq and appends its record at once, without answering yet; the log writer answers the HTTP
+//! task itself once the record is durable. So a new message wakes its sender once, and crosses
+//! threads three times (HTTP worker → chat → log writer → HTTP worker); the fsync wait never sits
+//! on a chat's thread, and no thread is woken just to pass an answer on.
 //!
 //! The writer also reports durability back to the chat (`Durable`, in log order) before it
 //! answers the sender: anything the sender does after its answer finds the message indexed.
@@ -19,22 +19,33 @@ use crate::model::{now_secs, Message};
 use crate::store::record::{ChatNo, Loc, Record};
 use crate::store::{Store, StoreError};
 
-/// Send a message.
-#[derive(Message, Clone)]
-#[rtype(result = "Result<Receipt, Error>")]
+/// A message to send, as the HTTP layer parsed it.
+#[derive(Clone)]
 pub struct Post {
     pub draft: Draft,
     /// Whether the per-user send rate applies (user-token requests only).
     pub limited: bool,
 }
 
+/// A [`Post`] with where to answer it. The sender does not wait for the handler to return (that
+/// would wake it once for a receipt and again when the record is durable): the answer comes once
+/// on `reply`. A sender whose `reply` is dropped unanswered knows the chat never saw the post
+/// (a stopping chat drops its mailbox), so posting again is safe: once the handler has it,
+/// something is always sent.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Posting {
+    pub post: Post,
+    pub reply: oneshot::Sender<Result<Receipt, Error>>,
+}
+
 /// The chat's answer to a send; [`Receipt::message`] resolves to the stored message.
 pub enum Receipt {
-    /// Stored earlier (a retry), and still in the chat's tail.
+    /// Stored now, or earlier (a retry) and still in the chat's tail.
     Ready(Message),
     /// Stored earlier (a retry): read back from the log.
     Stored { store: Arc<Store>, chat: ChatNo, loc: Loc },
-    /// Written now, or a retry of a message still in flight: resolves once durable.
+    /// A retry of a message still in flight: resolves once durable.
     Pending(oneshot::Receiver<Result<Message, Error>>),
 }
 
@@ -50,32 +61,47 @@ impl Receipt {
     }
 }
 
-impl Handler<Post> for ChatActor {
-    type Result = Result<Receipt, Error>;
+/// A `reply` taken by the handler: answered exactly once, with an error if it is dropped unused
+/// (so a handled post is never mistaken for one the chat did not see).
+struct Answer(Option<oneshot::Sender<Result<Receipt, Error>>>);
 
-    fn handle(&mut self, post: Post, ctx: &mut Self::Context) -> Self::Result {
-        self.last_used = Instant::now();
-        if let Some(err) = self.unservable() {
-            return Err(err);
+impl Answer {
+    fn send(mut self, answer: Result<Receipt, Error>) {
+        if let Some(reply) = self.0.take() {
+            let _ = reply.send(answer);
         }
-        // A retry: answer with what is stored, or join the wait for it. It writes nothing.
-        if let Some(seq) = self.core.find(&post.draft)? {
-            if let Some(d) = self.tail.get(seq) {
-                return Ok(Receipt::Ready(d.msg.clone()));
-            }
-            if let Some(loc) = self.core.loc(seq) {
-                return Ok(Receipt::Stored { store: self.init.store.clone(), chat: self.init.no, loc });
-            }
-            let (tx, rx) = oneshot::channel();
-            self.waiters.entry(seq).or_default().push(tx);
-            return Ok(Receipt::Pending(rx));
+    }
+}
+
+impl Drop for Answer {
+    fn drop(&mut self) {
+        if let Some(reply) = self.0.take() {
+            let _ = reply.send(Err(Error::Internal("the chat stopped before answering".into())));
+        }
+    }
+}
+
+impl Handler<Posting> for ChatActor {
+    type Result = ();
+
+    fn handle(&mut self, Posting { post, reply }: Posting, ctx: &mut Self::Context) {
+        let answer = Answer(Some(reply));
+        self.last_used = Instant::now();
+        let early = match self.unservable() {
+            Some(err) => Err(err),
+            None => self.retried(&post.draft),
+        };
+        match early {
+            Ok(None) => {}
+            Ok(Some(receipt)) => return answer.send(Ok(receipt)),
+            Err(err) => return answer.send(Err(err)),
         }
         // Only new writes count against the rate.
         if post.limited && !self.init.limiter.allow(&self.init.ns, &post.draft.user_id) {
-            return Err(Error::RateLimited(format!("{} is sending too fast", post.draft.user_id)));
+            let err = Error::RateLimited(format!("{} is sending too fast", post.draft.user_id));
+            return answer.send(Err(err));
         }
         let msg = self.core.push(post.draft, now_secs());
-        let (tx, rx) = oneshot::channel();
         let me = ctx.address();
         let seq = msg.seq;
         let sent = msg.clone();
@@ -83,10 +109,27 @@ impl Handler<Post> for ChatActor {
             &Record::Message { chat: self.init.no, msg },
             Box::new(move |result| {
                 me.do_send(Durable { seq, result: result.clone() });
-                let _ = tx.send(result.map(|_| sent).map_err(Error::from));
+                answer.send(result.map(|_| Receipt::Ready(sent)).map_err(Error::from));
             }),
         );
-        Ok(Receipt::Pending(rx))
+    }
+}
+
+impl ChatActor {
+    /// A retry answers with what is stored, or joins the wait for it; it writes nothing.
+    fn retried(&mut self, draft: &Draft) -> Result<Option<Receipt>, Error> {
+        let Some(seq) = self.core.find(draft)? else {
+            return Ok(None);
+        };
+        if let Some(d) = self.tail.get(seq) {
+            return Ok(Some(Receipt::Ready(d.msg.clone())));
+        }
+        if let Some(loc) = self.core.loc(seq) {
+            return Ok(Some(Receipt::Stored { store: self.init.store.clone(), chat: self.init.no, loc }));
+        }
+        let (tx, rx) = oneshot::channel();
+        self.waiters.entry(seq).or_default().push(tx);
+        Ok(Some(Receipt::Pending(rx)))
     }
 }
 

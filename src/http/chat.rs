@@ -103,7 +103,7 @@ pub async fn send(call: Call<SendRequest>) -> Result<HttpResponse, Error> {
     let unsent = fields.parse(&state.settings.limits)?;
     let draft = unsent.from(acting_as(&caller, user_id, Field::UserId)?);
     let post = Post { draft, limited: caller.reader().is_some() };
-    let msg = state.ask(&caller.ns, &chat_id, post).await??.message().await?;
+    let msg = state.post(&caller.ns, &chat_id, post).await?;
     if body.target.v2() {
         return Ok(HttpResponse::Ok().json(MessageReply { message: V2MessageView::new(&chat_id, &msg) }));
     }

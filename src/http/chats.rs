@@ -56,7 +56,7 @@ pub async fn send_message(call: Call<SendMessageRequest>) -> Result<HttpResponse
         draft: unsent.from(acting_as(&caller, author_id, Field::AuthorId)?),
         limited: caller.reader().is_some(),
     };
-    let msg = state.ask(&caller.ns, &chat_id, post).await??.message().await?;
+    let msg = state.post(&caller.ns, &chat_id, post).await?;
     Ok(HttpResponse::Ok().json(MessageReply { message: AuthoredView::new(&chat_id, &msg) }))
 }
 

@@ -32,11 +32,12 @@ use std::sync::{Arc, RwLock};
 
 use actix::prelude::*;
 use actix_web::HttpRequest;
+use tokio::sync::oneshot;
 
-use crate::chat::{ChatActor, Describe};
+use crate::chat::{ChatActor, Describe, Post, Posting};
 use crate::config::Settings;
 use crate::error::Error;
-use crate::model::{ChatId, ChatMeta, Namespace};
+use crate::model::{ChatId, ChatMeta, Message, Namespace};
 use crate::registry::{Lookup, Open, Registry};
 use auth::Auth;
 
@@ -138,6 +139,33 @@ impl AppState {
                 Ok(result) => return Ok(result),
                 Err(_) => self.forget(ns, id),
             }
+        }
+        Err(Error::Internal("the chat kept stopping; try again".into()))
+    }
+
+    /// Sends a message to a chat and waits until it is stored (see [`Posting`]): one wake-up of
+    /// this task for a new message, by the log writer, where [`AppState::ask`] would take two.
+    pub async fn post(&self, ns: &Namespace, id: &ChatId, post: Post) -> Result<Message, Error> {
+        for _ in 0..3 {
+            let actor = match self.cached(ns, id) {
+                Some(actor) => actor,
+                None => self.lookup(ns, id).await?,
+            };
+            let (reply, answer) = oneshot::channel();
+            let posting = Posting { post: post.clone(), reply };
+            let queued = match actor.try_send(posting) {
+                Ok(()) => true,
+                // A full mailbox: wait for room, as `send` would.
+                Err(SendError::Full(posting)) => actor.send(posting).await.is_ok(),
+                Err(SendError::Closed(_)) => false,
+            };
+            // Unanswered means unseen: the chat stopped first, so posting again is safe.
+            if queued {
+                if let Ok(receipt) = answer.await {
+                    return receipt?.message().await;
+                }
+            }
+            self.forget(ns, id);
         }
         Err(Error::Internal("the chat kept stopping; try again".into()))
     }
