@@ -41,11 +41,9 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
-use super::codec::{self, Frame};
-use super::record::{ChatHead, ChatNo, ChatSnapshot, IndexEntry, IndexMark, Loc, Pos, Record, RecordView};
+use super::record::{ChatHead, ChatNo, ChatSnapshot, IndexEntry, IndexMark, Loc, Pos, RecordView};
 use super::scan::{scan, Chats, Repair};
 use super::wal::segment_path;
 use super::{chats, index, io_error, snapshot, Layout, StoreError};
@@ -190,7 +188,7 @@ pub fn live_records(
             Some(false) => {}
             // Nothing to copy if erased since: its chat was just deleted.
             Some(true) => {
-                if let Some(msg) = read_message(&file, chat, loc)? {
+                if let Some(msg) = super::read_message_in(&file, chat, loc)? {
                     live.push(Live { chat, loc, msg });
                 }
             }
@@ -207,22 +205,6 @@ pub fn stored_meta(layout: &Layout, chat: ChatNo) -> Result<Option<ChatMeta>, St
         return Ok(Some(head.meta));
     }
     Ok(snapshot::read::<ChatSnapshot>(&layout.chat(chat))?.map(|old| old.meta))
-}
-
-/// The message at `loc`, or `None` if it was erased.
-fn read_message(file: &File, chat: ChatNo, loc: Loc) -> Result<Option<Message>, StoreError> {
-    let mut buf = vec![0u8; loc.len as usize];
-    file.read_exact_at(&mut buf, loc.pos.offset).map_err(io_error)?;
-    let corrupt =
-        || StoreError::Corrupt(format!("log record at {}:{} of chat {chat}", loc.pos.segment, loc.pos.offset));
-    let Frame::Valid { payload, .. } = codec::read_frame(&buf) else {
-        return Err(corrupt());
-    };
-    match codec::decode_record::<Record>(payload)? {
-        Record::Message { chat: c, msg } | Record::Copied { chat: c, msg } if c == chat => Ok(Some(msg)),
-        Record::Erased(_) => Ok(None),
-        _ => Err(corrupt()),
-    }
 }
 
 /// One message's move: seq, its old place, its copy.

@@ -100,6 +100,22 @@ pub struct Options {
     pub segment_bytes: u64,
 }
 
+/// The message of `chat` at `loc` in its segment `file`, or `None` if it was erased. Blocking.
+fn read_message_in(file: &File, chat: ChatNo, loc: Loc) -> Result<Option<Message>, StoreError> {
+    let mut buf = vec![0u8; loc.len as usize];
+    file.read_exact_at(&mut buf, loc.pos.offset).map_err(io_error)?;
+    let corrupt =
+        || StoreError::Corrupt(format!("log record at {}:{} of chat {chat}", loc.pos.segment, loc.pos.offset));
+    let Frame::Valid { payload, .. } = codec::read_frame(&buf) else {
+        return Err(corrupt());
+    };
+    match codec::decode_record::<Record>(payload)? {
+        Record::Message { chat: c, msg } | Record::Copied { chat: c, msg } if c == chat => Ok(Some(msg)),
+        Record::Erased(_) => Ok(None),
+        _ => Err(corrupt()),
+    }
+}
+
 /// Overwrites each record at `locs` with an erased filler and fsyncs the segments touched.
 fn erase_in_place(layout: &Layout, locs: &[Loc]) -> Result<(), StoreError> {
     let mut touched: Vec<(u64, File)> = Vec::new();
@@ -301,18 +317,7 @@ impl Store {
     /// Reads one message of `chat` back from the log. Blocking.
     pub fn read_message(&self, chat: ChatNo, loc: Loc) -> Result<Message, StoreError> {
         let file = self.segment(loc.pos.segment)?;
-        let mut buf = vec![0u8; loc.len as usize];
-        file.read_exact_at(&mut buf, loc.pos.offset).map_err(io_error)?;
-        let corrupt =
-            || StoreError::Corrupt(format!("log record at {}:{} of chat {chat}", loc.pos.segment, loc.pos.offset));
-        let Frame::Valid { payload, .. } = codec::read_frame(&buf) else {
-            return Err(corrupt());
-        };
-        match codec::decode_record::<Record>(payload)? {
-            Record::Message { chat: c, msg } | Record::Copied { chat: c, msg } if c == chat => Ok(msg),
-            Record::Erased(_) => Err(StoreError::Erased),
-            _ => Err(corrupt()),
-        }
+        read_message_in(&file, chat, loc)?.ok_or(StoreError::Erased)
     }
 
     fn segment(&self, segment: u64) -> Result<Arc<File>, StoreError> {
