@@ -41,7 +41,7 @@ use tokio::sync::oneshot;
 use crate::error::Error;
 use crate::model::{ChatId, ChatMeta, Members, Message, Namespace};
 use crate::rate::RateLimiter;
-use crate::store::record::{ChatNo, IndexMark, Record};
+use crate::store::record::{fits_catalog, ChatNo, IndexMark, Record};
 use crate::store::{Store, StoreError};
 use tail::Tail;
 
@@ -51,6 +51,8 @@ use tail::Tail;
 pub enum Notice {
     /// The chat's creation, or a membership change, is durable: these are its members now.
     Members { ns: Namespace, id: ChatId, no: ChatNo, members: Members },
+    /// The chat has files of its own now: its catalog entry no longer holds all of it.
+    Filed { ns: Namespace, id: ChatId, no: ChatNo },
     /// The actor stopped (idle, after its snapshot); the chat lives on, on disk.
     Stopped { ns: Namespace, id: ChatId, no: ChatNo },
     /// The chat is gone: deleted, or its creation failed.
@@ -63,6 +65,9 @@ pub enum Start {
     Create(ChatMeta),
     /// An existing chat, loaded from its snapshot.
     Load,
+    /// An existing chat whose catalog entry holds all its metadata (this): it has no files,
+    /// unless a checkpoint that gave it some was cut short (then they are loaded).
+    Bare(ChatMeta),
 }
 
 /// Everything a chat actor is started with.
@@ -92,6 +97,9 @@ pub struct ChatActor {
     snapshotted: u64,
     /// How much of the index the chat's index file holds: where the next snapshot appends.
     index_mark: IndexMark,
+    /// Whether the chat has files of its own. Until its first message (if its metadata fits
+    /// the catalog) it has none, and a snapshot writes nothing: the catalog holds it.
+    filed: bool,
     /// Set when the chat's stored data failed a check or the log failed: it refuses service.
     broken: Option<Error>,
     /// Set once Delete is accepted: everything else is 404 from then on.
@@ -125,6 +133,7 @@ impl ChatActor {
             snapshot_waiters: Vec::new(),
             snapshotted: 0,
             index_mark: IndexMark::default(),
+            filed: false,
             broken: None,
             deleted: false,
             last_used: Instant::now(),
@@ -153,6 +162,10 @@ impl ChatActor {
         }
     }
 
+    fn filed_notice(&self) -> Notice {
+        Notice::Filed { ns: self.init.ns.clone(), id: self.init.id.clone(), no: self.init.no }
+    }
+
     fn gone(&self) -> Notice {
         Notice::Gone { ns: self.init.ns.clone(), id: self.init.id.clone(), no: self.init.no }
     }
@@ -166,6 +179,12 @@ impl ChatActor {
     ) {
         let version = self.core.version();
         if version == self.snapshotted || self.broken.is_some() || self.deleted {
+            then(Ok(()), self, ctx);
+            return;
+        }
+        if !self.filed && self.core.next_seq() == 1 && fits_catalog(self.core.meta()) {
+            // Bare: its creation and membership records are durable, and the next catalog holds it.
+            self.snapshotted = version;
             then(Ok(()), self, ctx);
             return;
         }
@@ -184,6 +203,10 @@ impl ChatActor {
                 act.index_mark = mark;
                 act.core.saved(saved);
                 act.snapshotted = version;
+                if !act.filed {
+                    act.filed = true;
+                    act.tell_directory(act.filed_notice());
+                }
             });
             then(res, act, ctx)
         }));
@@ -235,16 +258,22 @@ impl ChatActor {
         }));
     }
 
-    /// An existing chat: load its snapshot, holding the mailbox until it is in.
-    fn load(&mut self, ctx: &mut Context<Self>) {
+    /// An existing chat: load its snapshot (with `bare`, its metadata if it has no files),
+    /// holding the mailbox until it is in.
+    fn load(&mut self, bare: Option<ChatMeta>, ctx: &mut Context<Self>) {
         let store = self.init.store.clone();
         let no = self.init.no;
-        let load = async move { blocking(move || store.load_chat(no)).await };
-        ctx.wait(actix::fut::wrap_future(load).map(|res, act: &mut Self, _| match res {
+        let was_bare = bare.is_some();
+        let load = async move { blocking(move || store.load_chat(no, bare.as_ref())).await };
+        ctx.wait(actix::fut::wrap_future(load).map(move |res, act: &mut Self, _| match res {
             Ok(loaded) => {
                 act.core = ChatCore::from_snapshot(loaded.snapshot, act.init.rules);
                 act.index_mark = loaded.mark;
+                act.filed = loaded.filed;
                 act.snapshotted = act.core.version();
+                if was_bare && loaded.filed {
+                    act.tell_directory(act.filed_notice());
+                }
             }
             Err(err) => {
                 tracing::error!(chat = act.init.no, error = %err, "chat could not be loaded; holding it out of service");
@@ -275,7 +304,8 @@ impl Actor for ChatActor {
     fn started(&mut self, ctx: &mut Self::Context) {
         match self.start.take() {
             Some(Start::Create(meta)) => self.create(meta, ctx),
-            Some(Start::Load) | None => self.load(ctx),
+            Some(Start::Bare(meta)) => self.load(Some(meta), ctx),
+            Some(Start::Load) | None => self.load(None, ctx),
         }
         let every = (self.init.idle_timeout / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
         ctx.run_interval(every, |act, ctx| act.check_idle(ctx));

@@ -13,6 +13,8 @@ use hashbrown::HashTable;
 
 use crate::model::Members;
 use crate::names::ChatNames;
+#[cfg(doc)]
+use crate::store::record::CatalogEntry;
 use crate::store::record::ChatNo;
 
 /// What the directory knows of one chat.
@@ -24,6 +26,9 @@ pub struct Entry {
     pub durable: bool,
     /// Its stored data failed a check at recovery.
     pub unavailable: bool,
+    /// `Some(created_at)` while the chat has no files: with the names and `group`, its whole
+    /// metadata, which the catalog keeps for it (see [`CatalogEntry::bare`]).
+    pub bare: Option<i64>,
 }
 
 #[derive(Default)]
@@ -175,7 +180,7 @@ mod tests {
     fn entry(ns: &str, id: &str, users: &[&str], group: bool) -> Entry {
         let ns = Namespace::parse(ns, 256).expect("ns"); // ok: test
         let id = ChatId::parse(id, 256).expect("id"); // ok: test
-        Entry { names: ChatNames::new(&ns, &id, &members(users)), group, durable: true, unavailable: false }
+        Entry { names: ChatNames::new(&ns, &id, &members(users)), group, durable: true, unavailable: false, bare: None }
     }
 
     #[test]

@@ -28,7 +28,7 @@ use crate::error::Error;
 use crate::model::{now_secs, ChatId, ChatMeta, Members, Namespace, UserId};
 use crate::names::ChatNames;
 use crate::rate::RateLimiter;
-use crate::store::record::{Catalog, CatalogEntry, ChatNo, Pos};
+use crate::store::record::{bare_meta, fits_catalog, Catalog, CatalogEntry, ChatNo, Pos};
 use crate::store::{Recovered, Store};
 use directory::{Directory, Entry};
 
@@ -75,9 +75,9 @@ impl Registry {
             checkpointed_bytes: 0,
         };
         let catalog = compact(recovered.catalog.chats);
-        for CatalogEntry { chat, group, names } in catalog {
+        for CatalogEntry { chat, group, names, bare } in catalog {
             let unavailable = recovered.unavailable.contains(&chat);
-            registry.chats.insert(chat, Entry { names, group, durable: true, unavailable });
+            registry.chats.insert(chat, Entry { names, group, durable: true, unavailable, bare });
         }
         registry.chats.shrink_to_fit();
         release_freed_memory();
@@ -101,6 +101,13 @@ impl Registry {
         if let Some(actor) = self.live.get(&no).filter(|a| a.connected()) {
             return Ok(actor.clone());
         }
+        // A chat with no files is loaded from what its entry holds.
+        let start = match (start, self.chats.get(no)) {
+            (Start::Load, Some(Entry { names, group, bare: Some(created_at), .. })) => {
+                Start::Bare(bare_meta(names.chat_id(), names.member_set(), *group, *created_at))
+            }
+            (start, _) => start,
+        };
         self.next_arbiter += 1;
         let init = ChatInit {
             no,
@@ -124,7 +131,7 @@ impl Registry {
             .chats
             .iter()
             .filter(|(_, e)| e.durable)
-            .map(|(chat, e)| CatalogEntry { chat, group: e.group, names: e.names.clone() })
+            .map(|(chat, e)| CatalogEntry { chat, group: e.group, names: e.names.clone(), bare: e.bare })
             .collect();
         let unavailable = self.chats.iter().filter(|(_, e)| e.unavailable).map(|(no, _)| no).collect();
         Catalog { pos: Some(pos), next_chat: self.next_chat, chats, unavailable }
@@ -218,7 +225,8 @@ impl Handler<Open> for Registry {
         self.next_chat += 1;
         let by_members = (!meta.group).then(|| msg.members.clone());
         let names = ChatNames::new(&msg.ns, &id, &msg.members);
-        self.chats.insert(no, Entry { names, group: meta.group, durable: false, unavailable: false });
+        let bare = fits_catalog(&meta).then_some(meta.created_at);
+        self.chats.insert(no, Entry { names, group: meta.group, durable: false, unavailable: false, bare });
         // The chat actor writes its own creation; it answers nothing until that is durable.
         let actor = self.actor(&(msg.ns, id.clone()), &me, Start::Create(meta))?;
         Ok(Opened { id, actor, by_members })
@@ -239,6 +247,13 @@ impl Handler<Notice> for Registry {
                 }
                 if !self.chats.get(no).is_some_and(|e| e.names.has_members(&members)) {
                     self.chats.set_members(no, &members);
+                }
+            }
+            Notice::Filed { ns, id, no } => {
+                if self.find(&(ns, id)) == Some(no) {
+                    if let Some(entry) = self.chats.get_mut(no) {
+                        entry.bare = None;
+                    }
                 }
             }
             Notice::Stopped { ns, id, no } => {
@@ -304,15 +319,15 @@ fn compact(entries: Vec<CatalogEntry>) -> Vec<CatalogEntry> {
     let bytes: usize = entries.iter().map(|e| e.names.packed().len()).sum();
     let mut packed = Vec::with_capacity(bytes);
     let mut shapes = Vec::with_capacity(entries.len());
-    for CatalogEntry { chat, group, names } in entries {
+    for CatalogEntry { chat, group, names, bare } in entries {
         packed.extend_from_slice(names.packed());
-        shapes.push((chat, group, names.packed().len()));
+        shapes.push((chat, group, bare, names.packed().len()));
     }
     release_freed_memory();
     let mut at = 0;
     let mut entries = Vec::with_capacity(shapes.len());
-    for (chat, group, len) in shapes {
-        entries.push(CatalogEntry { chat, group, names: ChatNames::from_packed(&packed[at..at + len]) });
+    for (chat, group, bare, len) in shapes {
+        entries.push(CatalogEntry { chat, group, names: ChatNames::from_packed(&packed[at..at + len]), bare });
         at += len;
     }
     entries

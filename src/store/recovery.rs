@@ -41,7 +41,7 @@ fn apply_to_members(members: &mut Members, edit: &MemberEdit) {
 
 /// Recovers the store; answers, besides, each chat's tail for the store to hold.
 pub fn recover(layout: &Layout) -> Result<(Recovered, HashMap<ChatNo, Tail>), StoreError> {
-    let mut catalog = match snapshot::read::<Catalog>(&layout.catalog()) {
+    let mut catalog = match snapshot::read_with(&layout.catalog(), Catalog::decode) {
         Ok(found) => found.unwrap_or_default(),
         Err(err) => {
             tracing::error!(error = %err, "the catalog is damaged; rebuilding it from the whole log");
@@ -62,9 +62,7 @@ pub fn recover(layout: &Layout) -> Result<(Recovered, HashMap<ChatNo, Tail>), St
         match record {
             RecordView::ChatCreated { chat, ns, meta } => {
                 next_chat = next_chat.max(chat + 1);
-                directory
-                    .entry(chat)
-                    .or_insert_with(|| CatalogEntry::new(chat, &ns, &meta.id, meta.group, &meta.user_ids));
+                directory.entry(chat).or_insert_with(|| CatalogEntry::of(chat, &ns, &meta));
                 tails.entry(chat).or_default().created = Some(meta);
             }
             RecordView::Message { chat, msg } => tails.entry(chat).or_default().message(loc, msg),

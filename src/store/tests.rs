@@ -71,7 +71,7 @@ fn send(store: &Store, chat: ChatNo, seqs: std::ops::RangeInclusive<u64>) -> Vec
 }
 
 fn entries_of(store: &Store, chat: ChatNo) -> Vec<IndexEntry> {
-    store.load_chat(chat).expect("load").snapshot.entries // ok: test
+    store.load_chat(chat, None).expect("load").snapshot.entries // ok: test
 }
 
 /// A whole checkpoint of `chats`, each saving `entries` from its mark.
