@@ -32,6 +32,7 @@ pub use subscribers::{Delivered, Event, Subscribe, SHAPES};
 pub use tail::TailLimits;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -59,6 +60,25 @@ pub enum Notice {
     Gone { ns: Namespace, id: ChatId, no: ChatNo },
 }
 
+/// Shared by a chat actor and the directory: set while the chat is bare (no files, no
+/// messages) and the directory has heard of every durable change it made, so a checkpoint has
+/// nothing to ask it. The chat clears it before it appends any record and sets it again only
+/// after telling the directory; a checkpoint reads it after its mark, so a record before the
+/// mark is either known to the directory or makes the checkpoint ask the chat, which answers
+/// only once the record's change is applied and told.
+#[derive(Clone, Default)]
+pub struct Settled(Arc<AtomicBool>);
+
+impl Settled {
+    pub fn is_settled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    fn set(&self, settled: bool) {
+        self.0.store(settled, Ordering::SeqCst);
+    }
+}
+
 /// How a chat actor begins.
 pub enum Start {
     /// A new chat: its creation record is written first, and nothing is answered before it is durable.
@@ -81,6 +101,7 @@ pub struct ChatInit {
     pub idle_timeout: Duration,
     pub limiter: Arc<RateLimiter>,
     pub tail: TailLimits,
+    pub settled: Settled,
 }
 
 type Reply = oneshot::Sender<Result<Message, Error>>;
@@ -162,6 +183,22 @@ impl ChatActor {
         }
     }
 
+    /// Whether a snapshot of this chat would write nothing: no files, no messages, and
+    /// metadata its catalog entry holds.
+    fn bare(&self) -> bool {
+        !self.filed && self.core.next_seq() == 1 && fits_catalog(self.core.meta())
+    }
+
+    /// After a change is applied and told to the directory: settled again if still bare.
+    fn settle(&self) {
+        self.init.settled.set(self.bare() && self.broken.is_none() && !self.deleted);
+    }
+
+    /// Before appending a record: a checkpoint must ask this chat until it settles again.
+    fn unsettle(&self) {
+        self.init.settled.set(false);
+    }
+
     fn filed_notice(&self) -> Notice {
         Notice::Filed { ns: self.init.ns.clone(), id: self.init.id.clone(), no: self.init.no }
     }
@@ -182,7 +219,7 @@ impl ChatActor {
             then(Ok(()), self, ctx);
             return;
         }
-        if !self.filed && self.core.next_seq() == 1 && fits_catalog(self.core.meta()) {
+        if self.bare() {
             // Bare: its creation and membership records are durable, and the next catalog holds it.
             self.snapshotted = version;
             then(Ok(()), self, ctx);
@@ -244,11 +281,13 @@ impl ChatActor {
     fn create(&mut self, meta: ChatMeta, ctx: &mut Context<Self>) {
         self.core = ChatCore::new(meta.clone(), self.init.rules);
         let record = Record::ChatCreated { chat: self.init.no, ns: self.init.ns.clone(), meta };
+        self.unsettle();
         let durable = self.init.store.append_durable(&record);
         ctx.wait(actix::fut::wrap_future(durable).map(|res, act: &mut Self, _| match res {
             Ok(_) => {
                 act.core.touch();
                 act.tell_directory(act.members_notice());
+                act.settle();
             }
             Err(err) => {
                 tracing::error!(chat = act.init.no, error = %err, "could not create a chat");
@@ -274,6 +313,7 @@ impl ChatActor {
                 if was_bare && loaded.filed {
                     act.tell_directory(act.filed_notice());
                 }
+                act.settle();
             }
             Err(err) => {
                 tracing::error!(chat = act.init.no, error = %err, "chat could not be loaded; holding it out of service");

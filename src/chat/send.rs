@@ -74,6 +74,7 @@ impl Handler<Post> for ChatActor {
         if post.limited && !self.init.limiter.allow(&self.init.ns, &post.draft.user_id) {
             return Err(Error::RateLimited(format!("{} is sending too fast", post.draft.user_id)));
         }
+        self.unsettle();
         let msg = self.core.push(post.draft, now_secs());
         let (tx, rx) = oneshot::channel();
         let me = ctx.address();

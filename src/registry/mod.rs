@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-use crate::chat::{ChatActor, ChatInit, Notice, Rules, Start, TailLimits};
+use crate::chat::{ChatActor, ChatInit, Notice, Rules, Settled, Start, TailLimits};
 use crate::error::Error;
 use crate::model::{now_secs, ChatId, ChatMeta, Members, Namespace, UserId};
 use crate::names::ChatNames;
@@ -45,12 +45,18 @@ pub struct ChatOptions {
     pub tail: TailLimits,
 }
 
+/// A chat in use: its actor, and whether a checkpoint has nothing to ask it (see [`Settled`]).
+struct Live {
+    actor: Addr<ChatActor>,
+    settled: Settled,
+}
+
 pub struct Registry {
     store: Arc<Store>,
     options: ChatOptions,
     chats: Directory,
     /// The actors of the chats in use (most chats are idle and have none).
-    live: HashMap<ChatNo, Addr<ChatActor>>,
+    live: HashMap<ChatNo, Live>,
     next_chat: ChatNo,
     arbiters: Vec<Arbiter>,
     next_arbiter: usize,
@@ -98,8 +104,8 @@ impl Registry {
         if self.chats.get(no).is_some_and(|e| e.unavailable) {
             return Err(Error::Unavailable("this chat's stored data failed a check; it is held out of service".into()));
         }
-        if let Some(actor) = self.live.get(&no).filter(|a| a.connected()) {
-            return Ok(actor.clone());
+        if let Some(live) = self.live.get(&no).filter(|l| l.actor.connected()) {
+            return Ok(live.actor.clone());
         }
         // A chat with no files is loaded from what its entry holds.
         let start = match (start, self.chats.get(no)) {
@@ -109,6 +115,7 @@ impl Registry {
             (start, _) => start,
         };
         self.next_arbiter += 1;
+        let settled = Settled::default();
         let init = ChatInit {
             no,
             ns: key.0.clone(),
@@ -119,9 +126,10 @@ impl Registry {
             idle_timeout: self.options.idle_timeout,
             limiter: self.options.limiter.clone(),
             tail: self.options.tail,
+            settled: settled.clone(),
         };
         let actor = ChatActor::start_in_arbiter(&arbiter, move |_| ChatActor::new(init, start));
-        self.live.insert(no, actor.clone());
+        self.live.insert(no, Live { actor: actor.clone(), settled });
         Ok(actor)
     }
 
@@ -257,7 +265,7 @@ impl Handler<Notice> for Registry {
                 }
             }
             Notice::Stopped { ns, id, no } => {
-                if self.find(&(ns, id)) == Some(no) && self.live.get(&no).is_some_and(|a| !a.connected()) {
+                if self.find(&(ns, id)) == Some(no) && self.live.get(&no).is_some_and(|l| !l.actor.connected()) {
                     self.live.remove(&no);
                 }
             }
@@ -304,7 +312,7 @@ impl Handler<LiveCount> for Registry {
     type Result = usize;
 
     fn handle(&mut self, _: LiveCount, _: &mut Self::Context) -> usize {
-        self.live.values().filter(|a| a.connected()).count()
+        self.live.values().filter(|l| l.actor.connected()).count()
     }
 }
 
