@@ -126,8 +126,11 @@ impl Handler<Shutdown> for Registry {
     type Result = ResponseActFuture<Self, Result<(), Error>>;
 
     fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) -> Self::Result {
+        let (started, chats, live) = (std::time::Instant::now(), self.chats.len(), self.live.len());
         Box::pin(actix::fut::wrap_future(self.checkpoint(ctx.address())).map(
-            |res, act: &mut Self, ctx: &mut Context<Self>| {
+            move |res, act: &mut Self, ctx: &mut Context<Self>| {
+                let ms = started.elapsed().as_millis() as u64;
+                tracing::info!(chats, live, ms, "final checkpoint written; stopping the chats");
                 for arbiter in &act.arbiters {
                     arbiter.stop();
                 }

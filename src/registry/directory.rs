@@ -51,8 +51,7 @@ impl Directory {
         }
     }
 
-    #[cfg(test)]
-    fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.chats.len()
     }
 
