@@ -16,8 +16,8 @@
 //!   snap/chat-000000000000002a.idx  its message index, append-only (see index.rs, chats.rs)
 //! ```
 //! A chat with no messages and nothing but members set has neither file: its catalog entry
-//! holds all of it (a bare chat, see [`CatalogEntry::bare`](record::CatalogEntry::bare)), so a million chats made and never
-//! written to cost a checkpoint one catalog, not two million files and their fsyncs.
+//! holds all of it (a bare chat, see [`record::CatalogEntry::bare`]), so a million chats made
+//! and never written to cost a checkpoint one catalog, not two million files and their fsyncs.
 //! Everything here that blocks (file I/O) runs on the log writer thread or a blocking pool,
 //! never on an actor's arbiter.
 //!
@@ -302,8 +302,8 @@ impl Store {
 
     /// A chat from its files with its recovery tail folded in (and written to them), or the chat
     /// rebuilt from the whole log if its files are damaged or missing. `bare` is its metadata
-    /// if its catalog entry holds it (see [`CatalogEntry::bare`](record::CatalogEntry::bare)): a chat with no files is
-    /// loaded from it. Blocking.
+    /// if its catalog entry holds it (see [`record::CatalogEntry::bare`]): a chat with no files
+    /// is loaded from it. Blocking.
     pub fn load_chat(&self, chat: ChatNo, bare: Option<&ChatMeta>) -> Result<Loaded, StoreError> {
         if lock(&self.held).contains(&chat) {
             return Err(StoreError::Corrupt(format!("chat {chat}'s files and the log disagree")));
