@@ -339,7 +339,10 @@ impl Store {
         if slots.is_empty() {
             return Ok(());
         }
-        let bare = catalog.chats.iter().filter(|e| slots.contains_key(&e.chat)).filter_map(|e| {
+        // What the entry gives each bare chat whose tail lacks its creation (made before the catalog).
+        let needs_entry =
+            |chat: ChatNo| slots.get(&chat).is_some_and(|s| lock(s).as_ref().is_some_and(|t| t.created.is_none()));
+        let bare = catalog.chats.iter().filter(|e| e.bare.is_some() && needs_entry(e.chat)).filter_map(|e| {
             let created_at = e.bare?;
             Some((e.chat, bare_meta(e.names.chat_id(), e.names.member_set(), e.group, created_at)))
         });
