@@ -3,7 +3,7 @@
 # clean stop; then start BIN again on the same data dir and time until `New` answers 200.
 # PORT (18998) and DIR (a new temp dir) may be set. Needs bench/target/release/loadgen.
 set -u
-BIN=$1; N=$2; PORT=${PORT:-18998}; D=${DIR:-$(mktemp -d)}
+BIN=$1; N=$2; PORT=${PORT:-18998}; D=${DIR:-$(mktemp -d)}; mkdir -p "$D"
 LOADGEN=$(dirname "$0")/target/release/loadgen
 env_run() {
     NO_COLOR=1 CHATD__SERVER__HOST=127.0.0.1 CHATD__SERVER__PORT=$PORT CHATD__STORAGE__DATA_DIR=$D/data \
@@ -17,7 +17,7 @@ t0=$(date +%s.%N); kill -TERM $PID; wait $PID; t1=$(date +%s.%N)
 echo "stop took $(echo "$t1 - $t0" | bc) s for $N chats; $(ls "$D/data/snap" | wc -l) files in snap/"
 t0=$(date +%s.%N); env_run
 body='{"user_ids":["user-0","stop-probe"]}'
-until [ "$(curl -s -o /dev/null -w '%{http_code}' -X POST -d "$body" "http://127.0.0.1:$PORT/chat/New")" = 200 ]; do sleep 0.05; done
+for _ in $(seq 1200); do [ "$(curl -s -o /dev/null -w '%{http_code}' -X POST -d "$body" "http://127.0.0.1:$PORT/chat/New")" = 200 ] && break; sleep 0.05; done
 t1=$(date +%s.%N)
 echo "ready after $(echo "$t1 - $t0" | bc) s; RSS $(( $(awk '/VmRSS/{print $2}' /proc/$PID/status) / 1024 )) MiB"
 kill -TERM $PID; wait $PID
