@@ -507,8 +507,9 @@ async fn membership_and_deletion_replay_after_kill_9() {
 /// Proves a chat made and never written to costs no file of its own, and loses nothing for it:
 /// a chat from `New` (with a member who left) and a group from `Create` with only members keep
 /// their members and creation time across a clean stop, and across a `kill -9` after a
-/// checkpoint, with no `chat-*` file in `snap/` (their catalog entries hold them) and without
-/// the slow rebuild from the whole log; the first message then gives a chat its files.
+/// checkpoint (and one made after it), with no `chat-*` file in `snap/` (their catalog entries
+/// hold them) and without the slow rebuild from the whole log; the first message then gives a
+/// chat its files.
 /// Fails with the snapshot of such chats writing their files as before (the files are there),
 /// or with the catalog dropping their creation times (each chat is rebuilt from the log).
 #[actix_web::test]
@@ -567,6 +568,11 @@ async fn a_chat_never_written_to_has_no_files_and_survives_stop_and_kill_9() {
         sleep_ms(100).await;
     }
     sleep_ms(1100).await; // and the next checkpoint after that, whole
+                          // And one made after the last checkpoint: only the log has it.
+    let (status, body) = api.post("/chat/Create", json!({ "user_ids": ["nf8"] })).await.expect("Create");
+    assert_eq!(status, 200, "{body}");
+    let fresh = body["group"]["id"].as_str().expect("group id").to_owned();
+    let fresh_before = describe(api.clone(), fresh.clone()).await;
     server.kill9();
     assert_eq!(chat_files(), Vec::<String>::new(), "chats never written to have no files after a checkpoint");
 
@@ -578,6 +584,7 @@ async fn a_chat_never_written_to_has_no_files_and_survives_stop_and_kill_9() {
         describe(api.clone(), late.clone()).await,
     ];
     assert_eq!(after_kill, before_kill, "members and creation times after a kill -9");
+    assert_eq!(describe(api.clone(), fresh.clone()).await, fresh_before, "a chat only the log has");
     assert_eq!(after_kill[1].0, json!(["nf4"]));
     // The first message gives a chat its files, and it keeps the message.
     api.send_ok(&pair, "first-of-pair").await;
