@@ -346,3 +346,41 @@ async fn compaction_settles_on_a_quiet_server() {
     check_survivors(&app, &sent, &[]).await;
     app.stop().await;
 }
+
+/// Chats never written to have no files (their catalog entry is their metadata), and they do not
+/// pin the segments that hold their creation: compaction writes their metadata forward from the
+/// catalog, so a log of one deleted chat's messages with such creations strewn through it is
+/// removed, and each of those chats is still found by its members after a restart. Fails (the
+/// log stays as it was, every segment held by a creation) when a chat without files counts as
+/// one whose metadata cannot be written forward.
+#[actix_web::test]
+async fn chats_never_written_to_do_not_keep_the_segments_of_their_creation() {
+    let app = spawn_app_with(|s| {
+        s.storage.segment_bytes = 64 << 10;
+        s.storage.checkpoint_interval_secs = 3600;
+        s.storage.checkpoint_bytes = 0;
+    })
+    .await;
+    let data = app.data_dir();
+    let doomed = app.new_chat(&["d1", "d2"]).await;
+    let mut bare = Vec::new();
+    for i in 0..20 {
+        let user = format!("b{i}");
+        bare.push((app.new_chat(&[&user, "b"]).await, user));
+        for _ in 0..10 {
+            app.send(&doomed, "d1", &"x".repeat(8000)).await;
+        }
+    }
+    let (status, body) = app.post("/chat/Delete", json!({ "group_id": doomed })).await;
+    assert_eq!(status.as_u16(), 200, "Delete: {body}");
+    let app = app.restart().await;
+    let segments = || std::fs::read_dir(data.join("wal")).map(|dir| dir.count()).unwrap_or(0);
+    let before = segments();
+    app.checkpoint().await;
+    let after = segments();
+    assert!(before >= 20 && after <= 3, "the log of the deleted chat stayed: {before} segments before compaction, {after} after");
+    let app = app.restart().await;
+    for (chat, user) in &bare {
+        assert_eq!(&app.new_chat(&[user, "b"]).await, chat, "the chat of {user} and b after compaction");
+    }
+}

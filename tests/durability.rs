@@ -503,3 +503,99 @@ async fn membership_and_deletion_replay_after_kill_9() {
     assert_eq!(helpers::grep(&dir.path().join("data"), &text_of("doomed-message")), 0);
     server.kill9();
 }
+
+/// Proves a chat made and never written to costs no file of its own, and loses nothing for it:
+/// a chat from `New` (with a member who left) and a group from `Create` with only members keep
+/// their members and creation time across a clean stop, and across a `kill -9` after a
+/// checkpoint (and one made after it), with no `chat-*` file in `snap/` (their catalog entries
+/// hold them) and without the slow rebuild from the whole log; the first message then gives a
+/// chat its files.
+/// Fails with the snapshot of such chats writing their files as before (the files are there),
+/// or with the catalog dropping their creation times (each chat is rebuilt from the log).
+#[actix_web::test]
+async fn a_chat_never_written_to_has_no_files_and_survives_stop_and_kill_9() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let port = free_port();
+    let env = [("CHATD__STORAGE__CHECKPOINT_INTERVAL_SECS", "1")];
+    let chat_files = || {
+        let snap = fs::read_dir(data.join("snap")).expect("snap dir");
+        let names = snap.map(|e| e.expect("dir entry").file_name().to_string_lossy().into_owned());
+        names.filter(|n| n.starts_with("chat-")).collect::<Vec<_>>()
+    };
+    // What a chat is: (members, creation time), as Leave of nobody answers it.
+    let describe = |api: Api, id: String| async move {
+        let (status, body) =
+            api.post("/chat/Leave", json!({ "group_id": id, "user_id": "nobody" })).await.expect("Leave");
+        assert_eq!(status, 200, "{body}");
+        (body["group"]["user_ids"].clone(), body["group"]["created_at"].clone())
+    };
+
+    let server = Chatd::start_with(dir.path(), port, &env).await;
+    let api = server.api.clone();
+    let pair = api.new_chat(&["nf1", "nf2", "nf3"]).await;
+    let (status, body) = api.post("/chat/Leave", json!({ "group_id": pair, "user_id": "nf3" })).await.expect("Leave");
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = api.post("/chat/Create", json!({ "user_ids": ["nf4", "nf5"] })).await.expect("Create");
+    assert_eq!(status, 200, "{body}");
+    let group = body["group"]["id"].as_str().expect("group id").to_owned();
+    let before_stop = [describe(api.clone(), pair.clone()).await, describe(api.clone(), group.clone()).await];
+    assert_eq!(before_stop[0].0, json!(["nf1", "nf2"]));
+    sleep_ms(1100).await; // creation times are whole seconds: a rebuilt one would not differ otherwise
+    let (status, _) = server.sigterm().await;
+    assert!(status.success(), "SIGTERM: {status}");
+    assert_eq!(chat_files(), Vec::<String>::new(), "chats never written to have no files after a clean stop");
+
+    let server = Chatd::start_with(dir.path(), port, &env).await;
+    let api = server.api.clone();
+    let after_stop = [describe(api.clone(), pair.clone()).await, describe(api.clone(), group.clone()).await];
+    assert_eq!(after_stop, before_stop, "members and creation times after a clean stop");
+    assert_eq!(api.new_chat(&["nf1", "nf2"]).await, pair, "found by its members");
+    // One more chat and one more change, then a checkpoint (it writes the catalog with both).
+    let late = api.new_chat(&["nf6", "nf7"]).await;
+    let (status, body) = api.post("/chat/Leave", json!({ "group_id": group, "user_id": "nf5" })).await.expect("Leave");
+    assert_eq!(status, 200, "{body}");
+    let before_kill = [
+        describe(api.clone(), pair.clone()).await,
+        describe(api.clone(), group.clone()).await,
+        describe(api.clone(), late.clone()).await,
+    ];
+    let catalog = data.join("snap/catalog.snap");
+    let has_late = || fs::read(&catalog).is_ok_and(|b| b.windows(late.len()).any(|w| w == late.as_bytes()));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !has_late() {
+        assert!(Instant::now() < deadline, "no checkpoint wrote the new chat into the catalog in 10 s");
+        sleep_ms(100).await;
+    }
+    sleep_ms(1100).await; // and the next checkpoint after that, whole
+                          // And one made after the last checkpoint: only the log has it.
+    let (status, body) = api.post("/chat/Create", json!({ "user_ids": ["nf8"] })).await.expect("Create");
+    assert_eq!(status, 200, "{body}");
+    let fresh = body["group"]["id"].as_str().expect("group id").to_owned();
+    let fresh_before = describe(api.clone(), fresh.clone()).await;
+    server.kill9();
+    assert_eq!(chat_files(), Vec::<String>::new(), "chats never written to have no files after a checkpoint");
+
+    let server = Chatd::start_with(dir.path(), port, &env).await;
+    let api = server.api.clone();
+    let after_kill = [
+        describe(api.clone(), pair.clone()).await,
+        describe(api.clone(), group.clone()).await,
+        describe(api.clone(), late.clone()).await,
+    ];
+    assert_eq!(after_kill, before_kill, "members and creation times after a kill -9");
+    assert_eq!(describe(api.clone(), fresh.clone()).await, fresh_before, "a chat only the log has");
+    assert_eq!(after_kill[1].0, json!(["nf4"]));
+    // The first message gives a chat its files, and it keeps the message.
+    api.send_ok(&pair, "first-of-pair").await;
+    let (status, _) = server.sigterm().await;
+    assert!(status.success(), "SIGTERM: {status}");
+    assert_eq!(chat_files().len(), 2, "the chat written to has its files: {:?}", chat_files());
+    let server = Chatd::start_with(dir.path(), port, &env).await;
+    let msgs = server.api.history(&pair).await;
+    assert_eq!(check_chat(&pair, &msgs).get("first-of-pair"), Some(&1));
+    assert_eq!(describe(server.api.clone(), pair.clone()).await, before_kill[0]);
+    let log = server_log(dir.path());
+    assert!(!log.contains("rebuilding the chat from the log"), "a bare chat was rebuilt from the log:\n{log}");
+    server.kill9();
+}

@@ -70,6 +70,7 @@ impl Handler<Update> for ChatActor {
                 return Box::pin(actix::fut::ready(Err(Error::RateLimited(format!("{by} is changing too fast")))));
             }
         }
+        self.unsettle();
         let durable: Vec<_> = edits
             .iter()
             .map(|edit| self.init.store.append_durable(&Record::Member { chat: self.init.no, edit: edit.clone() }))
@@ -87,6 +88,7 @@ impl Handler<Update> for ChatActor {
                 Ok(()) => {
                     let removed = act.core.apply(&edits);
                     act.tell_directory(act.members_notice());
+                    act.settle();
                     if !removed.is_empty() {
                         act.publish(Event::Removed(removed.into()));
                     }
@@ -131,6 +133,7 @@ impl Handler<Delete> for ChatActor {
             }
         }
         self.deleted = true;
+        self.unsettle();
         self.publish(Event::Deleted);
         let (tx, rx) = oneshot::channel();
         let me = ctx.address();

@@ -34,6 +34,7 @@ pub use subscribers::{Delivered, Event, Subscribe, SHAPES};
 pub use tail::TailLimits;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -43,7 +44,7 @@ use tokio::sync::oneshot;
 use crate::error::Error;
 use crate::model::{ChatId, ChatMeta, Members, Message, Namespace};
 use crate::rate::RateLimiter;
-use crate::store::record::{ChatNo, IndexMark, Record};
+use crate::store::record::{fits_catalog, ChatNo, IndexMark, Record};
 use crate::store::{Store, StoreError};
 use crate::telemetry::tally::NsTally;
 use tail::Tail;
@@ -54,10 +55,31 @@ use tail::Tail;
 pub enum Notice {
     /// The chat's creation, or a membership change, is durable: these are its members now.
     Members { ns: Namespace, id: ChatId, no: ChatNo, members: Members },
+    /// The chat has files of its own now: its catalog entry no longer holds all of it.
+    Filed { ns: Namespace, id: ChatId, no: ChatNo },
     /// The actor stopped (idle, after its snapshot); the chat lives on, on disk.
     Stopped { ns: Namespace, id: ChatId, no: ChatNo },
     /// The chat is gone: deleted, or its creation failed.
     Gone { ns: Namespace, id: ChatId, no: ChatNo },
+}
+
+/// Shared by a chat actor and the directory: set while the chat is bare (no files, no
+/// messages) and the directory has heard of every durable change it made, so a checkpoint has
+/// nothing to ask it. The chat clears it before it appends any record and sets it again only
+/// after telling the directory; a checkpoint reads it after its mark, so a record before the
+/// mark is either known to the directory or makes the checkpoint ask the chat, which answers
+/// only once the record's change is applied and told.
+#[derive(Clone, Default)]
+pub struct Settled(Arc<AtomicBool>);
+
+impl Settled {
+    pub fn is_settled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    fn set(&self, settled: bool) {
+        self.0.store(settled, Ordering::SeqCst);
+    }
 }
 
 /// How a chat actor begins.
@@ -66,6 +88,9 @@ pub enum Start {
     Create(ChatMeta),
     /// An existing chat, loaded from its snapshot.
     Load,
+    /// An existing chat whose catalog entry holds all its metadata (this): it has no files,
+    /// unless a checkpoint that gave it some was cut short (then they are loaded).
+    Bare(ChatMeta),
 }
 
 /// Everything a chat actor is started with.
@@ -83,6 +108,7 @@ pub struct ChatInit {
     pub tally: Arc<NsTally>,
     /// Its first start since the server's: its stored messages join the count once loaded.
     pub count_stored: bool,
+    pub settled: Settled,
 }
 
 type Reply = oneshot::Sender<Result<Message, Error>>;
@@ -99,6 +125,9 @@ pub struct ChatActor {
     snapshotted: u64,
     /// How much of the index the chat's index file holds: where the next snapshot appends.
     index_mark: IndexMark,
+    /// Whether the chat has files of its own. Until its first message (if its metadata fits
+    /// the catalog) it has none, and a snapshot writes nothing: the catalog holds it.
+    filed: bool,
     /// Set when the chat's stored data failed a check or the log failed: it refuses service.
     broken: Option<Error>,
     /// Set once Delete is accepted: everything else is 404 from then on.
@@ -132,6 +161,7 @@ impl ChatActor {
             snapshot_waiters: Vec::new(),
             snapshotted: 0,
             index_mark: IndexMark::default(),
+            filed: false,
             broken: None,
             deleted: false,
             last_used: Instant::now(),
@@ -160,6 +190,26 @@ impl ChatActor {
         }
     }
 
+    /// Whether a snapshot of this chat would write nothing: no files, no messages, and
+    /// metadata its catalog entry holds.
+    fn bare(&self) -> bool {
+        !self.filed && self.core.next_seq() == 1 && fits_catalog(self.core.meta())
+    }
+
+    /// After a change is applied and told to the directory: settled again if still bare.
+    fn settle(&self) {
+        self.init.settled.set(self.bare() && self.broken.is_none() && !self.deleted);
+    }
+
+    /// Before appending a record: a checkpoint must ask this chat until it settles again.
+    fn unsettle(&self) {
+        self.init.settled.set(false);
+    }
+
+    fn filed_notice(&self) -> Notice {
+        Notice::Filed { ns: self.init.ns.clone(), id: self.init.id.clone(), no: self.init.no }
+    }
+
     fn gone(&self) -> Notice {
         Notice::Gone { ns: self.init.ns.clone(), id: self.init.id.clone(), no: self.init.no }
     }
@@ -173,6 +223,12 @@ impl ChatActor {
     ) {
         let version = self.core.version();
         if version == self.snapshotted || self.broken.is_some() || self.deleted {
+            then(Ok(()), self, ctx);
+            return;
+        }
+        if self.bare() {
+            // Bare: its creation and membership records are durable, and the next catalog holds it.
+            self.snapshotted = version;
             then(Ok(()), self, ctx);
             return;
         }
@@ -191,6 +247,10 @@ impl ChatActor {
                 act.index_mark = mark;
                 act.core.saved(saved);
                 act.snapshotted = version;
+                if !act.filed {
+                    act.filed = true;
+                    act.tell_directory(act.filed_notice());
+                }
             });
             then(res, act, ctx)
         }));
@@ -233,6 +293,7 @@ impl ChatActor {
     fn create(&mut self, meta: ChatMeta, ctx: &mut Context<Self>) {
         self.core = ChatCore::new(meta.clone(), self.init.rules);
         let record = Record::ChatCreated { chat: self.init.no, ns: self.init.ns.clone(), meta };
+        self.unsettle();
         let durable = self.init.store.append_durable(&record);
         ctx.wait(actix::fut::wrap_future(durable).map(|res, act: &mut Self, _| match res {
             Ok(_) => {
@@ -241,6 +302,7 @@ impl ChatActor {
                     act.init.tally.counted(0);
                 }
                 act.tell_directory(act.members_notice());
+                act.settle();
             }
             Err(err) => {
                 tracing::error!(chat = act.init.no, error = %err, "could not create a chat");
@@ -250,19 +312,26 @@ impl ChatActor {
         }));
     }
 
-    /// An existing chat: load its snapshot, holding the mailbox until it is in.
-    fn load(&mut self, ctx: &mut Context<Self>) {
+    /// An existing chat: load its snapshot (with `bare`, its metadata if it has no files),
+    /// holding the mailbox until it is in.
+    fn load(&mut self, bare: Option<ChatMeta>, ctx: &mut Context<Self>) {
         let store = self.init.store.clone();
         let no = self.init.no;
-        let load = async move { blocking(move || store.load_chat(no)).await };
-        ctx.wait(actix::fut::wrap_future(load).map(|res, act: &mut Self, _| match res {
+        let was_bare = bare.is_some();
+        let load = async move { blocking(move || store.load_chat(no, bare.as_ref())).await };
+        ctx.wait(actix::fut::wrap_future(load).map(move |res, act: &mut Self, _| match res {
             Ok(loaded) => {
                 act.core = ChatCore::from_snapshot(loaded.snapshot, act.init.rules);
                 act.index_mark = loaded.mark;
+                act.filed = loaded.filed;
                 act.snapshotted = act.core.version();
                 if act.init.count_stored {
                     act.init.tally.counted(act.core.durable_len());
                 }
+                if was_bare && loaded.filed {
+                    act.tell_directory(act.filed_notice());
+                }
+                act.settle();
             }
             Err(err) => {
                 tracing::error!(chat = act.init.no, error = %err, "chat could not be loaded; holding it out of service");
@@ -293,7 +362,8 @@ impl Actor for ChatActor {
     fn started(&mut self, ctx: &mut Self::Context) {
         match self.start.take() {
             Some(Start::Create(meta)) => self.create(meta, ctx),
-            Some(Start::Load) | None => self.load(ctx),
+            Some(Start::Bare(meta)) => self.load(Some(meta), ctx),
+            Some(Start::Load) | None => self.load(None, ctx),
         }
         let every = (self.init.idle_timeout / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
         ctx.run_interval(every, |act, ctx| act.check_idle(ctx));

@@ -101,6 +101,7 @@ impl Handler<Posting> for ChatActor {
             let err = Error::RateLimited(format!("{} is sending too fast", post.draft.user_id));
             return answer.send(Err(err));
         }
+        self.unsettle();
         let msg = self.core.push(post.draft, now_secs());
         let me = ctx.address();
         let seq = msg.seq;

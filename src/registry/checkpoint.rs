@@ -63,7 +63,7 @@ impl Registry {
     /// A checkpoint, then (with `compact`) compaction of the log before its catalog's position,
     /// holding `turn` until both are done.
     fn checkpoint(
-        &mut self,
+        &self,
         me: Addr<Registry>,
         turn: Turn,
         compact: bool,
@@ -72,9 +72,9 @@ impl Registry {
         async move {
             let _turn = turn;
             let pos = store.mark().await?;
-            // The live chats as of now, not as of the start: a chat started while the mark
-            // waited may have records before `pos`, and must snapshot them.
-            let live = me.send(LiveChats).await.map_err(|e| Error::Internal(format!("registry: {e}")))?;
+            // Asked once the mark is in: a chat that starts later writes only after it, and
+            // a bare chat settled now has no durable change the directory has not heard of.
+            let live = me.send(Unsettled).await.map_err(|e| Error::Internal(format!("registry: {e}")))?;
             // Many chats at once: their snapshots' fsyncs then share the filesystem's journal
             // commits, where one chat after another paid a commit each (minutes for 1M chats).
             let mut snapshots =
@@ -114,21 +114,24 @@ impl Registry {
     }
 }
 
-/// How many chats a checkpoint snapshots concurrently.
-const SNAPSHOTS_AT_ONCE: usize = 8;
-
-/// The addresses of the chats running now.
+/// The live chats a checkpoint must ask for a snapshot: all but the settled bare ones, whose
+/// catalog entries the directory already holds whole (a million chats made and never written
+/// to cost a checkpoint no round trip each).
 #[derive(Message)]
 #[rtype(result = "Vec<Addr<ChatActor>>")]
-struct LiveChats;
+struct Unsettled;
 
-impl Handler<LiveChats> for Registry {
-    type Result = MessageResult<LiveChats>;
+impl Handler<Unsettled> for Registry {
+    type Result = MessageResult<Unsettled>;
 
-    fn handle(&mut self, _: LiveChats, _: &mut Self::Context) -> Self::Result {
-        MessageResult(self.live.values().cloned().collect())
+    fn handle(&mut self, _: Unsettled, _: &mut Self::Context) -> Self::Result {
+        let live = self.live.values().filter(|l| !l.settled.is_settled());
+        MessageResult(live.map(|l| l.actor.clone()).collect())
     }
 }
+
+/// How many chats a checkpoint snapshots concurrently.
+const SNAPSHOTS_AT_ONCE: usize = 8;
 
 /// The directory as a catalog whose replay point is `pos`.
 #[derive(Message)]
@@ -152,6 +155,7 @@ impl Handler<Shutdown> for Registry {
     type Result = ResponseActFuture<Self, Result<(), Error>>;
 
     fn handle(&mut self, _: Shutdown, _: &mut Self::Context) -> Self::Result {
+        let (started, chats, live) = (std::time::Instant::now(), self.chats.len(), self.live.len());
         let store = self.store.clone();
         let turn = async move { store.maintenance().turn(SHUTDOWN_WAIT).await };
         let checkpoint = actix::fut::wrap_future(turn).then(|turn, act: &mut Self, ctx: &mut Context<Self>| {
@@ -170,7 +174,9 @@ impl Handler<Shutdown> for Registry {
                 }
             })
         });
-        Box::pin(checkpoint.map(|res, act: &mut Self, ctx: &mut Context<Self>| {
+        Box::pin(checkpoint.map(move |res, act: &mut Self, ctx: &mut Context<Self>| {
+            let ms = started.elapsed().as_millis() as u64;
+            tracing::info!(chats, live, ms, "final checkpoint written; stopping the chats");
             for arbiter in &act.arbiters {
                 arbiter.stop();
             }

@@ -29,9 +29,8 @@ use futures_util::future::join_all;
 use super::Registry;
 use crate::chat::{Relocate, Start};
 use crate::error::Error;
-use crate::model::Namespace;
 use crate::store::compact::{Found, Indexes, Live, Move};
-use crate::store::record::{Catalog, ChatNo, Loc, Pos, Record};
+use crate::store::record::{bare_meta, Catalog, CatalogEntry, ChatNo, Loc, Pos, Record};
 use crate::store::{Store, StoreError};
 use crate::telemetry::measure;
 
@@ -92,9 +91,7 @@ pub(super) async fn compact(store: Arc<Store>, me: Addr<Registry>, catalog: Cata
         measure::compaction_ran(started.elapsed());
         return Ok(());
     }
-    let namespaces: HashMap<ChatNo, Namespace> =
-        catalog.chats.iter().map(|entry| (entry.chat, entry.names.namespace())).collect();
-    drop(catalog);
+    let entries: HashMap<ChatNo, CatalogEntry> = catalog.chats.into_iter().map(|entry| (entry.chat, entry)).collect();
     let mut pending = plan.len();
     measure::compaction_pending(pending);
     let mut indexes = Indexes::new(Arc::new(directory));
@@ -124,7 +121,7 @@ pub(super) async fn compact(store: Arc<Store>, me: Addr<Registry>, catalog: Cata
             })
             .await?
         };
-        let (removed, freed, copied) = compact_round(&store, &me, before, &namespaces, found).await?;
+        let (removed, freed, copied) = compact_round(&store, &me, before, &entries, found).await?;
         measure::compacted(removed, freed, copied);
         pending = pending.saturating_sub(take);
         measure::compaction_pending(pending);
@@ -146,7 +143,7 @@ async fn compact_round(
     store: &Arc<Store>,
     me: &Addr<Registry>,
     before: Pos,
-    namespaces: &HashMap<ChatNo, Namespace>,
+    entries: &HashMap<ChatNo, CatalogEntry>,
     found: Vec<(u64, Found)>,
 ) -> Result<(usize, u64, u64), Error> {
     let mut moves: HashMap<ChatNo, Vec<Move>> = HashMap::new();
@@ -179,13 +176,19 @@ async fn compact_round(
             blocking(move || Ok(chats.into_iter().map(|c| (c, reading.stored_meta(c))).collect::<Vec<_>>())).await?;
         let mut appends = Vec::new();
         for (chat, meta) in metas {
-            match (meta, namespaces.get(&chat)) {
+            let entry = entries.get(&chat);
+            // A chat with no files of its own has its whole metadata in its catalog entry.
+            let bare = |entry: &CatalogEntry| {
+                let created_at = entry.bare?;
+                Some(bare_meta(entry.names.chat_id(), entry.names.member_set(), entry.group, created_at))
+            };
+            match (meta.map(|meta| meta.or_else(|| entry.and_then(bare))), entry) {
                 (Ok(None), None) => {} // deleted: nothing of it must outlive the segment
-                (Ok(Some(meta)), Some(ns)) => {
-                    let record = Record::Recreated { chat, ns: ns.clone(), meta, covers: before };
+                (Ok(Some(meta)), Some(entry)) => {
+                    let record = Record::Recreated { chat, ns: entry.names.namespace(), meta, covers: before };
                     appends.push(store.append_durable(&record));
                 }
-                // No files yet (created, not snapshotted yet), or no namespace known: it stays.
+                // No metadata to write (no files, not bare), or no namespace known: it stays.
                 (Ok(None), Some(_)) | (Ok(Some(_)), None) | (Err(_), _) => {
                     tracing::warn!(chat, "compaction: a chat's metadata cannot be written forward; its segments stay");
                     stuck.insert(chat);

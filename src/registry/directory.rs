@@ -13,6 +13,8 @@ use hashbrown::HashTable;
 
 use crate::model::Members;
 use crate::names::ChatNames;
+#[cfg(doc)]
+use crate::store::record::CatalogEntry;
 use crate::store::record::ChatNo;
 
 /// What the directory knows of one chat.
@@ -26,6 +28,9 @@ pub struct Entry {
     pub unavailable: bool,
     /// An actor of it has started since the server did: its messages are in the tally.
     pub counted: bool,
+    /// `Some(created_at)` while the chat has no files: with the names and `group`, its whole
+    /// metadata, which the catalog keeps for it (see [`CatalogEntry::bare`]).
+    pub bare: Option<i64>,
 }
 
 #[derive(Default)]
@@ -48,8 +53,7 @@ impl Directory {
         }
     }
 
-    #[cfg(test)]
-    fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.chats.len()
     }
 
@@ -183,6 +187,7 @@ mod tests {
             durable: true,
             unavailable: false,
             counted: false,
+            bare: None,
         }
     }
 

@@ -26,12 +26,12 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-use crate::chat::{ChatActor, ChatInit, Notice, Rules, Start, TailLimits};
+use crate::chat::{ChatActor, ChatInit, Notice, Rules, Settled, Start, TailLimits};
 use crate::error::Error;
 use crate::model::{now_secs, ChatId, ChatMeta, Members, Namespace, UserId};
 use crate::names::ChatNames;
 use crate::rate::RateLimiter;
-use crate::store::record::{Catalog, CatalogEntry, ChatNo, Pos};
+use crate::store::record::{bare_meta, fits_catalog, Catalog, CatalogEntry, ChatNo, Pos};
 use crate::store::{Recovered, Store};
 use crate::telemetry::tally::{NsCounts, Tally};
 use directory::{Directory, Entry};
@@ -49,12 +49,18 @@ pub struct ChatOptions {
     pub tail: TailLimits,
 }
 
+/// A chat in use: its actor, and whether a checkpoint has nothing to ask it (see [`Settled`]).
+struct Live {
+    actor: Addr<ChatActor>,
+    settled: Settled,
+}
+
 pub struct Registry {
     store: Arc<Store>,
     options: ChatOptions,
     chats: Directory,
     /// The actors of the chats in use (most chats are idle and have none).
-    live: HashMap<ChatNo, Addr<ChatActor>>,
+    live: HashMap<ChatNo, Live>,
     next_chat: ChatNo,
     arbiters: Vec<Arbiter>,
     next_arbiter: usize,
@@ -83,10 +89,10 @@ impl Registry {
             held: recovered.unavailable.iter().copied().collect(),
         };
         let catalog = compact(recovered.catalog.chats);
-        for CatalogEntry { chat, group, names } in catalog {
+        for CatalogEntry { chat, group, names, bare } in catalog {
             let unavailable = recovered.unavailable.contains(&chat);
             registry.tally.chat_added(names.ns());
-            registry.chats.insert(chat, Entry { names, group, durable: true, unavailable, counted: false });
+            registry.chats.insert(chat, Entry { names, group, durable: true, unavailable, counted: false, bare });
         }
         registry.chats.shrink_to_fit();
         release_freed_memory();
@@ -107,12 +113,20 @@ impl Registry {
         if self.chats.get(no).is_some_and(|e| e.unavailable) {
             return Err(Error::Unavailable("this chat's stored data failed a check; it is held out of service".into()));
         }
-        if let Some(actor) = self.live.get(&no).filter(|a| a.connected()) {
-            return Ok(actor.clone());
+        if let Some(live) = self.live.get(&no).filter(|l| l.actor.connected()) {
+            return Ok(live.actor.clone());
         }
+        // A chat with no files is loaded from what its entry holds.
+        let start = match (start, self.chats.get(no)) {
+            (Start::Load, Some(Entry { names, group, bare: Some(created_at), .. })) => {
+                Start::Bare(bare_meta(names.chat_id(), names.member_set(), *group, *created_at))
+            }
+            (start, _) => start,
+        };
         self.next_arbiter += 1;
         // Its stored messages join the namespace's count on the chat's first start (`telemetry/tally.rs`).
         let count_stored = self.chats.get_mut(no).is_some_and(|e| !std::mem::replace(&mut e.counted, true));
+        let settled = Settled::default();
         let init = ChatInit {
             no,
             ns: key.0.clone(),
@@ -125,9 +139,10 @@ impl Registry {
             tail: self.options.tail,
             tally: self.tally.of(key.0.as_str()),
             count_stored,
+            settled: settled.clone(),
         };
         let actor = ChatActor::start_in_arbiter(&arbiter, move |_| ChatActor::new(init, start));
-        self.live.insert(no, actor.clone());
+        self.live.insert(no, Live { actor: actor.clone(), settled });
         Ok(actor)
     }
 
@@ -137,7 +152,7 @@ impl Registry {
             .chats
             .iter()
             .filter(|(_, e)| e.durable)
-            .map(|(chat, e)| CatalogEntry { chat, group: e.group, names: e.names.clone() })
+            .map(|(chat, e)| CatalogEntry { chat, group: e.group, names: e.names.clone(), bare: e.bare })
             .collect();
         let unavailable = self.chats.iter().filter(|(_, e)| e.unavailable).map(|(no, _)| no).collect();
         Catalog { pos: Some(pos), next_chat: self.next_chat, chats, unavailable }
@@ -232,7 +247,8 @@ impl Handler<Open> for Registry {
         let by_members = (!meta.group).then(|| msg.members.clone());
         let names = ChatNames::new(&msg.ns, &id, &msg.members);
         self.tally.chat_added(msg.ns.as_str());
-        self.chats.insert(no, Entry { names, group: meta.group, durable: false, unavailable: false, counted: false });
+        let bare = fits_catalog(&meta).then_some(meta.created_at);
+        self.chats.insert(no, Entry { names, group: meta.group, durable: false, unavailable: false, counted: false, bare });
         // The chat actor writes its own creation; it answers nothing until that is durable.
         let actor = self.actor(&(msg.ns, id.clone()), &me, Start::Create(meta))?;
         Ok(Opened { id, actor, by_members })
@@ -255,8 +271,15 @@ impl Handler<Notice> for Registry {
                     self.chats.set_members(no, &members);
                 }
             }
+            Notice::Filed { ns, id, no } => {
+                if self.find(&(ns, id)) == Some(no) {
+                    if let Some(entry) = self.chats.get_mut(no) {
+                        entry.bare = None;
+                    }
+                }
+            }
             Notice::Stopped { ns, id, no } => {
-                if self.find(&(ns, id)) == Some(no) && self.live.get(&no).is_some_and(|a| !a.connected()) {
+                if self.find(&(ns, id)) == Some(no) && self.live.get(&no).is_some_and(|l| !l.actor.connected()) {
                     self.live.remove(&no);
                 }
             }
@@ -305,7 +328,7 @@ impl Handler<LiveCount> for Registry {
     type Result = usize;
 
     fn handle(&mut self, _: LiveCount, _: &mut Self::Context) -> usize {
-        self.live.values().filter(|a| a.connected()).count()
+        self.live.values().filter(|l| l.actor.connected()).count()
     }
 }
 
@@ -369,15 +392,15 @@ fn compact(entries: Vec<CatalogEntry>) -> Vec<CatalogEntry> {
     let bytes: usize = entries.iter().map(|e| e.names.packed().len()).sum();
     let mut packed = Vec::with_capacity(bytes);
     let mut shapes = Vec::with_capacity(entries.len());
-    for CatalogEntry { chat, group, names } in entries {
+    for CatalogEntry { chat, group, names, bare } in entries {
         packed.extend_from_slice(names.packed());
-        shapes.push((chat, group, names.packed().len()));
+        shapes.push((chat, group, bare, names.packed().len()));
     }
     release_freed_memory();
     let mut at = 0;
     let mut entries = Vec::with_capacity(shapes.len());
-    for (chat, group, len) in shapes {
-        entries.push(CatalogEntry { chat, group, names: ChatNames::from_packed(&packed[at..at + len]) });
+    for (chat, group, bare, len) in shapes {
+        entries.push(CatalogEntry { chat, group, names: ChatNames::from_packed(&packed[at..at + len]), bare });
         at += len;
     }
     entries

@@ -6,14 +6,18 @@
 //! snap/chat-000000000000002a.idx    IndexChunk frames: where each message lies in the log
 //! snap/chat-000000000000002a.snap   (versions before these) the whole chat in one snapshot
 //! ```
+//! A chat with no messages whose metadata fits in its catalog entry (a bare chat, see
+//! [`CatalogEntry::bare`](super::record::CatalogEntry::bare)) has neither file: it is loaded
+//! from the metadata its catalog entry gives, and gets its files with its first message.
+//!
 //! Loading reads both, folds in the chat's tail from recovery if it has one, and writes what
 //! that added (an index append, a new metadata snapshot) before the chat serves, so the next
-//! checkpoint may move past the tail. A chat in the old single-snapshot format is converted on
+//! checkpoint may move past the tail; a chat still bare after its tail writes nothing. A chat in the old single-snapshot format is converted on
 //! its first load. Damage anywhere, or an index the log has moved past (a gap), rebuilds the
 //! chat from the whole log, the one copy of every message.
 
 use super::index;
-use super::record::{ChatHead, ChatNo, ChatSnapshot, IndexEntry, IndexMark};
+use super::record::{fits_catalog, ChatHead, ChatNo, ChatSnapshot, IndexEntry, IndexMark};
 use super::tail::Tail;
 use super::{recovery, scan, snapshot, sync_dir, Layout, StoreError};
 use crate::model::ChatMeta;
@@ -22,6 +26,8 @@ use crate::model::ChatMeta;
 pub struct Loaded {
     pub snapshot: ChatSnapshot,
     pub mark: IndexMark,
+    /// Whether the chat has files of its own; a bare chat has none (its catalog entry is all).
+    pub filed: bool,
 }
 
 /// What a chat's files hold, without its tail.
@@ -56,8 +62,15 @@ fn read_stored(layout: &Layout, chat: ChatNo, entries: bool) -> Result<Stored, S
 }
 
 /// Loads a chat with `tail` folded in and made durable in its files. With `entries` false the
-/// index is only counted, not decoded (what a checkpoint needs to fold a tail). Blocking.
-pub fn load(layout: &Layout, chat: ChatNo, tail: Option<&Tail>, entries: bool) -> Result<Loaded, StoreError> {
+/// index is only counted, not decoded (what a checkpoint needs to fold a tail). `bare` is the
+/// chat's metadata if its catalog entry holds it: used when the chat has no files. Blocking.
+pub fn load(
+    layout: &Layout,
+    chat: ChatNo,
+    tail: Option<&Tail>,
+    entries: bool,
+    bare: Option<&ChatMeta>,
+) -> Result<Loaded, StoreError> {
     let stored = match read_stored(layout, chat, entries) {
         Ok(stored) => stored,
         Err(err) => {
@@ -65,13 +78,14 @@ pub fn load(layout: &Layout, chat: ChatNo, tail: Option<&Tail>, entries: bool) -
             return rebuild(layout, chat);
         }
     };
-    let (mut meta, mut all, mark, mut head_changed) = match stored {
+    // `missing`: the chat has no files (made after the checkpoint, its tail has its creation; or bare).
+    let (mut meta, mut all, mut mark, missing) = match stored {
         Stored::Current { meta, entries, mark } => (meta, entries, mark, false),
         Stored::Old(old) => {
             let mark = convert(layout, &old)?;
             (old.meta, old.entries, mark, false)
         }
-        Stored::Missing => match tail.and_then(|t| t.created.clone()) {
+        Stored::Missing => match tail.and_then(|t| t.created.clone()).or_else(|| bare.cloned()) {
             Some(meta) => (meta, Vec::new(), IndexMark::default(), true),
             None => {
                 tracing::error!(chat, "chat snapshot missing; rebuilding the chat from the log");
@@ -79,21 +93,26 @@ pub fn load(layout: &Layout, chat: ChatNo, tail: Option<&Tail>, entries: bool) -
             }
         },
     };
-    let mut mark = mark;
+    let (mut added, mut edited) = (Vec::new(), false);
     if let Some(tail) = tail {
-        let Some(added) = tail.fold(&mut meta, mark.entries) else {
+        let Some(folded) = tail.fold(&mut meta, mark.entries) else {
             tracing::warn!(chat, len = mark.entries, "chat index is behind the log; rebuilding the chat from the log");
             return rebuild(layout, chat);
         };
-        mark = index::append(&layout.index(chat), chat, mark, &added)?;
-        // The head's count may lag its index (never lead it): it is rewritten only for edits.
-        head_changed |= !tail.edits.is_empty();
-        all.extend(added);
+        (added, edited) = (folded, !tail.edits.is_empty());
     }
+    if missing && added.is_empty() && fits_catalog(&meta) {
+        // Still bare: its catalog entry (members included, from the same log) holds it all.
+        return Ok(Loaded { snapshot: ChatSnapshot { chat, meta, entries: all }, mark, filed: false });
+    }
+    mark = index::append(&layout.index(chat), chat, mark, &added)?;
+    all.extend(added);
+    // The head's count may lag its index (never lead it): it is rewritten only for edits.
+    let head_changed = missing || edited;
     if head_changed {
         snapshot::write(&layout.head(chat), &ChatHead { chat, meta: meta.clone(), indexed: mark.entries })?;
     }
-    Ok(Loaded { snapshot: ChatSnapshot { chat, meta, entries: all }, mark })
+    Ok(Loaded { snapshot: ChatSnapshot { chat, meta, entries: all }, mark, filed: true })
 }
 
 /// Writes an old-format snapshot as an index file and a metadata snapshot, then removes it. A
@@ -115,7 +134,7 @@ fn rebuild(layout: &Layout, chat: ChatNo) -> Result<Loaded, StoreError> {
     let mark = index::replace(&layout.index(chat), chat, &rebuilt.entries)?;
     snapshot::write(&layout.head(chat), &ChatHead { chat, meta: rebuilt.meta.clone(), indexed: mark.entries })?;
     snapshot::remove(&layout.chat(chat))?;
-    Ok(Loaded { snapshot: rebuilt, mark })
+    Ok(Loaded { snapshot: rebuilt, mark, filed: true })
 }
 
 /// Every index entry a chat's files hold, in either format (recovery's checks). Blocking.

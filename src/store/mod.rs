@@ -15,6 +15,9 @@
 //!                                   client string)
 //!   snap/chat-000000000000002a.idx  its message index, append-only (see index.rs, chats.rs)
 //! ```
+//! A chat with no messages and nothing but members set has neither file: its catalog entry
+//! holds all of it (a bare chat, see [`record::CatalogEntry::bare`]), so a million chats made
+//! and never written to cost a checkpoint one catalog, not two million files and their fsyncs.
 //! Everything here that blocks (file I/O) runs on the log writer thread or a blocking pool,
 //! never on an actor's arbiter.
 //!
@@ -56,7 +59,7 @@ use crate::model::{ChatMeta, Message};
 pub use chats::Loaded;
 use codec::Frame;
 use maintenance::Maintenance;
-use record::{Catalog, ChatNo, IndexEntry, IndexMark, Loc, Pos, Record};
+use record::{bare_meta, Catalog, ChatNo, IndexEntry, IndexMark, Loc, Pos, Record};
 pub use recovery::Recovered;
 use tail::Tail;
 use wal::{AppendDone, Wal, WalOptions};
@@ -336,8 +339,10 @@ impl Store {
     }
 
     /// A chat from its files with its recovery tail folded in (and written to them), or the chat
-    /// rebuilt from the whole log if its files are damaged or missing. Blocking.
-    pub fn load_chat(&self, chat: ChatNo) -> Result<Loaded, StoreError> {
+    /// rebuilt from the whole log if its files are damaged or missing. `bare` is its metadata
+    /// if its catalog entry holds it (see [`record::CatalogEntry::bare`]): a chat with no files
+    /// is loaded from it. Blocking.
+    pub fn load_chat(&self, chat: ChatNo, bare: Option<&ChatMeta>) -> Result<Loaded, StoreError> {
         // Loading may write the chat's files (a tail folded in, a rebuild).
         let _written = self.maintenance.snap_write();
         if lock(&self.held).contains(&chat) {
@@ -345,10 +350,10 @@ impl Store {
         }
         let slot = lock(&self.tails).get(&chat).cloned();
         let Some(slot) = slot else {
-            return chats::load(&self.layout, chat, None, true);
+            return chats::load(&self.layout, chat, None, true, bare);
         };
         let mut tail = lock(&slot);
-        let loaded = chats::load(&self.layout, chat, tail.as_ref(), true);
+        let loaded = chats::load(&self.layout, chat, tail.as_ref(), true, bare);
         self.settle(chat, &mut tail, &loaded);
         loaded
     }
@@ -367,17 +372,25 @@ impl Store {
         }
     }
 
-    /// Folds every tail no chat has loaded into its chat's files: a checkpoint does this before
-    /// its catalog moves past them. Blocking.
-    fn fold_tails(&self) -> Result<(), StoreError> {
-        let slots: Vec<(ChatNo, TailSlot)> = lock(&self.tails).iter().map(|(c, s)| (*c, s.clone())).collect();
+    /// Folds every tail no chat has loaded into its chat's files (a bare chat still bare after
+    /// its tail needs none): a checkpoint does this before `catalog` moves past them. Blocking.
+    fn fold_tails(&self, catalog: &Catalog) -> Result<(), StoreError> {
+        let slots: HashMap<ChatNo, TailSlot> = lock(&self.tails).iter().map(|(c, s)| (*c, s.clone())).collect();
         if slots.is_empty() {
             return Ok(());
         }
+        // What the entry gives each bare chat whose tail lacks its creation (made before the catalog).
+        let needs_entry =
+            |chat: ChatNo| slots.get(&chat).is_some_and(|s| lock(s).as_ref().is_some_and(|t| t.created.is_none()));
+        let bare = catalog.chats.iter().filter(|e| e.bare.is_some() && needs_entry(e.chat)).filter_map(|e| {
+            let created_at = e.bare?;
+            Some((e.chat, bare_meta(e.names.chat_id(), e.names.member_set(), e.group, created_at)))
+        });
+        let bare: HashMap<ChatNo, ChatMeta> = bare.collect();
         for (chat, slot) in &slots {
             let mut tail = lock(slot);
             if tail.is_some() {
-                let folded = chats::load(&self.layout, *chat, tail.as_ref(), false);
+                let folded = chats::load(&self.layout, *chat, tail.as_ref(), false, bare.get(chat));
                 self.settle(*chat, &mut tail, &folded);
                 folded?;
             }
@@ -432,7 +445,7 @@ impl Store {
     /// files. Blocking.
     pub fn save_catalog(&self, catalog: &Catalog) -> Result<(), StoreError> {
         let _one_at_a_time = lock(&self.catalog_lock);
-        self.fold_tails()?;
+        self.fold_tails(catalog)?;
         let held = lock(&self.held);
         if held.iter().all(|chat| catalog.unavailable.contains(chat)) {
             return snapshot::write(&self.layout.catalog(), catalog);

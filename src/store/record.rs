@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::{ChatId, ChatMeta, ClientId, MemberEdit, Members, Message, MessageId, Namespace};
 use crate::names::ChatNames;
 
+mod catalog;
 mod catalog_entry;
 
 /// Chats are known on disk by a number the server allocates, never by a client's string.
@@ -212,8 +213,9 @@ pub struct IndexEntry {
 }
 
 /// The directory of every chat and the log position up to which every chat's snapshot is
-/// complete. Restart replays the log from `pos` only.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// complete. Restart replays the log from `pos` only. On disk it is these fields and then each
+/// entry's `bare`, in the entries' order (see `record/catalog.rs`).
+#[derive(Debug, Clone, Default)]
 pub struct Catalog {
     pub pos: Option<Pos>,
     pub next_chat: ChatNo,
@@ -233,11 +235,42 @@ pub struct CatalogEntry {
     pub group: bool,
     /// Its namespace, id and members.
     pub names: ChatNames,
+    /// `Some(created_at)` when this entry is the chat's whole metadata and the chat has no files
+    /// of its own in `snap/` (a chat with no messages whose metadata [fits](fits_catalog)):
+    /// what a million chats made and never written to cost the disk is this catalog, not two
+    /// million files. Its first message gives it files; where a chat has files, they win.
+    pub bare: Option<i64>,
 }
 
 impl CatalogEntry {
     pub fn new(chat: ChatNo, ns: &Namespace, id: &ChatId, group: bool, members: &Members) -> CatalogEntry {
-        CatalogEntry { chat, group, names: ChatNames::new(ns, id, members) }
+        CatalogEntry { chat, group, names: ChatNames::new(ns, id, members), bare: None }
+    }
+
+    /// The entry of a chat made with `meta`: bare if its metadata fits.
+    pub fn of(chat: ChatNo, ns: &Namespace, meta: &ChatMeta) -> CatalogEntry {
+        let bare = fits_catalog(meta).then_some(meta.created_at);
+        CatalogEntry { bare, ..CatalogEntry::new(chat, ns, &meta.id, meta.group, &meta.user_ids) }
+    }
+}
+
+/// Whether a catalog entry can hold all of `meta`: nothing set but its id, members, group flag
+/// and creation time (what `New` makes, and a `Create` with no name, description or privacy).
+pub fn fits_catalog(meta: &ChatMeta) -> bool {
+    meta.name.is_empty() && meta.description.is_empty() && !meta.private && meta.invited.is_empty()
+}
+
+/// The whole metadata of a chat whose catalog entry holds it (see [`CatalogEntry::bare`]).
+pub fn bare_meta(id: ChatId, members: Members, group: bool, created_at: i64) -> ChatMeta {
+    ChatMeta {
+        id,
+        user_ids: members,
+        created_at,
+        name: String::new(),
+        description: String::new(),
+        group,
+        private: false,
+        invited: Members::default(),
     }
 }
 

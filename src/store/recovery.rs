@@ -9,14 +9,15 @@
 //! 3. Gather the scanned records (creations, membership changes, messages) into one [`Tail`]
 //!    per chat and the directory. The tails stay in memory: each chat folds its own into its
 //!    files when it is first loaded, and the next checkpoint folds the rest before its catalog
-//!    moves past them. Nothing is rewritten before the server serves; a second crash replays the
-//!    same tail again.
+//!    moves past them. A chat made and never written to needs no tail: its catalog entry is
+//!    all of it (a bare chat). Nothing is rewritten before the server serves; a second crash
+//!    replays the same tail again.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 
 use super::chats::stored_entries;
-use super::record::{Catalog, CatalogEntry, ChatNo, ChatSnapshot, IndexEntry, Loc, Pos, RecordView};
+use super::record::{fits_catalog, Catalog, CatalogEntry, ChatNo, ChatSnapshot, IndexEntry, Loc, Pos, RecordView};
 use super::scan::{list_segments, scan, Chats, Repair};
 use super::tail::{Edit, Tail};
 use super::wal::segment_path;
@@ -41,7 +42,7 @@ fn apply_to_members(members: &mut Members, edit: &MemberEdit) {
 
 /// Recovers the store; answers, besides, each chat's tail for the store to hold.
 pub fn recover(layout: &Layout) -> Result<(Recovered, HashMap<ChatNo, Tail>), StoreError> {
-    let mut catalog = match snapshot::read::<Catalog>(&layout.catalog()) {
+    let mut catalog = match snapshot::read_with(&layout.catalog(), Catalog::decode) {
         Ok(found) => found.unwrap_or_default(),
         Err(err) => {
             tracing::error!(error = %err, "the catalog is damaged; rebuilding it from the whole log");
@@ -63,9 +64,7 @@ pub fn recover(layout: &Layout) -> Result<(Recovered, HashMap<ChatNo, Tail>), St
         match record {
             RecordView::ChatCreated { chat, ns, meta } => {
                 next_chat = next_chat.max(chat + 1);
-                directory
-                    .entry(chat)
-                    .or_insert_with(|| CatalogEntry::new(chat, &ns, &meta.id, meta.group, &meta.user_ids));
+                directory.entry(chat).or_insert_with(|| CatalogEntry::of(chat, &ns, &meta));
                 tails.entry(chat).or_default().created = Some(meta);
             }
             RecordView::Message { chat, msg } => tails.entry(chat).or_default().message(loc, msg),
@@ -128,12 +127,18 @@ pub fn recover(layout: &Layout) -> Result<(Recovered, HashMap<ChatNo, Tail>), St
         erase_deleted(layout, &segments, chat, tail)?;
     }
 
-    tails.retain(|chat, _| {
+    tails.retain(|chat, tail| {
         let known = directory.contains_key(chat);
         if !known {
             tracing::error!(chat, "the log holds records of a chat it never created; ignoring them");
         }
-        known && !unavailable.contains(chat)
+        // A chat made since the checkpoint and never written to: its directory entry holds it
+        // all (it is bare), so its tail would only cost memory (a million after a kill -9).
+        let bare = directory.get(chat).is_some_and(|e| e.bare.is_some())
+            && tail.messages.is_empty()
+            && tail.edits.is_empty()
+            && tail.created.as_ref().is_some_and(fits_catalog);
+        known && !unavailable.contains(chat) && !bare
     });
     let end = scanned.end;
     // The catalog on disk keeps its position: it is right until the tails are in the chats' files.

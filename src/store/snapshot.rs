@@ -51,13 +51,18 @@ pub fn write<T: Serialize>(path: &Path, value: &T) -> Result<(), StoreError> {
 
 /// Reads a snapshot: `Ok(None)` if there is none, an error if it fails its checksum.
 pub fn read<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, StoreError> {
+    read_with(path, codec::decode)
+}
+
+/// Reads a snapshot whose payload `decode` decodes (one with more than one layout on disk).
+pub fn read_with<T>(path: &Path, decode: impl FnOnce(&[u8]) -> Result<T, StoreError>) -> Result<Option<T>, StoreError> {
     let bytes = match fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io_error(e)),
     };
     match codec::read_frame(&bytes) {
-        Frame::Valid { payload, len, .. } if len == bytes.len() => codec::decode(payload).map(Some),
+        Frame::Valid { payload, len, .. } if len == bytes.len() => decode(payload).map(Some),
         _ => Err(StoreError::Corrupt(format!("snapshot {} fails its checksum", path.display()))),
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::record::{Catalog, CatalogEntry, ChatNo, ChatSnapshot, IndexEntry, IndexMark, Pos, Record};
 use super::{snapshot, Fsync, Options, Store};
-use crate::model::{ChatId, ChatMeta, ClientId, Members, Message, MessageId, Namespace, UserId};
+use crate::model::{ChatId, ChatMeta, ClientId, MemberEdit, Members, Message, MessageId, Namespace, UserId};
 
 fn options(dir: &Path) -> Options {
     Options {
@@ -71,7 +71,7 @@ fn send(store: &Store, chat: ChatNo, seqs: std::ops::RangeInclusive<u64>) -> Vec
 }
 
 fn entries_of(store: &Store, chat: ChatNo) -> Vec<IndexEntry> {
-    store.load_chat(chat).expect("load").snapshot.entries // ok: test
+    store.load_chat(chat, None).expect("load").snapshot.entries // ok: test
 }
 
 /// A whole checkpoint of `chats`, each saving `entries` from its mark.
@@ -372,4 +372,48 @@ fn metadata_written_forward_after_a_deletion_does_not_bring_the_chat_back() {
     let (_, recovered) = Store::open(&options(dir.path())).expect("reopen"); // ok: test
     let chats: Vec<ChatNo> = recovered.catalog.chats.iter().map(|e| e.chat).collect();
     assert_eq!(chats, vec![1], "a deleted chat came back");
+}
+
+/// A bare chat (no files: its catalog entry holds it) whose membership changed after the
+/// catalog loads from its entry with the change folded in and still has no files; a bare
+/// chat whose first message is in the tail gets its files from the next checkpoint, and the
+/// catalog keeps which chats are bare across a restart. Fails if a chat with no files ignores
+/// the metadata its entry gives (it is rebuilt from the log, and gets files).
+#[test]
+fn a_bare_chat_loads_from_its_catalog_entry_and_gets_files_with_its_first_message() {
+    let dir = tempfile::tempdir().expect("tmp"); // ok: test
+    let bare = |pos: Pos| {
+        let mut catalog = catalog(pos, &[1, 2]);
+        for entry in &mut catalog.chats {
+            entry.bare = Some(meta(entry.chat).created_at);
+        }
+        catalog
+    };
+    let joined = UserId::parse("v", 64).expect("id"); // ok: test
+    let message;
+    {
+        let store = open(dir.path());
+        create(&store, 1);
+        create(&store, 2);
+        let pos = block_on(store.mark()).expect("mark"); // ok: test
+        store.save_catalog(&bare(pos)).expect("catalog"); // ok: test
+        let edit = Record::Member { chat: 1, edit: MemberEdit::Add(joined.clone()) };
+        block_on(store.append_durable(&edit)).expect("join"); // ok: test
+        message = send(&store, 2, 1..=1);
+    }
+    let (store, recovered) = Store::open(&options(dir.path())).expect("open"); // ok: test
+    assert!(recovered.catalog.chats.iter().all(|e| e.bare == Some(0)), "{:?}", recovered.catalog.chats);
+    let loaded = store.load_chat(1, Some(&meta(1))).expect("load"); // ok: test
+    assert!(!loaded.filed && loaded.snapshot.entries.is_empty());
+    assert!(loaded.snapshot.meta.user_ids.contains(&joined), "the join after the catalog is folded in");
+    assert!(!store.layout.head(1).exists() && !store.layout.index(1).exists(), "a bare chat has no files");
+    // Chat 2, loaded by nobody: the checkpoint folds its message into files of its own.
+    let pos = block_on(store.mark()).expect("mark"); // ok: test
+    store.save_catalog(&bare(pos)).expect("catalog"); // ok: test
+    assert!(store.layout.head(2).exists() && store.layout.index(2).exists(), "its first message gives it files");
+    assert!(!store.layout.head(1).exists());
+    drop(store);
+    let store = open(dir.path());
+    assert_eq!(store.load_chat(2, Some(&meta(2))).expect("load").snapshot.entries, message);
+    // ok: test
 }

@@ -1,5 +1,5 @@
-//! A [`CatalogEntry`] on disk: the fields `chat`, `ns`, `id`, `group`, `members` in that order,
-//! exactly as the derived impls of the plain struct it once was wrote them (so old catalogs
+//! A [`CatalogEntry`] on disk: the fields `chat`, `ns`, `id`, `group`, `members` in that order
+//! (its `bare` comes after all the entries: see `catalog.rs`), exactly as the derived impls of the plain struct it once was wrote them (so old catalogs
 //! read, and new ones read in old versions). Decoding pushes each string straight into the
 //! entry's packed names instead of allocating it on its own.
 
@@ -59,7 +59,7 @@ impl<'de> Visitor<'de> for EntryVisitor {
         let from = names.len();
         let count = seq.next_element_seed(PushAll(&mut names))?.ok_or_else(|| missing(4))?;
         names.insert_len(from, count);
-        Ok(CatalogEntry { chat, group, names: names.finish() })
+        Ok(CatalogEntry { chat, group, names: names.finish(), bare: None })
     }
 }
 
