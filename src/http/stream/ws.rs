@@ -252,7 +252,9 @@ impl Ws {
                 }
                 _ = self.shutdown.changed() => return End::Close(CloseCode::Away, "chatd.Shutdown"),
             };
-            if let Err(end) = self.write(out).await {
+            // Boxed: a write's timer and send are held only while writing, not by every idle
+            // connection's task (its size is that of its largest state).
+            if let Err(end) = Box::pin(self.write(out)).await {
                 return end;
             }
         }
