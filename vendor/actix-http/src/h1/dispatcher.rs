@@ -224,6 +224,11 @@ where
     X: Service<Request, Response = Request>,
     B: MessageBody,
 {
+    /// chatd's patch: a response body is being streamed (a WebSocket, server-sent events).
+    pub(super) fn is_streaming(&self) -> bool {
+        matches!(self, State::SendPayload { .. })
+    }
+
     pub(super) fn is_none(&self) -> bool {
         matches!(self, State::None)
     }
@@ -1493,15 +1498,18 @@ where
                     if inner_p.flags.intersects(Flags::LINGER | Flags::SHUTDOWN) {
                         cx.waker().wake_by_ref();
                     }
-                    // chatd's patch (see vendor/README.md): a connection that waits gives its
-                    // empty buffers back, so an idle WebSocket or keep-alive connection holds
-                    // no 8 KiB read and write buffers, and a one-off large frame's buffer does
-                    // not stay for the connection's life (actix-web issues #2075, #3367).
-                    if inner_p.read_buf.is_empty() && inner_p.read_buf.capacity() > 0 {
-                        *inner_p.read_buf = BytesMut::new();
-                    }
-                    if inner_p.write_buf.is_empty() && inner_p.write_buf.capacity() > 0 {
-                        *inner_p.write_buf = BytesMut::new();
+                    // chatd's patch (see vendor/README.md): a connection waiting on a streamed
+                    // body (an idle WebSocket) gives its empty buffers back, so it holds no
+                    // 8 KiB read and write buffers, and a one-off large frame's buffer does not
+                    // stay for the connection's life (actix-web issues #2075, #3367). Between
+                    // and during plain requests they stay, as upstream: no allocation per request.
+                    if inner_p.state.is_streaming() {
+                        if inner_p.read_buf.is_empty() && inner_p.read_buf.capacity() > 0 {
+                            *inner_p.read_buf = BytesMut::new();
+                        }
+                        if inner_p.write_buf.is_empty() && inner_p.write_buf.capacity() > 0 {
+                            *inner_p.write_buf = BytesMut::new();
+                        }
                     }
                     Poll::Pending
                 };
