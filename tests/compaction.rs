@@ -378,7 +378,10 @@ async fn chats_never_written_to_do_not_keep_the_segments_of_their_creation() {
     let before = segments();
     app.checkpoint().await;
     let after = segments();
-    assert!(before >= 20 && after <= 3, "the log of the deleted chat stayed: {before} segments before compaction, {after} after");
+    assert!(
+        before >= 20 && after <= 3,
+        "the log of the deleted chat stayed: {before} segments before compaction, {after} after"
+    );
     let app = app.restart().await;
     for (chat, user) in &bare {
         assert_eq!(&app.new_chat(&[user, "b"]).await, chat, "the chat of {user} and b after compaction");

@@ -248,7 +248,8 @@ impl Handler<Open> for Registry {
         let names = ChatNames::new(&msg.ns, &id, &msg.members);
         self.tally.chat_added(msg.ns.as_str());
         let bare = fits_catalog(&meta).then_some(meta.created_at);
-        self.chats.insert(no, Entry { names, group: meta.group, durable: false, unavailable: false, counted: false, bare });
+        self.chats
+            .insert(no, Entry { names, group: meta.group, durable: false, unavailable: false, counted: false, bare });
         // The chat actor writes its own creation; it answers nothing until that is durable.
         let actor = self.actor(&(msg.ns, id.clone()), &me, Start::Create(meta))?;
         Ok(Opened { id, actor, by_members })
