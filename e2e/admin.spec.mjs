@@ -14,37 +14,12 @@ import { chromium } from "playwright-core";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { BASE, CHROMIUM, SHOTS, WAIT_MS, check, log } from "./harness.mjs";
 
-const BASE = (process.env.CHATD_URL || "").replace(/\/+$/, "");
-const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
-const SHOTS = process.env.E2E_SCREENSHOTS || "";
-const WAIT_MS = 15_000;
-const TOTAL_MS = 120_000;
 /** The load: SENDS sends by WORKERS concurrent senders, paced to about SECONDS seconds. */
 const SENDS = 300;
 const WORKERS = 4;
 const SECONDS = 5;
-
-if (!BASE) {
-  console.error("e2e: set CHATD_URL to the server's address, e.g. http://127.0.0.1:8080");
-  process.exit(2);
-}
-
-const deadline = setTimeout(() => {
-  console.error(`e2e: FAILED: still running after ${TOTAL_MS / 1000} s`);
-  process.exit(1);
-}, TOTAL_MS);
-deadline.unref();
-
-function check(ok, what) {
-  if (!ok) throw new Error(`check failed: ${what}`);
-}
-
-let step = 0;
-function log(what) {
-  step += 1;
-  console.log(`e2e: ${String(step).padStart(2, " ")}. ${what}`);
-}
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
