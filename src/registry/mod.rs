@@ -17,8 +17,10 @@
 mod checkpoint;
 mod compaction;
 mod directory;
+mod operator;
 
 pub use checkpoint::{Checkpoint, Shutdown};
+pub use operator::{Held, HeldChat, LiveCount, Namespaces};
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -33,7 +35,7 @@ use crate::names::ChatNames;
 use crate::rate::RateLimiter;
 use crate::store::record::{bare_meta, fits_catalog, Catalog, CatalogEntry, ChatNo, Pos};
 use crate::store::{Recovered, Store};
-use crate::telemetry::tally::{NsCounts, Tally};
+use crate::telemetry::tally::Tally;
 use directory::{Directory, Entry};
 
 type ChatKey = (Namespace, ChatId);
@@ -317,68 +319,6 @@ impl Handler<List> for Registry {
                 }
         });
         MessageResult(chats.map(|(_, e)| e.names.chat_id()).collect())
-    }
-}
-
-/// How many chat actors are running.
-#[derive(Message)]
-#[rtype(result = "usize")]
-pub struct LiveCount;
-
-impl Handler<LiveCount> for Registry {
-    type Result = usize;
-
-    fn handle(&mut self, _: LiveCount, _: &mut Self::Context) -> usize {
-        self.live.values().filter(|l| l.actor.connected()).count()
-    }
-}
-
-/// The namespaces by name, `limit` of them from `after` (exclusive), and how many there are.
-#[derive(Message)]
-#[rtype(result = "(Vec<NsCounts>, usize)")]
-pub struct Namespaces {
-    pub after: Option<String>,
-    pub limit: usize,
-}
-
-impl Handler<Namespaces> for Registry {
-    type Result = MessageResult<Namespaces>;
-
-    fn handle(&mut self, msg: Namespaces, _: &mut Self::Context) -> Self::Result {
-        MessageResult(self.tally.list(msg.after.as_deref(), msg.limit))
-    }
-}
-
-/// A chat held out of service because its stored data failed a check.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct HeldChat {
-    /// Its number on disk (its files are `snap/chat-{chat:016x}.*`).
-    pub chat: ChatNo,
-    pub namespace: String,
-    pub id: String,
-}
-
-/// The chats held out of service, the lowest-numbered `limit` of them, and how many there are.
-#[derive(Message)]
-#[rtype(result = "(Vec<HeldChat>, usize)")]
-pub struct Held {
-    pub limit: usize,
-}
-
-impl Handler<Held> for Registry {
-    type Result = MessageResult<Held>;
-
-    fn handle(&mut self, msg: Held, _: &mut Self::Context) -> Self::Result {
-        let mut held = self.held.clone();
-        held.extend(self.store.held());
-        let chats = held
-            .iter()
-            .filter_map(|&chat| self.chats.get(chat).map(|e| (chat, e)))
-            .take(msg.limit)
-            .map(|(chat, e)| HeldChat { chat, namespace: e.names.ns().to_owned(), id: e.names.id().to_owned() })
-            .collect();
-        let total = held.iter().filter(|&&chat| self.chats.get(chat).is_some()).count();
-        MessageResult((chats, total))
     }
 }
 

@@ -318,8 +318,8 @@ mod tests {
     fn damage_is_pinned_on_its_chat_and_a_torn_end_is_a_warning() {
         let mut log = Vec::new();
         for chat in [1u64, 2] {
-            log.extend(codec::frame(&Record::ChatDeleted { chat }, chat).expect("frame"));
-            // ok: test
+            let frame = codec::frame(&Record::ChatDeleted { chat }, chat);
+            log.extend(frame.expect("frame")); // ok: test
         }
         log.extend(codec::frame(&Record::Commit, NO_CHAT).expect("frame")); // ok: test
         let whole = log.len();

@@ -42,11 +42,12 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::record::{ChatHead, ChatNo, ChatSnapshot, IndexEntry, IndexMark, Loc, Pos, RecordView};
 use super::scan::{scan, Chats, Repair};
 use super::wal::segment_path;
-use super::{chats, index, io_error, snapshot, Layout, StoreError};
+use super::{chats, index, io_error, lock, scan as scan_log, snapshot, sync_dir, wal, Layout, StoreError};
 use crate::model::{ChatMeta, Message};
 
 /// What one sealed segment holds, by chat: the bytes of its message records (copies too) and
@@ -271,4 +272,104 @@ pub fn note_removed(layout: &Layout, segments: &[u64]) -> Result<(), StoreError>
     all.sort_unstable();
     all.dedup();
     snapshot::write(&removed_path(layout), &all)
+}
+
+/// Compaction's steps, as the store offers them to the registry (`registry/compaction.rs`).
+impl super::Store {
+    /// The sealed segments wholly before segment `before` that are worth compacting (see
+    /// `compact.rs`), oldest first, each with an upper bound of its live bytes: those of the
+    /// messages of `chats` (the directory) and `held` (chats out of service). Segments not yet
+    /// looked at are read up to `read_budget` bytes per call (the rest wait for the next), so a
+    /// first pass over a long log does not hold up the checkpoints behind it. Blocking.
+    pub fn compaction_plan(
+        &self,
+        before: u64,
+        chats: &HashSet<ChatNo>,
+        held: &HashSet<ChatNo>,
+        read_budget: u64,
+    ) -> Result<Vec<(u64, u64)>, StoreError> {
+        let segments: Vec<u64> =
+            scan_log::list_segments(&self.layout.wal)?.into_iter().filter(|&s| s < before).collect();
+        let mut plan = Vec::new();
+        let mut read = 0;
+        for segment in segments {
+            let known = lock(&self.summaries).get(&segment).cloned();
+            let summary = match known {
+                Some(summary) => summary,
+                None if read >= read_budget => continue,
+                None => {
+                    let summary = summarize(&self.layout, segment)?;
+                    read += summary.len;
+                    lock(&self.summaries).insert(segment, summary.clone());
+                    summary
+                }
+            };
+            let live = summary.bytes_of(chats) + summary.bytes_of(held);
+            if summary.worth_it(live) {
+                plan.push((segment, live));
+            }
+        }
+        Ok(plan)
+    }
+
+    /// What of a segment must outlive it, or `None` if it must stay (see `compact.rs`). Blocking.
+    pub fn live_records(
+        &self,
+        segment: u64,
+        held: &HashSet<ChatNo>,
+        indexes: &mut Indexes,
+    ) -> Result<Option<Found>, StoreError> {
+        live_records(&self.layout, segment, held, indexes)
+    }
+
+    /// A chat's metadata as its files hold it (`None`: it has no files). Blocking.
+    pub fn stored_meta(&self, chat: ChatNo) -> Result<Option<ChatMeta>, StoreError> {
+        stored_meta(&self.layout, chat)
+    }
+
+    /// Moves a chat's index onto copies (only its chat actor calls this). Blocking.
+    pub fn relocate_index(
+        &self,
+        chat: ChatNo,
+        mark: IndexMark,
+        moves: &[Move],
+    ) -> Result<(IndexMark, Vec<Move>), StoreError> {
+        relocate_index(&self.layout, chat, mark, moves)
+    }
+
+    /// Removes segments no index points into: listed as removed (durably), kept open for
+    /// readers that still hold a position in them, then unlinked. Answers the bytes freed.
+    /// Blocking.
+    pub fn retire(&self, segments: &[u64]) -> Result<u64, StoreError> {
+        if segments.is_empty() {
+            return Ok(0);
+        }
+        note_removed(&self.layout, segments)?;
+        let mut freed = 0;
+        for &segment in segments {
+            // A page read may have taken a position in it just before its chat moved.
+            match self.segment(segment) {
+                Ok(file) => freed += file.metadata().map(|m| m.len()).unwrap_or(0),
+                Err(err) => tracing::debug!(segment, error = %err, "a compacted segment is already gone"),
+            }
+            snapshot::remove(&wal::segment_path(&self.layout.wal, segment))?;
+            lock(&self.summaries).remove(&segment);
+            lock(&self.retired).push((segment, Instant::now()));
+        }
+        sync_dir(&self.layout.wal)?;
+        Ok(freed)
+    }
+
+    /// Closes the files of segments removed more than `grace` ago (their space returns then).
+    pub fn evict_retired(&self, grace: Duration) {
+        let mut retired = lock(&self.retired);
+        let mut open = lock(&self.segments);
+        retired.retain(|(segment, at)| {
+            let keep = at.elapsed() < grace;
+            if !keep {
+                open.remove(segment);
+            }
+            keep
+        });
+    }
 }

@@ -38,6 +38,7 @@ pub mod chats;
 pub mod check;
 pub mod codec;
 pub mod compact;
+mod files;
 pub mod index;
 pub mod maintenance;
 pub mod record;
@@ -49,15 +50,14 @@ pub mod wal;
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
-use std::io;
-use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::model::{ChatMeta, Message};
 pub use chats::Loaded;
-use codec::Frame;
+use files::{create_dir_durably, erase_in_place, read_message_in};
+pub use files::{io_error, sync_dir, Layout};
 use maintenance::Maintenance;
 use record::{bare_meta, Catalog, ChatNo, IndexEntry, IndexMark, Loc, Pos, Record};
 pub use recovery::Recovered;
@@ -101,121 +101,6 @@ pub struct Options {
     pub fsync_interval: Duration,
     /// A log segment is closed and a new one started past this size.
     pub segment_bytes: u64,
-}
-
-/// The message of `chat` at `loc` in its segment `file`, or `None` if it was erased. Blocking.
-fn read_message_in(file: &File, chat: ChatNo, loc: Loc) -> Result<Option<Message>, StoreError> {
-    let mut buf = vec![0u8; loc.len as usize];
-    file.read_exact_at(&mut buf, loc.pos.offset).map_err(io_error)?;
-    let corrupt =
-        || StoreError::Corrupt(format!("log record at {}:{} of chat {chat}", loc.pos.segment, loc.pos.offset));
-    let Frame::Valid { payload, .. } = codec::read_frame(&buf) else {
-        return Err(corrupt());
-    };
-    match codec::decode_record::<Record>(payload)? {
-        Record::Message { chat: c, msg } | Record::Copied { chat: c, msg } if c == chat => Ok(Some(msg)),
-        Record::Erased(_) => Ok(None),
-        _ => Err(corrupt()),
-    }
-}
-
-/// Overwrites each record at `locs` with an erased filler and fsyncs the segments touched.
-fn erase_in_place(layout: &Layout, locs: &[Loc]) -> Result<(), StoreError> {
-    let mut touched: Vec<(u64, File)> = Vec::new();
-    for loc in locs {
-        let filler = erased_frame(loc.len as usize)?;
-        let at = match touched.iter().position(|(segment, _)| *segment == loc.pos.segment) {
-            Some(at) => at,
-            None => {
-                let path = wal::segment_path(&layout.wal, loc.pos.segment);
-                let file = match std::fs::OpenOptions::new().write(true).open(path) {
-                    Ok(file) => file,
-                    // Compaction removed the segment: the record left the disk with it.
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(io_error(e)),
-                };
-                touched.push((loc.pos.segment, file));
-                touched.len() - 1
-            }
-        };
-        touched[at].1.write_all_at(&filler, loc.pos.offset).map_err(io_error)?;
-    }
-    for (_, file) in touched {
-        file.sync_data().map_err(io_error)?;
-    }
-    Ok(())
-}
-
-/// A valid frame of exactly `len` bytes holding [`Record::Erased`].
-fn erased_frame(len: usize) -> Result<Vec<u8>, StoreError> {
-    // The filler's own length prefix takes 1 to 9 bytes; find the size that lands exactly.
-    for prefix in [1, 3, 5, 9] {
-        let Some(fill) = len.checked_sub(codec::HEADER_LEN + 1 + prefix) else {
-            continue;
-        };
-        let frame = codec::frame(&Record::Erased(vec![0; fill]), record::NO_CHAT)?;
-        if frame.len() == len {
-            return Ok(frame);
-        }
-    }
-    Err(StoreError::Io(format!("cannot erase a record of {len} bytes in place")))
-}
-
-pub fn io_error(e: io::Error) -> StoreError {
-    if e.kind() == io::ErrorKind::StorageFull || e.raw_os_error() == Some(28) {
-        StoreError::DiskFull
-    } else {
-        StoreError::Io(e.to_string())
-    }
-}
-
-/// fsyncs a directory, making file creations and renames in it durable.
-pub fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io_error)
-}
-
-/// Creates `dir` and any missing parents, fsyncing the parent of each one it creates: a new
-/// directory's entry is durable only once its parent is, and a first start must not lose its
-/// data dir (with every acknowledged message in it) to a power cut.
-fn create_dir_durably(dir: &Path) -> Result<(), StoreError> {
-    if dir.as_os_str().is_empty() || dir.is_dir() {
-        return Ok(());
-    }
-    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    create_dir_durably(parent)?;
-    match std::fs::create_dir(dir) {
-        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(io_error(e)),
-        _ => {}
-    }
-    sync_dir(parent)
-}
-
-/// Where each kind of file lives under the data dir.
-pub struct Layout {
-    pub wal: PathBuf,
-    pub snap: PathBuf,
-}
-
-impl Layout {
-    fn new(data_dir: &Path) -> Layout {
-        Layout { wal: data_dir.join("wal"), snap: data_dir.join("snap") }
-    }
-
-    pub fn catalog(&self) -> PathBuf {
-        snapshot::catalog_path(&self.snap)
-    }
-
-    pub fn chat(&self, chat: ChatNo) -> PathBuf {
-        snapshot::chat_path(&self.snap, chat)
-    }
-
-    pub fn head(&self, chat: ChatNo) -> PathBuf {
-        snapshot::head_path(&self.snap, chat)
-    }
-
-    pub fn index(&self, chat: ChatNo) -> PathBuf {
-        snapshot::index_path(&self.snap, chat)
-    }
 }
 
 /// A chat's tail from recovery until it is in the chat's files; its lock keeps the chat's load
@@ -455,103 +340,9 @@ impl Store {
         catalog.unavailable.extend(more);
         snapshot::write(&self.layout.catalog(), &catalog)
     }
-
-    /// The sealed segments wholly before segment `before` that are worth compacting (see
-    /// `compact.rs`), oldest first, each with an upper bound of its live bytes: those of the
-    /// messages of `chats` (the directory) and `held` (chats out of service). Segments not yet
-    /// looked at are read up to `read_budget` bytes per call (the rest wait for the next), so a
-    /// first pass over a long log does not hold up the checkpoints behind it. Blocking.
-    pub fn compaction_plan(
-        &self,
-        before: u64,
-        chats: &HashSet<ChatNo>,
-        held: &HashSet<ChatNo>,
-        read_budget: u64,
-    ) -> Result<Vec<(u64, u64)>, StoreError> {
-        let segments: Vec<u64> = scan::list_segments(&self.layout.wal)?.into_iter().filter(|&s| s < before).collect();
-        let mut plan = Vec::new();
-        let mut read = 0;
-        for segment in segments {
-            let known = lock(&self.summaries).get(&segment).cloned();
-            let summary = match known {
-                Some(summary) => summary,
-                None if read >= read_budget => continue,
-                None => {
-                    let summary = compact::summarize(&self.layout, segment)?;
-                    read += summary.len;
-                    lock(&self.summaries).insert(segment, summary.clone());
-                    summary
-                }
-            };
-            let live = summary.bytes_of(chats) + summary.bytes_of(held);
-            if summary.worth_it(live) {
-                plan.push((segment, live));
-            }
-        }
-        Ok(plan)
-    }
-
-    /// What of a segment must outlive it, or `None` if it must stay (see `compact.rs`). Blocking.
-    pub fn live_records(
-        &self,
-        segment: u64,
-        held: &HashSet<ChatNo>,
-        indexes: &mut compact::Indexes,
-    ) -> Result<Option<compact::Found>, StoreError> {
-        compact::live_records(&self.layout, segment, held, indexes)
-    }
-
-    /// A chat's metadata as its files hold it (`None`: it has no files). Blocking.
-    pub fn stored_meta(&self, chat: ChatNo) -> Result<Option<ChatMeta>, StoreError> {
-        compact::stored_meta(&self.layout, chat)
-    }
-
-    /// Moves a chat's index onto copies (only its chat actor calls this). Blocking.
-    pub fn relocate_index(
-        &self,
-        chat: ChatNo,
-        mark: IndexMark,
-        moves: &[compact::Move],
-    ) -> Result<(IndexMark, Vec<compact::Move>), StoreError> {
-        compact::relocate_index(&self.layout, chat, mark, moves)
-    }
-
-    /// Removes segments no index points into: listed as removed (durably), kept open for
-    /// readers that still hold a position in them, then unlinked. Answers the bytes freed.
-    /// Blocking.
-    pub fn retire(&self, segments: &[u64]) -> Result<u64, StoreError> {
-        if segments.is_empty() {
-            return Ok(0);
-        }
-        compact::note_removed(&self.layout, segments)?;
-        let mut freed = 0;
-        for &segment in segments {
-            // A page read may have taken a position in it just before its chat moved.
-            match self.segment(segment) {
-                Ok(file) => freed += file.metadata().map(|m| m.len()).unwrap_or(0),
-                Err(err) => tracing::debug!(segment, error = %err, "a compacted segment is already gone"),
-            }
-            snapshot::remove(&wal::segment_path(&self.layout.wal, segment))?;
-            lock(&self.summaries).remove(&segment);
-            lock(&self.retired).push((segment, Instant::now()));
-        }
-        sync_dir(&self.layout.wal)?;
-        Ok(freed)
-    }
-
-    /// Closes the files of segments removed more than `grace` ago (their space returns then).
-    pub fn evict_retired(&self, grace: Duration) {
-        let mut retired = lock(&self.retired);
-        let mut open = lock(&self.segments);
-        retired.retain(|(segment, at)| {
-            let keep = at.elapsed() < grace;
-            if !keep {
-                open.remove(segment);
-            }
-            keep
-        });
-    }
 }
 
+#[cfg(test)]
+mod compact_tests;
 #[cfg(test)]
 mod tests;
