@@ -10,11 +10,8 @@
 //
 // CHROMIUM_PATH overrides /usr/bin/chromium; E2E_SCREENSHOTS=dir saves what the page looks like.
 
-import { chromium } from "playwright-core";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BASE, CHROMIUM, SHOTS, WAIT_MS, check, log } from "./harness.mjs";
+import { BASE, SHOTS, WAIT_MS, check, launchBrowser, log } from "./harness.mjs";
 
 /** The load: SENDS sends by WORKERS concurrent senders, paced to about SECONDS seconds. */
 const SENDS = 300;
@@ -71,22 +68,7 @@ async function shot(page, name) {
 
 async function main() {
   const ns = `admin-e2e-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
-  const profile = mkdtempSync(join(tmpdir(), "chatd-e2e-admin-"));
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-    env: { ...process.env, HOME: profile, XDG_CONFIG_HOME: profile, XDG_CACHE_HOME: profile },
-    timeout: 30_000,
-  });
+  const { browser, close } = await launchBrowser("chatd-e2e-admin-");
   const problems = [];
   const stream = new AbortController();
   try {
@@ -172,8 +154,7 @@ async function main() {
     check(problems.length === 0, `the page reported problems:\n  ${problems.join("\n  ")}`);
   } finally {
     stream.abort();
-    await browser.close();
-    rmSync(profile, { recursive: true, force: true });
+    await close();
   }
 }
 

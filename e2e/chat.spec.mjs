@@ -9,11 +9,8 @@
 //
 // CHROMIUM_PATH overrides /usr/bin/chromium; E2E_SCREENSHOTS=dir saves what the pages look like.
 
-import { chromium } from "playwright-core";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BASE, CHROMIUM, SHOTS, WAIT_MS, check, log } from "./harness.mjs";
+import { BASE, SHOTS, WAIT_MS, check, launchBrowser, log } from "./harness.mjs";
 
 /** The messages a page shows: [{seq, user, text}] in DOM order (pending sends excluded). */
 function shown(page) {
@@ -86,22 +83,7 @@ async function main() {
   }
   log("/ and /chatd.js are served with their content types and Cache-Control");
 
-  const profile = mkdtempSync(join(tmpdir(), "chatd-e2e-"));
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-    env: { ...process.env, HOME: profile, XDG_CONFIG_HOME: profile, XDG_CACHE_HOME: profile },
-    timeout: 30_000,
-  });
+  const { browser, close } = await launchBrowser("chatd-e2e-");
   const problems = [];
   try {
     const contextA = await browser.newContext();
@@ -235,8 +217,7 @@ async function main() {
 
     check(problems.length === 0, `the pages reported problems:\n  ${problems.join("\n  ")}`);
   } finally {
-    await browser.close();
-    rmSync(profile, { recursive: true, force: true });
+    await close();
   }
 }
 

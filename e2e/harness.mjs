@@ -1,6 +1,11 @@
 // What the browser scripts (chat.spec.mjs, admin.spec.mjs) share: the server's address and the
 // browser from the environment, a hard stop after TOTAL_MS so a hung browser never hangs the test
-// that runs the script, and numbered step logs and checks.
+// that runs the script, headless Chromium in a throwaway profile, and numbered step logs and checks.
+
+import { chromium } from "playwright-core";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
 export const BASE = (process.env.CHATD_URL || "").replace(/\/+$/, "");
 export const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
@@ -27,4 +32,29 @@ let step = 0;
 export function log(what) {
   step += 1;
   console.log(`e2e: ${String(step).padStart(2, " ")}. ${what}`);
+}
+
+/** Headless Chromium with a fresh profile under the temp dir; `close()` ends it and removes the profile. */
+export async function launchBrowser(prefix) {
+  const profile = mkdtempSync(join(tmpdir(), prefix));
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+    env: { ...process.env, HOME: profile, XDG_CONFIG_HOME: profile, XDG_CACHE_HOME: profile },
+    timeout: 30_000,
+  });
+  const close = async () => {
+    await browser.close();
+    rmSync(profile, { recursive: true, force: true });
+  };
+  return { browser, close };
 }
